@@ -1,0 +1,30 @@
+//! flowbridge: a Knative event sink that runs Jina Flows.
+//!
+//! An event travels through the modules in this order:
+//!
+//! ```text
+//! HTTP POST ──► ingress ──► rules ──► flow ──► reply ──► HTTP response / reply sink
+//!  (binding,     (route      (Jina     (reply CloudEvent
+//!   status map)   match,     gRPC       from the Flow's
+//!                 mapping)   client)    result docs)
+//! ```
+//!
+//! * [`ingress`]: the CloudEvents HTTP binding and the axum server; the one place where errors
+//!   become HTTP status codes.
+//! * [`rules`]: pure route matching (Knative Trigger filters, CEL) and event → request mapping.
+//!   No axum, tonic or tokio in there.
+//! * [`flow`]: the Jina gateway client; generated protobuf types never leave it.
+//! * [`reply`]: builds reply events and delivers them to a sink when configured.
+//! * [`config`]: parse → validate the YAML config, every error at once, before any socket opens.
+//! * [`cli`], [`telemetry`]: the command line and logging.
+//! * [`model`]: plain data shared by the modules (events, documents, Flow requests/responses).
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod flow;
+pub mod ingress;
+pub mod model;
+pub mod reply;
+pub mod rules;
+pub mod telemetry;

@@ -1,1 +1,413 @@
-//! TODO
+//! The command line: `serve`, `check`, `explain` and `send` (clap derive, env fallbacks). Each verb
+//! parses its arguments, calls into the library and turns the outcome into an exit code
+//! (0 ok, 1 failure, 64 usage/config error as in sysexits `EX_USAGE`).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::config::{self, Config, Overrides};
+use crate::ingress::binding;
+use crate::model::{CloudEvent, Data, ExtValue, SpecVersion};
+use crate::rules::mapping::document_to_json;
+
+/// Exit code for invalid configuration or usage (sysexits EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flowbridge",
+    version,
+    about = "Run Jina Flows on CloudEvents: a Knative sink that calls a Jina gateway over gRPC",
+    after_help = "Examples:\n  flowbridge serve --config config/demo.yaml\n  flowbridge check --config config/demo.yaml\n  flowbridge send http://127.0.0.1:8080 --type com.example.ping --source /me --data '{\"text\":\"hi\"}'"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve CloudEvents on $PORT (default 8080) and run the configured Flows.
+    #[command(
+        after_help = "Example:\n  PORT=8080 flowbridge serve --config /etc/flowbridge/config.yaml\n  flowbridge serve --gateway grpc://127.0.0.1:54321   # embedded default config"
+    )]
+    Serve(ServeArgs),
+    /// Validate a config; print one line per route. Exit 0, or 64 listing every error.
+    #[command(after_help = "Example:\n  flowbridge check --config config/demo.yaml")]
+    Check(ConfigArgs),
+    /// Show which route each event matches and the exact Jina request it becomes (no gateway needed).
+    #[command(
+        after_help = "Example:\n  flowbridge explain --config config/demo.yaml event.json\n  echo '{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"t\"}' | flowbridge explain -"
+    )]
+    Explain(ExplainArgs),
+    /// Send one CloudEvent (binary mode unless --structured) and print the status and any reply.
+    #[command(
+        after_help = "Example:\n  flowbridge send http://127.0.0.1:8080 --type com.example.order.created --source /shop/eu \\\n    --subject order-17 --data '{\"text\":\"two apples\"}' --ext tenant=acme"
+    )]
+    Send(SendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Config file (YAML). Without it, the embedded default config is used.
+    #[arg(long, short, env = "FLOWBRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Gateway URL of the embedded default config.
+    #[arg(long, env = "FLOWBRIDGE_GATEWAY")]
+    pub gateway: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Port to listen on (replaces the port of `listen`).
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Structured-mode JSON event files (an array is read as a batch); `-` reads stdin.
+    #[arg(required = true)]
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Where to POST the event.
+    pub url: String,
+    /// Event `type`.
+    #[arg(long = "type")]
+    pub ty: String,
+    /// Event `source`.
+    #[arg(long)]
+    pub source: String,
+    /// Event `id` (default: a fresh UUID).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Event `subject`.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Data as JSON text (content type application/json unless --content-type says otherwise).
+    #[arg(long, conflicts_with = "data_file")]
+    pub data: Option<String>,
+    /// Data read from a file.
+    #[arg(long)]
+    pub data_file: Option<PathBuf>,
+    /// `datacontenttype` of the data.
+    #[arg(long)]
+    pub content_type: Option<String>,
+    /// Extension attribute `name=value` (repeatable).
+    #[arg(long = "ext", value_name = "NAME=VALUE")]
+    pub ext: Vec<String>,
+    /// Send in structured mode (application/cloudevents+json).
+    #[arg(long)]
+    pub structured: bool,
+    /// Do not send `Prefer: reply`.
+    #[arg(long)]
+    pub no_reply: bool,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json_logs = std::env::var("FLOWBRIDGE_LOG_FORMAT").is_ok_and(|v| v == "json");
+    crate::telemetry::init(json_logs);
+    match cli.command {
+        Command::Check(args) => check(&args),
+        Command::Explain(args) => explain(&args),
+        Command::Serve(args) => with_runtime(serve(args)),
+        Command::Send(args) => with_runtime(send(args)),
+    }
+}
+
+fn with_runtime(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(args: &ConfigArgs, port: Option<u16>) -> Result<Config, ExitCode> {
+    let overrides = Overrides {
+        gateway: args.gateway.clone(),
+        port,
+    };
+    config::load(args.config.as_deref(), &overrides).map_err(|errors| {
+        let origin = args
+            .config
+            .as_deref()
+            .map_or("embedded default config".to_string(), |p| {
+                p.display().to_string()
+            });
+        eprintln!("{origin}: {} error(s):", errors.0.len());
+        for e in &errors.0 {
+            eprintln!("  {e}");
+        }
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let config = match load(&args.config, args.port) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    for w in &config.warnings {
+        tracing::warn!(path = %w.path, "{}", w.message);
+    }
+    match crate::app::serve(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(args: &ConfigArgs) -> ExitCode {
+    let config = match load(args, None) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    for w in &config.warnings {
+        println!("warning: {w}");
+    }
+    for route in &config.rules.routes {
+        let url = config
+            .gateways
+            .get(&route.gateway)
+            .map_or("?", |g| g.url.as_str());
+        let reply = route.reply.as_ref().map_or("no reply".to_string(), |r| {
+            format!(
+                "reply {}{}",
+                r.ty,
+                r.to.as_ref().map_or(String::new(), |to| format!(" → {to}"))
+            )
+        });
+        println!(
+            "route {}: {} filter(s), gateway {} ({url}), {}, {reply}",
+            route.name,
+            route.filters.len(),
+            route.gateway,
+            route.mapping.describe(),
+        );
+    }
+    println!(
+        "ok: {} route(s), {} gateway(s), listen {}, unmatched {:?}",
+        config.rules.routes.len(),
+        config.gateways.len(),
+        config.listen,
+        config.unmatched
+    );
+    ExitCode::SUCCESS
+}
+
+fn read_input(name: &str) -> Result<String, String> {
+    if name == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| format!("stdin: {e}"))?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(Path::new(name)).map_err(|e| format!("{name}: {e}"))
+    }
+}
+
+/// The explain result for one event: route name and request, exactly as it would be sent.
+pub fn explain_event(config: &Config, event: &CloudEvent) -> Result<Value, Value> {
+    let Some(route) = config.rules.route(event) else {
+        return Ok(json!({"route": null, "request": null}));
+    };
+    match route.mapping.apply(event) {
+        Ok(request) => Ok(json!({
+            "route": route.name,
+            "request": {
+                "endpoint": request.endpoint,
+                "target_executor": request.target_executor,
+                "parameters": request.parameters,
+                "docs": request.docs.iter().map(document_to_json).collect::<Vec<_>>(),
+            }
+        })),
+        Err(e) => Err(json!({"route": route.name, "error": e.to_string()})),
+    }
+}
+
+fn explain(args: &ExplainArgs) -> ExitCode {
+    let config = match load(&args.config, None) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut failed = false;
+    for name in &args.events {
+        let events = read_input(name).and_then(|text| {
+            let value: Value =
+                serde_json::from_str(&text).map_err(|e| format!("{name}: not JSON: {e}"))?;
+            match &value {
+                Value::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| binding::from_json(v).map_err(|e| format!("{name}[{i}]: {e}")))
+                    .collect(),
+                _ => binding::from_json(&value)
+                    .map(|e| vec![e])
+                    .map_err(|e| format!("{name}: {e}")),
+            }
+        });
+        match events {
+            Ok(events) => {
+                for event in &events {
+                    let out = explain_event(&config, event).unwrap_or_else(|e| {
+                        failed = true;
+                        e
+                    });
+                    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn is_json_type(ct: &str) -> bool {
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence.ends_with("/json") || essence.ends_with("+json")
+}
+
+/// Build the event `send` posts.
+pub fn event_from_args(args: &SendArgs) -> Result<CloudEvent, String> {
+    let mut extensions = std::collections::BTreeMap::new();
+    for kv in &args.ext {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--ext {kv:?}: expected NAME=VALUE"))?;
+        extensions.insert(k.to_string(), ExtValue::String(v.to_string()));
+    }
+    let raw: Option<Vec<u8>> = match (&args.data, &args.data_file) {
+        (Some(d), _) => Some(d.clone().into_bytes()),
+        (None, Some(f)) => {
+            Some(std::fs::read(f).map_err(|e| format!("--data-file {}: {e}", f.display()))?)
+        }
+        (None, None) => None,
+    };
+    let content_type = match (&args.content_type, &raw) {
+        (Some(ct), _) => Some(ct.clone()),
+        (None, None) => None,
+        (None, Some(bytes)) => {
+            if serde_json::from_slice::<Value>(bytes).is_ok() {
+                Some("application/json".to_string())
+            } else if args.data.is_some() {
+                return Err("--data is not valid JSON; pass --content-type for other data".into());
+            } else {
+                Some("application/octet-stream".to_string())
+            }
+        }
+    };
+    let data = match (raw, &content_type) {
+        (None, _) => None,
+        (Some(bytes), Some(ct)) if is_json_type(ct) => Some(Data::Json(
+            serde_json::from_slice(&bytes).map_err(|e| format!("data is not valid JSON: {e}"))?,
+        )),
+        (Some(bytes), Some(ct)) if ct.to_ascii_lowercase().starts_with("text/") => {
+            Some(Data::Text(
+                String::from_utf8(bytes).map_err(|_| "text data is not valid UTF-8".to_string())?,
+            ))
+        }
+        (Some(bytes), _) => Some(Data::Binary(bytes.into())),
+    };
+    Ok(CloudEvent {
+        specversion: SpecVersion::V10,
+        id: args
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        source: args.source.clone(),
+        ty: args.ty.clone(),
+        datacontenttype: content_type,
+        dataschema: None,
+        subject: args.subject.clone(),
+        time: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        extensions,
+        data,
+    })
+}
+
+async fn send(args: SendArgs) -> ExitCode {
+    let event = match event_from_args(&args) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let client = reqwest::Client::new();
+    let mut request = client.post(&args.url);
+    if args.structured {
+        request = request
+            .header("content-type", "application/cloudevents+json")
+            .body(binding::to_json(&event).to_string());
+    } else {
+        let (headers, body) = binding::encode_binary(&event);
+        request = request.headers(headers).body(body);
+    }
+    if !args.no_reply {
+        request = request.header("prefer", "reply");
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: POST {}: {e}", args.url);
+            return ExitCode::FAILURE;
+        }
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap_or_default();
+    let mut out = json!({"status": status.as_u16(), "id": event.id, "reply": null});
+    if status.is_success() {
+        if !body.is_empty() || headers.contains_key("ce-specversion") {
+            match binding::decode(&headers, &body) {
+                Ok(decoded) => {
+                    out["reply"] = decoded.events.first().map_or(Value::Null, binding::to_json);
+                }
+                Err(e) => out["reply_error"] = json!(e.to_string()),
+            }
+        }
+    } else {
+        out["error"] =
+            serde_json::from_slice(&body).unwrap_or_else(|_| json!(String::from_utf8_lossy(&body)));
+    }
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    if status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `flowbridge` binary: all behaviour lives in the library; see `flowbridge --help`.
+
+fn main() -> std::process::ExitCode {
+    flowbridge::cli::main()
+}

@@ -1,1 +1,91 @@
-//! TODO
+//! Reply events: built from the Flow's result for routes with `reply`, and either returned in the
+//! HTTP response (binary mode, only when the sender asked with `Prefer: reply`) or POSTed to a
+//! sink (`reply.to`, e.g. `$K_SINK`) before the original event is acknowledged.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::ingress::binding;
+use crate::model::{CloudEvent, Data, ExtValue, FlowResponse, SpecVersion};
+use crate::rules::ReplySpec;
+use crate::rules::mapping::MappingError;
+
+/// Extension naming the original event's id (valid CloudEvents extension name).
+pub const EXT_ORIGIN_ID: &str = "originid";
+/// Extension naming the original event's source.
+pub const EXT_ORIGIN_SOURCE: &str = "originsource";
+/// Extension carrying the Jina request id of the Flow call.
+pub const EXT_REQUEST_ID: &str = "jinarequestid";
+
+/// Build the reply event for `original` from the Flow's response.
+pub fn build(
+    spec: &ReplySpec,
+    original: &CloudEvent,
+    response: &FlowResponse,
+) -> Result<CloudEvent, MappingError> {
+    let data = spec.data.render(original, &response.docs)?;
+    let mut extensions = BTreeMap::new();
+    extensions.insert(
+        EXT_ORIGIN_ID.to_string(),
+        ExtValue::String(original.id.clone()),
+    );
+    extensions.insert(
+        EXT_ORIGIN_SOURCE.to_string(),
+        ExtValue::String(original.source.clone()),
+    );
+    extensions.insert(
+        EXT_REQUEST_ID.to_string(),
+        ExtValue::String(response.request_id.clone()),
+    );
+    Ok(CloudEvent {
+        specversion: SpecVersion::V10,
+        id: uuid::Uuid::new_v4().to_string(),
+        source: spec.source.clone(),
+        ty: spec.ty.clone(),
+        datacontenttype: Some("application/json".to_string()),
+        dataschema: None,
+        subject: original.subject.clone(),
+        time: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        extensions,
+        data: Some(Data::Json(data)),
+    })
+}
+
+/// POSTs reply events to sinks in binary mode.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+}
+
+impl Sender {
+    pub fn new(timeout: Duration) -> Result<Sender, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| format!("cannot build the reply HTTP client: {e}"))?;
+        Ok(Sender { client })
+    }
+
+    /// Deliver `event` to `url`; Ok only for a 2xx answer.
+    pub async fn send(&self, url: &str, event: &CloudEvent) -> Result<(), String> {
+        let (headers, body) = binding::encode_binary(event);
+        let response = self
+            .client
+            .post(url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("{e}"))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            let text = response.text().await.unwrap_or_default();
+            Err(format!(
+                "answered {status}: {}",
+                crate::ingress::error::truncate(&text, 200)
+            ))
+        }
+    }
+}

@@ -20,6 +20,8 @@ pub struct Config {
     pub unmatched: Unmatched,
     pub gateways: BTreeMap<String, GatewaySpec>,
     pub rules: RuleSet,
+    /// Accepted but suspicious settings (e.g. a reply type its own route matches).
+    pub warnings: Vec<ConfigError>,
 }
 
 /// Command-line / env values that override or fill in the file.

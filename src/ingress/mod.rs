@@ -1,4 +1,284 @@
-//! HTTP ingress: the axum server, the CloudEvents binding ([`binding`]) and the one place where
-//! errors become status codes.
+//! HTTP ingress: the axum router (`POST /` for CloudEvents, `GET /healthz`, `GET /readyz`, the
+//! CloudEvents webhook `OPTIONS` handshake), the bounded body read, and the per-event pipeline
+//! (route → map → Flow → reply). Submodules: [`binding`] (the CloudEvents HTTP binding) and
+//! [`error`] (the one place where errors become status codes).
 
 pub mod binding;
+pub mod error;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::flow::FlowClient;
+use crate::model::CloudEvent;
+use crate::reply;
+use crate::rules::Unmatched;
+use binding::Mode;
+use error::{IngressError, error_response};
+
+/// Everything a request handler needs; shared by all requests.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Config,
+    pub flows: BTreeMap<String, FlowClient>,
+    pub replies: reply::Sender,
+    /// Set once the listener is bound; cleared at shutdown.
+    pub ready: AtomicBool,
+}
+
+/// The router for the event port.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", post(receive).options(webhook_handshake))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    }
+}
+
+/// CloudEvents webhook abuse-protection handshake (http-webhook §4) and Knative's OPTIONS probe.
+async fn webhook_handshake(headers: HeaderMap) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    let h = response.headers_mut();
+    h.insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+    if headers.contains_key("webhook-request-origin") {
+        h.insert("webhook-allowed-origin", HeaderValue::from_static("*"));
+        h.insert("webhook-allowed-rate", HeaderValue::from_static("*"));
+    }
+    response
+}
+
+/// Read at most `limit` bytes of body; 413 beyond (checked against `Content-Length` first, so an
+/// oversized body is refused without reading it).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, IngressError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(IngressError::TooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(IngressError::TooLarge { limit })
+        }
+        Err(e) => Err(IngressError::BodyRead(e.to_string())),
+    }
+}
+
+/// Whether the sender asked for a reply event (`Prefer: reply`, RFC 7240 token list).
+fn prefers_reply(headers: &HeaderMap) -> bool {
+    headers.get_all("prefer").iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',').any(|p| {
+                p.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("reply"))
+            })
+        })
+    })
+}
+
+/// What one event's trip through the pipeline produced.
+enum Outcome {
+    /// Flow ran (or the event was unmatched and accepted); nothing to send back.
+    Accepted,
+    /// Flow ran and a reply event should go back in the HTTP response.
+    Reply(CloudEvent),
+}
+
+async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&headers, body, state.config.max_body).await {
+        Ok(b) => b,
+        Err(e) => return log_rejection(e),
+    };
+    let decoded = match binding::decode(&headers, &body) {
+        Ok(d) => d,
+        Err(e) => return log_rejection(e.into()),
+    };
+    for w in &decoded.warnings {
+        warn!(warning = %w, "accepted event with a warning");
+    }
+    let want_reply = prefers_reply(&headers) && decoded.mode != Mode::Batched;
+    if decoded.mode != Mode::Batched {
+        let Some(event) = decoded.events.into_iter().next() else {
+            return StatusCode::ACCEPTED.into_response();
+        };
+        return match process(&state, event, want_reply).await {
+            Ok(Outcome::Accepted) => StatusCode::ACCEPTED.into_response(),
+            Ok(Outcome::Reply(reply)) => reply_response(&reply),
+            Err(e) => error_response(&e, ""),
+        };
+    }
+    // A batch is all-or-nothing: 202 only when every event succeeded, else the most severe status
+    // (5xx before 4xx, so a sender retries when any event may succeed later). Never a reply.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, event) in decoded.events.into_iter().enumerate() {
+        let state = state.clone();
+        tasks.spawn(async move {
+            let id = event.id.clone();
+            (index, id, process(&state, event, false).await)
+        });
+    }
+    let mut worst: Option<(usize, String, IngressError)> = None;
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((index, id, result)) = joined else {
+            continue;
+        };
+        if let Err(e) = result {
+            let replace = worst.as_ref().is_none_or(|(i, _, w)| {
+                (e.status(), std::cmp::Reverse(index)) > (w.status(), std::cmp::Reverse(*i))
+            });
+            if replace {
+                worst = Some((index, id, e));
+            }
+        }
+    }
+    match worst {
+        None => StatusCode::ACCEPTED.into_response(),
+        Some((index, id, e)) => error_response(&e, &format!("batch[{index}] (id {id:?}): ")),
+    }
+}
+
+fn log_rejection(e: IngressError) -> Response {
+    warn!(status = e.status().as_u16(), error = %e, "rejected delivery");
+    e.into_response()
+}
+
+fn reply_response(event: &CloudEvent) -> Response {
+    let (headers, body) = binding::encode_binary(event);
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().extend(headers);
+    response
+}
+
+/// One event: route → map → call the Flow → build/deliver the reply.
+async fn process(
+    state: &AppState,
+    event: CloudEvent,
+    want_reply: bool,
+) -> Result<Outcome, IngressError> {
+    let started = Instant::now();
+    let Some(route) = state.config.rules.route(&event) else {
+        return match state.config.unmatched {
+            Unmatched::Accept => {
+                info!(ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, "no route matched; accepted");
+                Ok(Outcome::Accepted)
+            }
+            Unmatched::Reject => {
+                let e = IngressError::NoRoute {
+                    ty: event.ty.clone(),
+                    event_source: event.source.clone(),
+                };
+                warn!(ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, "no route matched; rejected");
+                Err(e)
+            }
+        };
+    };
+    let result = run_route(state, route, &event, want_reply).await;
+    let (status, request_id) = match &result {
+        Ok((_, rid)) => (StatusCode::ACCEPTED.as_u16(), rid.clone()),
+        Err((e, rid)) => (e.status().as_u16(), rid.clone()),
+    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match &result {
+        Ok(_) => {
+            info!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, status, elapsed_ms, "event processed")
+        }
+        Err((e, _)) => {
+            warn!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, status, elapsed_ms, error = %e, "event failed")
+        }
+    }
+    result.map(|(o, _)| o).map_err(|(e, _)| e)
+}
+
+async fn run_route(
+    state: &AppState,
+    route: &crate::rules::Route,
+    event: &CloudEvent,
+    want_reply: bool,
+) -> Result<(Outcome, String), (IngressError, String)> {
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let fail = |e: IngressError| (e, request_id.clone());
+    let request = route.mapping.apply(event).map_err(|error| {
+        fail(IngressError::Mapping {
+            route: route.name.clone(),
+            error,
+        })
+    })?;
+    let Some(flow) = state.flows.get(&route.gateway) else {
+        return Err(fail(IngressError::NoGateway {
+            route: route.name.clone(),
+            gateway: route.gateway.clone(),
+        }));
+    };
+    let response = flow.call(request, &request_id).await.map_err(|error| {
+        fail(IngressError::Flow {
+            route: route.name.clone(),
+            error,
+        })
+    })?;
+    let Some(spec) = &route.reply else {
+        return Ok((Outcome::Accepted, request_id));
+    };
+    if spec.to.is_none() && !want_reply {
+        return Ok((Outcome::Accepted, request_id));
+    }
+    let reply = reply::build(spec, event, &response).map_err(|error| {
+        fail(IngressError::Reply {
+            route: route.name.clone(),
+            error,
+        })
+    })?;
+    match &spec.to {
+        Some(url) => {
+            state.replies.send(url, &reply).await.map_err(|message| {
+                fail(IngressError::ReplySink {
+                    route: route.name.clone(),
+                    url: url.clone(),
+                    message,
+                })
+            })?;
+            Ok((Outcome::Accepted, request_id))
+        }
+        None => Ok((Outcome::Reply(reply), request_id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefer_reply_parsing() {
+        let mut h = HeaderMap::new();
+        assert!(!prefers_reply(&h));
+        h.insert("prefer", HeaderValue::from_static("respond-async, Reply"));
+        assert!(prefers_reply(&h));
+        h.insert("prefer", HeaderValue::from_static("replyx"));
+        assert!(!prefers_reply(&h));
+        h.insert("prefer", HeaderValue::from_static("reply; foo=bar"));
+        assert!(prefers_reply(&h));
+    }
+}

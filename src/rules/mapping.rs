@@ -49,6 +49,11 @@ pub struct Mapping {
 }
 
 impl Mapping {
+    /// One-line summary for `flowbridge check`.
+    pub fn describe(&self) -> String {
+        String::new()
+    }
+
     pub fn compile(spec: &MappingSpec) -> Result<Mapping, Vec<FieldError>> {
         Ok(Mapping { spec: spec.clone() })
     }

@@ -1,0 +1,212 @@
+//! [`IngressError`]: every way handling an HTTP delivery can fail, and the single table that turns
+//! each into a status code and a short JSON body (`{"error":{"code","message"}}`, under 1 KiB —
+//! Knative copies it into dead-letter events as `knativeerrordata`).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::flow::FlowError;
+use crate::ingress::binding::BindingError;
+use crate::rules::mapping::MappingError;
+
+/// Upper bound of the `message` text in an error body, in bytes.
+const MAX_MESSAGE: usize = 800;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    #[error(transparent)]
+    Binding(#[from] BindingError),
+    #[error("request body exceeds limits.max_body ({limit} bytes)")]
+    TooLarge { limit: usize },
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error(
+        "no route matched event (type {ty:?}, source {event_source:?}) and unmatched is reject"
+    )]
+    NoRoute { ty: String, event_source: String },
+    #[error("route {route}: mapping failed: {error}")]
+    Mapping { route: String, error: MappingError },
+    #[error("route {route}: {error}")]
+    Flow { route: String, error: FlowError },
+    #[error("route {route}: reply failed: {error}")]
+    Reply { route: String, error: MappingError },
+    #[error("route {route}: reply sink {url} did not accept the reply: {message}")]
+    ReplySink {
+        route: String,
+        url: String,
+        message: String,
+    },
+    #[error("route {route}: gateway {gateway} is not configured")]
+    NoGateway { route: String, gateway: String },
+}
+
+impl IngressError {
+    /// The status table (see README "Status codes").
+    pub fn status(&self) -> StatusCode {
+        match self {
+            IngressError::Binding(BindingError::NotCloudEvent(_)) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            IngressError::Binding(BindingError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            IngressError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            IngressError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            IngressError::NoRoute { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            IngressError::Mapping { .. } | IngressError::Reply { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            IngressError::Flow { error, .. } => match error {
+                FlowError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                FlowError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
+                FlowError::Executor { .. } | FlowError::Gateway { .. } => StatusCode::BAD_GATEWAY,
+            },
+            IngressError::ReplySink { .. } => StatusCode::BAD_GATEWAY,
+            IngressError::NoGateway { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Stable machine-readable code of the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IngressError::Binding(BindingError::NotCloudEvent(_)) => "not_cloudevent",
+            IngressError::Binding(BindingError::Invalid(_)) => "invalid_event",
+            IngressError::TooLarge { .. } => "body_too_large",
+            IngressError::BodyRead(_) => "body_unreadable",
+            IngressError::NoRoute { .. } => "no_route",
+            IngressError::Mapping { .. } => "mapping_failed",
+            IngressError::Reply { .. } => "reply_failed",
+            IngressError::Flow { error, .. } => match error {
+                FlowError::Unavailable { .. } => "gateway_unavailable",
+                FlowError::Deadline { .. } => "gateway_timeout",
+                FlowError::Executor { .. } => "executor_error",
+                FlowError::Gateway { .. } => "gateway_error",
+            },
+            IngressError::ReplySink { .. } => "reply_sink_failed",
+            IngressError::NoGateway { .. } => "internal",
+        }
+    }
+
+    /// The JSON error body, message truncated so the body stays under 1 KiB.
+    pub fn body(&self, prefix: &str) -> String {
+        let message = truncate(&format!("{prefix}{self}"), MAX_MESSAGE);
+        serde_json::json!({"error": {"code": self.code(), "message": message}}).to_string()
+    }
+}
+
+/// Cut `s` to at most `max` bytes on a char boundary, marking the cut with "…".
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// An error response with an optional message prefix (e.g. `batch[2] (id x): `).
+pub fn error_response(error: &IngressError, prefix: &str) -> Response {
+    let mut response = (error.status(), error.body(prefix)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+impl IntoResponse for IngressError {
+    fn into_response(self) -> Response {
+        error_response(&self, "")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(error: FlowError) -> IngressError {
+        IngressError::Flow {
+            route: "r".into(),
+            error,
+        }
+    }
+
+    #[test]
+    fn status_table() {
+        let cases = [
+            (
+                IngressError::Binding(BindingError::NotCloudEvent("x".into())),
+                415,
+            ),
+            (
+                IngressError::Binding(BindingError::Invalid("x".into())),
+                400,
+            ),
+            (IngressError::TooLarge { limit: 1 }, 413),
+            (
+                IngressError::NoRoute {
+                    ty: "t".into(),
+                    event_source: "s".into(),
+                },
+                422,
+            ),
+            (
+                IngressError::Mapping {
+                    route: "r".into(),
+                    error: MappingError {
+                        field: "docs".into(),
+                        message: "m".into(),
+                    },
+                },
+                422,
+            ),
+            (
+                flow(FlowError::Executor {
+                    executor: "E".into(),
+                    exception: "ValueError".into(),
+                    message: "boom".into(),
+                }),
+                502,
+            ),
+            (
+                flow(FlowError::Unavailable {
+                    gateway: "g".into(),
+                    message: "m".into(),
+                }),
+                503,
+            ),
+            (
+                flow(FlowError::Deadline {
+                    gateway: "g".into(),
+                    timeout_ms: 5,
+                }),
+                504,
+            ),
+            (
+                flow(FlowError::Gateway {
+                    gateway: "g".into(),
+                    message: "m".into(),
+                }),
+                502,
+            ),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+        }
+    }
+
+    #[test]
+    fn body_is_short_json() {
+        let error = IngressError::Binding(BindingError::Invalid("x".repeat(5000)));
+        let body = error.body("batch[1]: ");
+        assert!(body.len() < 1024, "{}", body.len());
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["code"], "invalid_event");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("batch[1]: ")
+        );
+    }
+}

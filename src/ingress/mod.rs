@@ -105,7 +105,7 @@ enum Outcome {
     /// Flow ran (or the event was unmatched and accepted); nothing to send back.
     Accepted,
     /// Flow ran and a reply event should go back in the HTTP response.
-    Reply(CloudEvent),
+    Reply(Box<CloudEvent>),
 }
 
 async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
@@ -262,7 +262,7 @@ async fn run_route(
             })?;
             Ok((Outcome::Accepted, request_id))
         }
-        None => Ok((Outcome::Reply(reply), request_id)),
+        None => Ok((Outcome::Reply(Box::new(reply)), request_id)),
     }
 }
 

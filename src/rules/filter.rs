@@ -1,18 +1,276 @@
 //! Knative Trigger filter dialect (`exact`, `prefix`, `suffix`, `all`, `any`, `not`) plus our
 //! `cel` predicate, evaluated against an event's attributes and extensions.
 //!
-//! STUB: owned by the config+filters work.
+//! Semantics follow Knative's `filters` field (the CloudEvents Subscriptions API dialects):
+//! `exact`/`prefix`/`suffix` compare one attribute's string value, case-sensitively; an attribute
+//! the event does not carry never matches; `all` needs every sub-filter, `any` at least one, `not`
+//! inverts. Extension values compare in their canonical string form (`true`, `42`), as they travel
+//! in HTTP headers. Building filters (and rejecting bad ones) is the config module's job; this
+//! module only evaluates them.
+
+use std::fmt;
 
 use crate::model::CloudEvent;
+use crate::rules::cel::Predicate;
 
+/// One compiled filter.
 #[derive(Debug)]
 pub enum Filter {
-    Any,
+    /// The attribute equals `value`.
+    Exact { attribute: String, value: String },
+    /// The attribute starts with `value`.
+    Prefix { attribute: String, value: String },
+    /// The attribute ends with `value`.
+    Suffix { attribute: String, value: String },
+    /// Every sub-filter matches.
+    All(Vec<Filter>),
+    /// At least one sub-filter matches.
+    Any(Vec<Filter>),
+    /// The sub-filter does not match.
+    Not(Box<Filter>),
+    /// A CEL predicate over `event`; an evaluation error counts as no match.
+    Cel(Predicate),
 }
 
 impl Filter {
     pub fn matches(&self, event: &CloudEvent) -> bool {
-        let _ = event;
-        true
+        match self {
+            Filter::Exact { attribute, value } => {
+                attribute_value(event, attribute).is_some_and(|v| v == *value)
+            }
+            Filter::Prefix { attribute, value } => {
+                attribute_value(event, attribute).is_some_and(|v| v.starts_with(value.as_str()))
+            }
+            Filter::Suffix { attribute, value } => {
+                attribute_value(event, attribute).is_some_and(|v| v.ends_with(value.as_str()))
+            }
+            Filter::All(filters) => filters.iter().all(|f| f.matches(event)),
+            Filter::Any(filters) => filters.iter().any(|f| f.matches(event)),
+            Filter::Not(filter) => !filter.matches(event),
+            Filter::Cel(predicate) => match predicate.matches(event) {
+                Ok(matched) => matched,
+                Err(error) => {
+                    tracing::debug!(
+                        event.id = %event.id,
+                        cel = %predicate.source,
+                        %error,
+                        "cel filter failed to evaluate; treated as no match"
+                    );
+                    false
+                }
+            },
+        }
+    }
+}
+
+/// The string value of a context attribute or extension, `None` when the event lacks it.
+///
+/// `schemaurl` (CloudEvents 0.3) and `dataschema` (1.0) name the same field.
+pub fn attribute_value(event: &CloudEvent, name: &str) -> Option<String> {
+    match name {
+        "specversion" => Some(event.specversion.as_str().to_string()),
+        "id" => Some(event.id.clone()),
+        "source" => Some(event.source.clone()),
+        "type" => Some(event.ty.clone()),
+        "subject" => event.subject.clone(),
+        "datacontenttype" => event.datacontenttype.clone(),
+        "dataschema" | "schemaurl" => event.dataschema.clone(),
+        "time" => event.time.clone(),
+        other => event.extensions.get(other).map(|v| v.to_canonical()),
+    }
+}
+
+/// Whether `name` may be used as a filter attribute: lower-case letters and digits, as Knative
+/// (and the CloudEvents naming rule) require.
+pub fn is_valid_attribute_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// A compact one-line rendering for `flowbridge check`: `type == "a"`, `source ^= "/shop/"`,
+/// `subject $= ".pdf"`, `all(...)`, `any(...)`, `not(...)`, `cel(...)`.
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn list(f: &mut fmt::Formatter<'_>, name: &str, filters: &[Filter]) -> fmt::Result {
+            write!(f, "{name}(")?;
+            for (i, filter) in filters.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{filter}")?;
+            }
+            f.write_str(")")
+        }
+        match self {
+            Filter::Exact { attribute, value } => write!(f, "{attribute} == {value:?}"),
+            Filter::Prefix { attribute, value } => write!(f, "{attribute} ^= {value:?}"),
+            Filter::Suffix { attribute, value } => write!(f, "{attribute} $= {value:?}"),
+            Filter::All(filters) => list(f, "all", filters),
+            Filter::Any(filters) => list(f, "any", filters),
+            Filter::Not(filter) => write!(f, "not({filter})"),
+            Filter::Cel(predicate) => write!(f, "cel({:?})", predicate.source),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::{ExtValue, SpecVersion};
+
+    fn event() -> CloudEvent {
+        let mut extensions = BTreeMap::new();
+        extensions.insert("key".to_string(), ExtValue::String("user-42".into()));
+        extensions.insert("partition".to_string(), ExtValue::Integer(3));
+        extensions.insert("sampled".to_string(), ExtValue::Bool(true));
+        CloudEvent {
+            specversion: SpecVersion::V10,
+            id: "e-1".into(),
+            source: "/shop/eu".into(),
+            ty: "com.example.order.created".into(),
+            datacontenttype: Some("application/json".into()),
+            dataschema: None,
+            subject: Some("invoice.pdf".into()),
+            time: Some("2024-05-01T10:00:00Z".into()),
+            extensions,
+            data: None,
+        }
+    }
+
+    fn exact(attribute: &str, value: &str) -> Filter {
+        Filter::Exact {
+            attribute: attribute.into(),
+            value: value.into(),
+        }
+    }
+
+    fn prefix(attribute: &str, value: &str) -> Filter {
+        Filter::Prefix {
+            attribute: attribute.into(),
+            value: value.into(),
+        }
+    }
+
+    fn suffix(attribute: &str, value: &str) -> Filter {
+        Filter::Suffix {
+            attribute: attribute.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn exact_compares_whole_value_case_sensitively() {
+        let e = event();
+        assert!(exact("type", "com.example.order.created").matches(&e));
+        assert!(!exact("type", "com.example.order").matches(&e));
+        assert!(!exact("type", "COM.example.order.created").matches(&e));
+        assert!(exact("specversion", "1.0").matches(&e));
+        assert!(exact("id", "e-1").matches(&e));
+        assert!(exact("time", "2024-05-01T10:00:00Z").matches(&e));
+        assert!(exact("datacontenttype", "application/json").matches(&e));
+    }
+
+    #[test]
+    fn prefix_and_suffix() {
+        let e = event();
+        assert!(prefix("source", "/shop/").matches(&e));
+        assert!(!prefix("source", "/store/").matches(&e));
+        assert!(suffix("subject", ".pdf").matches(&e));
+        assert!(!suffix("subject", ".png").matches(&e));
+    }
+
+    #[test]
+    fn extensions_compare_in_canonical_string_form() {
+        let e = event();
+        assert!(exact("key", "user-42").matches(&e));
+        assert!(exact("partition", "3").matches(&e));
+        assert!(exact("sampled", "true").matches(&e));
+        assert!(prefix("key", "user-").matches(&e));
+        assert!(!exact("partition", "4").matches(&e));
+    }
+
+    #[test]
+    fn missing_attribute_never_matches() {
+        let mut e = event();
+        e.subject = None;
+        assert!(!exact("subject", "invoice.pdf").matches(&e));
+        assert!(!suffix("subject", "").matches(&e));
+        assert!(!exact("dataschema", "x").matches(&e));
+        assert!(!prefix("nosuchext", "").matches(&e));
+        // ...but `not` of a filter on a missing attribute does.
+        assert!(Filter::Not(Box::new(exact("subject", "draft"))).matches(&e));
+    }
+
+    #[test]
+    fn schemaurl_and_dataschema_are_the_same_field() {
+        let mut e = event();
+        e.specversion = SpecVersion::V03;
+        e.dataschema = Some("https://example.com/s.json".into());
+        assert!(exact("schemaurl", "https://example.com/s.json").matches(&e));
+        assert!(exact("dataschema", "https://example.com/s.json").matches(&e));
+        assert!(exact("specversion", "0.3").matches(&e));
+    }
+
+    #[test]
+    fn all_any_not_combine() {
+        let e = event();
+        let all = Filter::All(vec![
+            exact("type", "com.example.order.created"),
+            prefix("source", "/shop/"),
+        ]);
+        assert!(all.matches(&e));
+        let all_one_fails = Filter::All(vec![
+            exact("type", "com.example.order.created"),
+            prefix("source", "/store/"),
+        ]);
+        assert!(!all_one_fails.matches(&e));
+
+        let any = Filter::Any(vec![
+            suffix("subject", ".png"),
+            Filter::Not(Box::new(exact("subject", "draft"))),
+        ]);
+        assert!(any.matches(&e));
+        let any_none = Filter::Any(vec![suffix("subject", ".png"), exact("key", "other")]);
+        assert!(!any_none.matches(&e));
+
+        assert!(!Filter::Not(Box::new(all)).matches(&e));
+        assert!(Filter::Not(Box::new(any_none)).matches(&e));
+    }
+
+    #[test]
+    fn cel_evaluation_error_is_no_match() {
+        // `event.nosuchfield` does not exist, so evaluation fails; the filter must say "no".
+        let predicate = Predicate::compile("event.nosuchfield == 1").expect("compiles");
+        let filter = Filter::Cel(predicate);
+        assert!(!filter.matches(&event()));
+        assert!(Filter::Not(Box::new(filter)).matches(&event()));
+    }
+
+    #[test]
+    fn display_is_compact() {
+        let f = Filter::All(vec![
+            exact("type", "a"),
+            Filter::Any(vec![
+                suffix("subject", ".pdf"),
+                Filter::Not(Box::new(prefix("source", "/x"))),
+            ]),
+        ]);
+        assert_eq!(
+            f.to_string(),
+            r#"all(type == "a", any(subject $= ".pdf", not(source ^= "/x")))"#
+        );
+    }
+
+    #[test]
+    fn attribute_names() {
+        assert!(is_valid_attribute_name("type"));
+        assert!(is_valid_attribute_name("kafkaheaderx1"));
+        assert!(!is_valid_attribute_name("Type"));
+        assert!(!is_valid_attribute_name("my-ext"));
+        assert!(!is_valid_attribute_name(""));
     }
 }

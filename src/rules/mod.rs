@@ -2,7 +2,8 @@
 //! filter) and how it becomes a Jina request ([`mapping`]). Synchronous and free of I/O: no axum,
 //! tonic or tokio in this module tree.
 //!
-//! STUB (RuleSet/Route/filters): owned by the config+filters work; the signatures are the contract.
+//! The [`config`](crate::config) module builds a [`RuleSet`] from the YAML routes; here it is only
+//! evaluated.
 
 pub mod cel;
 pub mod filter;

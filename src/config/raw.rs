@@ -1,0 +1,83 @@
+//! The config file as written: serde structs that mirror the YAML one to one. Unknown keys are
+//! rejected here (`deny_unknown_fields`, so serde names the key and the valid ones); everything
+//! else is checked later by [`super::validate`], which can report many problems at once.
+//!
+//! Leaf values whose syntax we check ourselves (sizes, durations, filter attribute maps, string
+//! or `{cel: ...}` settings) are kept as [`Value`] so that one bad value does not stop the parse.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_norway::Value;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `IP:port`; default `0.0.0.0:8080`.
+    pub listen: Option<String>,
+    pub limits: Option<RawLimits>,
+    /// `accept` (default) or `reject`.
+    pub unmatched: Option<String>,
+    pub gateways: Option<BTreeMap<String, RawGateway>>,
+    pub routes: Option<Vec<RawRoute>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Size (`4MiB`, or a plain number of bytes).
+    pub max_body: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    pub url: Option<String>,
+    /// humantime duration (`60s`, `2m`).
+    pub timeout: Option<Value>,
+    /// Size, like `limits.max_body`.
+    pub max_message: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: Option<String>,
+    pub filters: Option<Vec<RawFilter>>,
+    pub gateway: Option<String>,
+    /// String, or `{cel: expr}`.
+    pub endpoint: Option<Value>,
+    /// String, or `{cel: expr}`.
+    pub target_executor: Option<Value>,
+    pub parameters: Option<String>,
+    pub docs: Option<String>,
+    pub reply: Option<RawReply>,
+}
+
+/// One entry of a Knative Trigger `filters` list. Exactly one key must be set; that rule is
+/// checked by validation (so that it can name the keys found).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilter {
+    /// Map attribute → value (exactly one entry).
+    pub exact: Option<Value>,
+    pub prefix: Option<Value>,
+    pub suffix: Option<Value>,
+    pub all: Option<Vec<RawFilter>>,
+    pub any: Option<Vec<RawFilter>>,
+    pub not: Option<Box<RawFilter>>,
+    pub cel: Option<String>,
+    pub cesql: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReply {
+    #[serde(rename = "type")]
+    pub ty: Option<String>,
+    pub source: Option<String>,
+    pub data: Option<String>,
+    /// An `http(s)` URL, or `$NAME` to read it from the environment at load.
+    pub to: Option<String>,
+}

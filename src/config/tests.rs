@@ -1,0 +1,893 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::validate::{Compilers, Context, parse_size};
+use super::*;
+use crate::model::{CloudEvent, ExtValue, SpecVersion};
+use crate::rules::Unmatched;
+use crate::rules::cel::Predicate;
+use crate::rules::mapping::{Expr, FieldError, Mapping, MappingSpec, ReplyData};
+
+const GW: &str = "gateways:\n  default: {url: \"grpc://127.0.0.1:54321\"}\n";
+
+fn parse_env(yaml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+    let vars: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let env = move |name: &str| vars.get(name).cloned();
+    let ctx = Context {
+        compilers: &Compilers::REAL,
+        env: &env,
+    };
+    from_yaml_with(yaml, "test.yaml", &Overrides::default(), &ctx)
+}
+
+fn parse(yaml: &str) -> Result<Config, ConfigErrors> {
+    parse_env(yaml, &[])
+}
+
+fn ok(yaml: &str) -> Config {
+    match parse(yaml) {
+        Ok(c) => c,
+        Err(e) => panic!("expected a valid config, got:\n{e}"),
+    }
+}
+
+/// The errors as `path: message` lines.
+fn errors(yaml: &str) -> Vec<String> {
+    errors_of(parse(yaml))
+}
+
+fn errors_of(result: Result<Config, ConfigErrors>) -> Vec<String> {
+    match result {
+        Ok(_) => panic!("expected errors, the config was accepted"),
+        Err(ConfigErrors(errs)) => errs.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Asserts there is exactly one error and it starts with `prefix`; returns it.
+fn one_error(yaml: &str, prefix: &str) -> String {
+    let errs = errors(yaml);
+    assert_eq!(errs.len(), 1, "expected one error, got {errs:#?}");
+    assert!(
+        errs[0].starts_with(prefix),
+        "expected an error starting with {prefix:?}, got {:?}",
+        errs[0]
+    );
+    errs[0].clone()
+}
+
+fn with_routes(routes: &str) -> String {
+    format!("{GW}routes:\n{routes}")
+}
+
+fn event(ty: &str, source: &str) -> CloudEvent {
+    CloudEvent {
+        specversion: SpecVersion::V10,
+        id: "1".into(),
+        source: source.into(),
+        ty: ty.into(),
+        datacontenttype: None,
+        dataschema: None,
+        subject: None,
+        time: None,
+        extensions: BTreeMap::new(),
+        data: None,
+    }
+}
+
+// ---------------------------------------------------------------- valid configs and defaults
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = ok(&with_routes("  - name: r\n"));
+    assert_eq!(c.listen, "0.0.0.0:8080".parse().expect("addr"));
+    assert_eq!(c.max_body, 4 << 20);
+    assert_eq!(c.unmatched, Unmatched::Accept);
+    let gw = &c.gateways["default"];
+    assert_eq!(gw.name, "default");
+    assert_eq!(gw.url, "grpc://127.0.0.1:54321");
+    assert_eq!(gw.timeout, Duration::from_secs(60));
+    assert_eq!(gw.max_message_bytes, 64 << 20);
+    assert_eq!(c.rules.routes.len(), 1);
+    let r = &c.rules.routes[0];
+    assert_eq!(r.name, "r");
+    assert_eq!(r.gateway, "default");
+    assert!(r.filters.is_empty());
+    assert!(r.reply.is_none());
+    assert_eq!(r.mapping.spec.endpoint, None);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn full_example_from_the_spec_validates() {
+    let yaml = r#"
+listen: 127.0.0.1:9090
+limits: { max_body: 8MiB }
+unmatched: reject
+gateways:
+  default:
+    url: grpc://127.0.0.1:54321
+    timeout: 1m30s
+    max_message: 128MiB
+  search:
+    url: grpcs://search.example.com:443
+routes:
+  - name: orders
+    filters:
+      - exact:  { type: com.example.order.created }
+      - prefix: { source: /shop/ }
+      - any: [ { suffix: { subject: .pdf } }, { not: { exact: { subject: draft } } } ]
+      - cel: 'event.data.priority > 5'
+    gateway: default
+    endpoint: /index
+    target_executor: indexer
+    parameters: '{"tenant": event.source}'
+    docs: 'event.data.items.map(i, {"text": i.title, "tags": {"lang": i.lang}})'
+    reply:
+      type: com.example.order.indexed
+      data: 'docs.map(d, {"id": d.id, "text": d.text})'
+      to: $K_SINK
+  - name: search.v2
+    gateway: search
+    endpoint: { cel: '"/search/" + event.type' }
+"#;
+    let c = match parse_env(
+        yaml,
+        &[("K_SINK", "http://broker-ingress.knative/ns/default")],
+    ) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(c.listen, "127.0.0.1:9090".parse().expect("addr"));
+    assert_eq!(c.max_body, 8 << 20);
+    assert_eq!(c.unmatched, Unmatched::Reject);
+    assert_eq!(c.gateways["default"].timeout, Duration::from_secs(90));
+    assert_eq!(c.gateways["default"].max_message_bytes, 128 << 20);
+    assert_eq!(c.gateways["search"].url, "grpcs://search.example.com:443");
+    let orders = &c.rules.routes[0];
+    assert_eq!(orders.filters.len(), 4);
+    assert_eq!(
+        orders.mapping.spec.endpoint,
+        Some(Expr::Literal("/index".into()))
+    );
+    assert_eq!(
+        orders.mapping.spec.target_executor,
+        Some(Expr::Literal("indexer".into()))
+    );
+    assert_eq!(
+        orders.mapping.spec.parameters.as_deref(),
+        Some(r#"{"tenant": event.source}"#)
+    );
+    let reply = orders.reply.as_ref().expect("reply");
+    assert_eq!(reply.ty, "com.example.order.indexed");
+    assert_eq!(reply.source, "/flowbridge/orders");
+    assert_eq!(
+        reply.to.as_deref(),
+        Some("http://broker-ingress.knative/ns/default")
+    );
+    let search = &c.rules.routes[1];
+    assert_eq!(search.gateway, "search");
+    assert_eq!(
+        search.mapping.spec.endpoint,
+        Some(Expr::Cel(r#""/search/" + event.type"#.into()))
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn sizes_parse_with_units() {
+    assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+    assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+    assert_eq!(parse_size("1MB"), Ok(1_000_000));
+    assert_eq!(parse_size("2 gib"), Ok(2 << 30));
+    assert_eq!(parse_size("70000"), Ok(70_000));
+    assert_eq!(parse_size("100B"), Ok(100));
+    assert!(parse_size("MiB").is_err());
+    assert!(parse_size("4 Mebibytes").is_err());
+    assert!(parse_size("1.5MiB").is_err());
+    assert!(parse_size("99999999999999999999GiB").is_err());
+}
+
+#[test]
+fn plain_integer_size_is_bytes() {
+    let c = ok(&format!(
+        "limits: {{max_body: 65536}}\n{GW}routes: [{{name: r}}]\n"
+    ));
+    assert_eq!(c.max_body, 65536);
+}
+
+#[test]
+fn port_override_replaces_the_port() {
+    let env = |_: &str| None;
+    let ctx = Context {
+        compilers: &Compilers::REAL,
+        env: &env,
+    };
+    let overrides = Overrides {
+        gateway: None,
+        port: Some(9999),
+    };
+    let yaml = format!("listen: 127.0.0.1:1234\n{GW}routes: [{{name: r}}]\n");
+    let c = from_yaml_with(&yaml, "t", &overrides, &ctx).expect("valid");
+    assert_eq!(c.listen, "127.0.0.1:9999".parse().expect("addr"));
+    let d = load(None, &overrides).expect("default");
+    assert_eq!(d.listen, "0.0.0.0:9999".parse().expect("addr"));
+}
+
+#[test]
+fn embedded_default_matches_everything() {
+    let c = load(None, &Overrides::default()).expect("default config");
+    assert_eq!(c.listen, "0.0.0.0:8080".parse().expect("addr"));
+    assert_eq!(c.gateways.len(), 1);
+    assert_eq!(c.gateways["default"].url, "grpc://127.0.0.1:8080");
+    assert_eq!(c.rules.routes.len(), 1);
+    let r = &c.rules.routes[0];
+    assert_eq!(
+        (r.name.as_str(), r.gateway.as_str()),
+        ("default", "default")
+    );
+    assert!(r.reply.is_none());
+    assert!(c.rules.route(&event("anything", "/x")).is_some());
+    assert!(c.warnings.is_empty());
+}
+
+#[test]
+fn embedded_default_takes_the_gateway_override() {
+    let overrides = Overrides {
+        gateway: Some("grpcs://flow.example.com:443".into()),
+        port: None,
+    };
+    let c = load(None, &overrides).expect("default config");
+    assert_eq!(c.gateways["default"].url, "grpcs://flow.example.com:443");
+
+    let bad = Overrides {
+        gateway: Some("http://flow:80".into()),
+        port: None,
+    };
+    let errs = errors_of(load(None, &bad));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("--gateway / FLOWBRIDGE_GATEWAY: unsupported scheme http://"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn load_reads_a_file_and_names_it_when_unreadable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("flow.yaml");
+    std::fs::write(&file, with_routes("  - name: r\n")).expect("write");
+    let c = load(Some(&file), &Overrides::default()).expect("valid file");
+    assert_eq!(c.rules.routes[0].name, "r");
+
+    let missing = dir.path().join("missing.yaml");
+    let errs = errors_of(load(Some(&missing), &Overrides::default()));
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with(&format!(
+            "{}: cannot read the config file",
+            missing.display()
+        )),
+        "{errs:?}"
+    );
+}
+
+// ---------------------------------------------------------------- YAML-level errors
+
+#[test]
+fn yaml_syntax_error_has_line_and_column() {
+    let yaml = "gateways:\n  default: {url: grpc://x:1\nroutes: []\n";
+    let errs = errors(yaml);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("line 3 column "), "{errs:?}");
+}
+
+#[test]
+fn unknown_top_level_key_names_key_and_valid_keys() {
+    let err = one_error(&format!("listn: 0.0.0.0:1\n{GW}"), "line 1 column 1: ");
+    assert!(err.contains("unknown field `listn`"), "{err}");
+    assert!(
+        err.contains("`listen`, `limits`, `unmatched`, `gateways`, `routes`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_key_deep_inside_names_its_path() {
+    let err = one_error(
+        &with_routes("  - name: r\n    filters:\n      - exactly: {type: a}\n"),
+        "line 6 column 9: ",
+    );
+    assert!(err.contains("routes[0].filters[0]"), "{err}");
+    assert!(err.contains("unknown field `exactly`"), "{err}");
+    assert!(err.contains("`exact`"), "{err}");
+}
+
+#[test]
+fn wrong_type_has_line_and_column() {
+    let err = one_error(&format!("{GW}routes: {{name: r}}\n"), "line 3 column 9: ");
+    assert!(err.contains("routes"), "{err}");
+}
+
+#[test]
+fn empty_file_is_an_error() {
+    let err = one_error("# nothing here\n", "test.yaml: the config is empty");
+    assert!(err.contains("gateways"), "{err}");
+}
+
+// ---------------------------------------------------------------- top-level values
+
+#[test]
+fn bad_listen() {
+    one_error(
+        &format!("listen: localhost:8080\n{GW}routes: [{{name: r}}]\n"),
+        "listen: expected IP:port such as 0.0.0.0:8080",
+    );
+    one_error(
+        &format!("listen: 0.0.0.0\n{GW}routes: [{{name: r}}]\n"),
+        "listen: expected IP:port",
+    );
+}
+
+#[test]
+fn max_body_below_64kib() {
+    one_error(
+        &format!("limits: {{max_body: 1KiB}}\n{GW}routes: [{{name: r}}]\n"),
+        "limits.max_body: must be at least 64KiB (65536 bytes), got 1024 bytes",
+    );
+    one_error(
+        &format!("limits: {{max_body: 65535}}\n{GW}routes: [{{name: r}}]\n"),
+        "limits.max_body: must be at least 64KiB",
+    );
+}
+
+#[test]
+fn bad_size() {
+    one_error(
+        &format!("limits: {{max_body: 4 Mebibytes}}\n{GW}routes: [{{name: r}}]\n"),
+        "limits.max_body: unknown size unit in \"4 Mebibytes\"",
+    );
+    one_error(
+        &format!("limits: {{max_body: [1]}}\n{GW}routes: [{{name: r}}]\n"),
+        "limits.max_body: expected a size such as 4MiB",
+    );
+    one_error(
+        "gateways:\n  default: {url: \"grpc://h:1\", max_message: lots}\nroutes: [{name: r}]\n",
+        "gateways.default.max_message: expected a size",
+    );
+}
+
+#[test]
+fn bad_unmatched() {
+    one_error(
+        &format!("unmatched: drop\n{GW}routes: [{{name: r}}]\n"),
+        "unmatched: expected `accept` or `reject`, got \"drop\"",
+    );
+}
+
+// ---------------------------------------------------------------- gateways
+
+#[test]
+fn bad_duration() {
+    let gw = |t: &str| {
+        format!(
+            "gateways:\n  default: {{url: \"grpc://h:1\", timeout: {t}}}\nroutes: [{{name: r}}]\n"
+        )
+    };
+    one_error(
+        &gw("soon"),
+        "gateways.default.timeout: expected a duration such as 60s",
+    );
+    one_error(
+        &gw("0s"),
+        "gateways.default.timeout: must be greater than 0",
+    );
+    one_error(
+        &gw("30"),
+        "gateways.default.timeout: 30 needs a unit, e.g. 30s",
+    );
+}
+
+#[test]
+fn bad_gateway_urls() {
+    let gw = |u: &str| format!("gateways:\n  default: {{url: \"{u}\"}}\nroutes: [{{name: r}}]\n");
+    one_error(
+        &gw("http://h:1"),
+        "gateways.default.url: unsupported scheme http:// in \"http://h:1\"; use grpc://",
+    );
+    one_error(
+        &gw("grpc://h"),
+        "gateways.default.url: \"grpc://h\" has no port",
+    );
+    one_error(
+        &gw("h:1"),
+        "gateways.default.url: \"h:1\" has no scheme; expected grpc://host:port",
+    );
+    one_error(&gw("127.0.0.1"), "gateways.default.url: ");
+    one_error(
+        &gw("grpc://h:1/path"),
+        "gateways.default.url: \"grpc://h:1/path\": a gateway URL has no path",
+    );
+    one_error(&gw(""), "gateways.default.url: ");
+    one_error(
+        "gateways:\n  default: {timeout: 5s}\nroutes: [{name: r}]\n",
+        "gateways.default.url: required",
+    );
+    // A trailing slash is normalised away.
+    let c = ok(&gw("grpc://h:1/"));
+    assert_eq!(c.gateways["default"].url, "grpc://h:1");
+}
+
+#[test]
+fn no_gateways() {
+    one_error(
+        "routes: [{name: r}]\n",
+        "gateways: at least one gateway is required",
+    );
+}
+
+#[test]
+fn unknown_gateway() {
+    one_error(
+        &with_routes("  - name: r\n    gateway: x\n"),
+        "routes[0].gateway: unknown gateway \"x\" (known: default)",
+    );
+}
+
+#[test]
+fn ambiguous_gateway() {
+    let yaml = "gateways:\n  b: {url: \"grpc://b:1\"}\n  a: {url: \"grpc://a:1\"}\n\
+                routes:\n  - name: r\n  - name: s\n    gateway: b\n";
+    one_error(
+        yaml,
+        "routes[0].gateway: required when several gateways are defined (known: a, b)",
+    );
+}
+
+#[test]
+fn bad_gateway_name() {
+    one_error(
+        "gateways:\n  Main: {url: \"grpc://h:1\"}\nroutes: [{name: r}]\n",
+        "gateways.Main: invalid gateway name \"Main\"",
+    );
+}
+
+// ---------------------------------------------------------------- routes
+
+#[test]
+fn route_names() {
+    one_error(
+        &with_routes("  - endpoint: /x\n"),
+        "routes[0].name: required",
+    );
+    one_error(
+        &with_routes("  - name: Orders\n"),
+        "routes[0].name: invalid route name \"Orders\"",
+    );
+    one_error(
+        &with_routes("  - name: -x\n"),
+        "routes[0].name: invalid route name",
+    );
+    ok(&with_routes("  - name: orders.v2_eu-1\n"));
+}
+
+#[test]
+fn duplicate_route_names() {
+    let errs = errors(&with_routes(
+        "  - name: r\n  - name: s\n  - name: r\n  - name: r\n",
+    ));
+    assert_eq!(
+        errs,
+        [
+            "routes[2].name: duplicate route name \"r\" (first used by routes[0])",
+            "routes[3].name: duplicate route name \"r\" (first used by routes[0])",
+        ]
+    );
+}
+
+#[test]
+fn endpoint_forms() {
+    one_error(
+        &with_routes("  - name: r\n    endpoint: {cell: x}\n"),
+        "routes[0].endpoint: expected a string or {cel: expression}; found keys cell",
+    );
+    one_error(
+        &with_routes("  - name: r\n    endpoint: [a]\n"),
+        "routes[0].endpoint: expected a string or {cel: expression}",
+    );
+    one_error(
+        &with_routes("  - name: r\n    target_executor: {cel: 5}\n"),
+        "routes[0].target_executor.cel: expected a CEL expression",
+    );
+    one_error(
+        &with_routes("  - name: r\n    endpoint: ''\n"),
+        "routes[0].endpoint: must not be empty",
+    );
+}
+
+#[test]
+fn zero_routes_is_legal_with_a_warning() {
+    for yaml in [GW.to_string(), format!("{GW}routes: []\n")] {
+        let c = ok(&yaml);
+        assert!(c.rules.routes.is_empty());
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert_eq!(c.warnings[0].path, "routes");
+        assert!(c.warnings[0].message.contains("no routes"));
+    }
+}
+
+// ---------------------------------------------------------------- filters
+
+#[test]
+fn empty_all_and_any() {
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - all: []\n"),
+        "routes[0].filters[0].all: needs at least one filter",
+    );
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - not: {any: []}\n"),
+        "routes[0].filters[0].not.any: needs at least one filter",
+    );
+}
+
+#[test]
+fn two_dialects_in_one_filter() {
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - {exact: {type: a}, cel: 'true'}\n"),
+        "routes[0].filters[0]: a filter holds exactly one dialect, found exact and cel",
+    );
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - {}\n"),
+        "routes[0].filters[0]: empty filter: needs exactly one of exact, prefix, suffix, all, any, not, cel",
+    );
+}
+
+#[test]
+fn cesql_is_parsed_then_rejected() {
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - cesql: \"type = 'a'\"\n"),
+        "routes[0].filters[0].cesql: CESQL is not supported yet",
+    );
+}
+
+#[test]
+fn attribute_filters_need_exactly_one_attribute() {
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - exact: {type: a, source: b}\n"),
+        "routes[0].filters[0].exact: has 2 attributes (type, source); Knative allows exactly one",
+    );
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - prefix: {}\n"),
+        "routes[0].filters[0].prefix: needs one attribute",
+    );
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - suffix: .pdf\n"),
+        "routes[0].filters[0].suffix: expected one attribute and its value",
+    );
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - exact: {Type: a}\n"),
+        "routes[0].filters[0].exact.Type: attribute names are lower-case letters and digits",
+    );
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - exact: {type: ''}\n"),
+        "routes[0].filters[0].exact.type: the value must not be empty",
+    );
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - exact: {type: [a]}\n"),
+        "routes[0].filters[0].exact.type: expected a string value",
+    );
+}
+
+#[test]
+fn yaml_scalars_become_attribute_strings() {
+    let c = ok(&with_routes(
+        "  - name: r\n    filters:\n      - exact: {partition: 3}\n      - exact: {specversion: 1.0}\n      - exact: {sampled: true}\n",
+    ));
+    let mut e = event("t", "/s");
+    e.extensions
+        .insert("partition".into(), ExtValue::Integer(3));
+    e.extensions
+        .insert("sampled".into(), ExtValue::String("true".into()));
+    assert!(c.rules.routes[0].matches(&e));
+}
+
+#[test]
+fn filters_from_yaml_route_events() {
+    let c = ok(&with_routes(
+        r#"  - name: pdfs
+    filters:
+      - exact: { type: com.example.file }
+      - any: [ { suffix: { subject: .pdf } }, { exact: { kind: pdf } } ]
+      - not: { prefix: { source: /private/ } }
+  - name: nested
+    filters:
+      - all: [ { prefix: { type: com.example. } }, { not: { exact: { subject: draft } } } ]
+  - name: rest
+"#,
+    ));
+    let route = |e: &CloudEvent| c.rules.route(e).map(|r| r.name.clone());
+
+    let mut pdf = event("com.example.file", "/public/x");
+    pdf.subject = Some("a.pdf".into());
+    assert_eq!(route(&pdf).as_deref(), Some("pdfs"));
+
+    let mut by_ext = event("com.example.file", "/public/x");
+    by_ext
+        .extensions
+        .insert("kind".into(), ExtValue::String("pdf".into()));
+    assert_eq!(route(&by_ext).as_deref(), Some("pdfs"));
+
+    let mut private = pdf.clone();
+    private.source = "/private/x".into();
+    // `not` excludes it from `pdfs`; `nested` takes it (subject is not "draft").
+    assert_eq!(route(&private).as_deref(), Some("nested"));
+
+    let mut draft = private.clone();
+    draft.subject = Some("draft".into());
+    assert_eq!(route(&draft).as_deref(), Some("rest"));
+
+    // Missing subject and no `kind`: `any` fails; `nested` matches (not(subject == draft)).
+    assert_eq!(
+        route(&event("com.example.file", "/public/x")).as_deref(),
+        Some("nested")
+    );
+    assert_eq!(route(&event("org.other", "/x")).as_deref(), Some("rest"));
+}
+
+// ---------------------------------------------------------------- reply
+
+#[test]
+fn reply_without_type() {
+    one_error(
+        &with_routes("  - name: r\n    reply: {source: /x}\n"),
+        "routes[0].reply.type: required",
+    );
+    one_error(
+        &with_routes("  - name: r\n    reply: {type: ''}\n"),
+        "routes[0].reply.type: required",
+    );
+}
+
+#[test]
+fn reply_source_defaults_to_route_name() {
+    let c = ok(&with_routes(
+        "  - name: orders\n    reply: {type: com.example.done}\n",
+    ));
+    let reply = c.rules.routes[0].reply.as_ref().expect("reply");
+    assert_eq!(reply.source, "/flowbridge/orders");
+    assert_eq!(reply.to, None);
+}
+
+#[test]
+fn reply_to_from_the_environment() {
+    let yaml = with_routes("  - name: r\n    reply: {type: t.done, to: $K_SINK}\n");
+    let errs = errors_of(parse_env(&yaml, &[]));
+    assert_eq!(
+        errs,
+        [
+            "routes[0].reply.to: environment variable K_SINK is not set (a Knative SinkBinding sets K_SINK)"
+        ]
+    );
+    let errs = errors_of(parse_env(&yaml, &[("K_SINK", " ")]));
+    assert_eq!(
+        errs,
+        ["routes[0].reply.to: environment variable K_SINK is empty"]
+    );
+    let errs = errors_of(parse_env(&yaml, &[("K_SINK", "ftp://sink")]));
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with(
+            "routes[0].reply.to: $K_SINK: \"ftp://sink\": scheme must be http or https"
+        ),
+        "{errs:?}"
+    );
+    let c = parse_env(&yaml, &[("K_SINK", "http://sink.ns.svc.cluster.local")]).expect("valid");
+    assert_eq!(
+        c.rules.routes[0]
+            .reply
+            .as_ref()
+            .and_then(|r| r.to.as_deref()),
+        Some("http://sink.ns.svc.cluster.local")
+    );
+    let braces = with_routes("  - name: r\n    reply: {type: t.done, to: '${SINK_2}'}\n");
+    let c = parse_env(&braces, &[("SINK_2", "https://sink/path")]).expect("valid");
+    assert_eq!(
+        c.rules.routes[0]
+            .reply
+            .as_ref()
+            .and_then(|r| r.to.as_deref()),
+        Some("https://sink/path")
+    );
+}
+
+#[test]
+fn reply_to_literal_url() {
+    one_error(
+        &with_routes("  - name: r\n    reply: {type: t.done, to: 'sink:8080'}\n"),
+        "routes[0].reply.to: ",
+    );
+    let c = ok(&with_routes(
+        "  - name: r\n    reply: {type: t.done, to: 'http://sink:8080/in'}\n",
+    ));
+    assert_eq!(
+        c.rules.routes[0]
+            .reply
+            .as_ref()
+            .and_then(|r| r.to.as_deref()),
+        Some("http://sink:8080/in")
+    );
+}
+
+#[test]
+fn reply_type_matched_by_own_filters_warns() {
+    let c = ok(&with_routes(
+        "  - name: r\n    filters:\n      - exact: {type: a.b}\n    reply: {type: a.b}\n",
+    ));
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert_eq!(c.warnings[0].path, "routes[0].reply.type");
+    assert!(c.warnings[0].message.contains("loop"), "{:?}", c.warnings);
+
+    // A prefix that also covers the reply type, nested in `all`.
+    let c = ok(&with_routes(
+        "  - name: r\n    filters:\n      - all: [{prefix: {type: com.example.}}]\n    reply: {type: com.example.done}\n",
+    ));
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+
+    // No filters at all: the route matches its own reply.
+    let c = ok(&with_routes("  - name: r\n    reply: {type: a.done}\n"));
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+
+    // Different type: fine. A source filter that excludes the reply source: fine.
+    let c = ok(&with_routes(
+        "  - name: r\n    filters:\n      - exact: {type: a.b}\n    reply: {type: a.c}\n",
+    ));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = ok(&with_routes(
+        "  - name: r\n    filters:\n      - prefix: {type: a.}\n      - prefix: {source: /shop/}\n    reply: {type: a.c}\n",
+    ));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+// ---------------------------------------------------------------- many errors at once
+
+#[test]
+fn every_error_at_once_in_document_order() {
+    let yaml = r#"
+routes:
+  - name: a
+    gateway: nowhere
+    filters:
+      - cesql: "x = 1"
+      - all: []
+  - name: a
+    reply: {to: $NOPE_UNSET}
+listen: nonsense
+gateways:
+  default:
+    url: http://h:1
+    timeout: never
+limits: {max_body: 10}
+"#;
+    let errs = errors(yaml);
+    let paths: Vec<&str> = errs
+        .iter()
+        .map(|e| e.split(": ").next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "routes[0].gateway",
+            "routes[0].filters[0].cesql",
+            "routes[0].filters[1].all",
+            "routes[1].name",
+            "routes[1].reply.type",
+            "routes[1].reply.to",
+            "listen",
+            "gateways.default.url",
+            "gateways.default.timeout",
+            "limits.max_body",
+        ],
+        "{errs:#?}"
+    );
+}
+
+// ---------------------------------------------------------------- compiler errors (seam)
+
+fn failing_predicate(source: &str) -> Result<Predicate, String> {
+    Err(format!("syntax error in {source:?}"))
+}
+
+fn failing_mapping(_: &MappingSpec) -> Result<Mapping, Vec<FieldError>> {
+    Err(vec![
+        FieldError {
+            field: "docs",
+            message: "undeclared reference to 'evnt'".into(),
+        },
+        FieldError {
+            field: "endpoint.cel",
+            message: "bad endpoint".into(),
+        },
+    ])
+}
+
+fn failing_reply_data(_: Option<&str>) -> Result<ReplyData, String> {
+    Err("no such function: frobnicate".into())
+}
+
+#[test]
+fn compile_errors_carry_their_paths() {
+    let compilers = Compilers {
+        predicate: failing_predicate,
+        mapping: failing_mapping,
+        reply_data: failing_reply_data,
+    };
+    let env = |_: &str| None;
+    let ctx = Context {
+        compilers: &compilers,
+        env: &env,
+    };
+    let yaml = with_routes(
+        r#"  - name: r
+    filters:
+      - exact: {type: a}
+      - any: [{cel: 'event.x'}]
+    endpoint: {cel: 'e'}
+    docs: 'evnt.data'
+    reply: {type: t, data: 'frobnicate()'}
+"#,
+    );
+    let errs = errors_of(from_yaml_with(&yaml, "t", &Overrides::default(), &ctx));
+    assert_eq!(
+        errs,
+        [
+            "routes[0].filters[1].any[0].cel: syntax error in \"event.x\"",
+            "routes[0].endpoint.cel: bad endpoint",
+            "routes[0].docs: undeclared reference to 'evnt'",
+            "routes[0].reply.data: no such function: frobnicate",
+        ]
+    );
+}
+
+// ---------------------------------------------------------------- shipped examples
+
+#[test]
+fn every_shipped_config_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("config/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    for expected in [
+        "broker-trigger.yaml",
+        "demo.yaml",
+        "kafkasource.yaml",
+        "pingsource.yaml",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "missing config/{expected}"
+        );
+    }
+    for file in &files {
+        match load(Some(file), &Overrides::default()) {
+            Ok(c) => {
+                assert!(!c.rules.routes.is_empty(), "{}", file.display());
+                assert!(
+                    c.warnings.is_empty(),
+                    "{}: {:?}",
+                    file.display(),
+                    c.warnings
+                );
+            }
+            Err(e) => panic!("{} does not validate:\n{e}", file.display()),
+        }
+    }
+}

@@ -54,10 +54,10 @@ wait_for "flowbridge" 30 curl -fsS "http://127.0.0.1:$PORT/readyz"
 
 step "5/5 sending CloudEvents"
 echo "-- an event without Prefer: reply (like PingSource sends): expect 202"
-"$BIN" send "http://127.0.0.1:$PORT" --type com.example.order.created --source /shop/eu \
+"$BIN" send "http://127.0.0.1:$PORT" --type com.example.demo.order --source /shop/eu \
   --subject order-1 --data '{"text": "two apples", "lang": "en"}' --no-reply
 echo "-- an event with Prefer: reply (like a Broker Trigger sends): expect 200 and a reply event"
-"$BIN" send "http://127.0.0.1:$PORT" --type com.example.order.created --source /shop/eu \
+"$BIN" send "http://127.0.0.1:$PORT" --type com.example.demo.order --source /shop/eu \
   --subject order-2 --data '{"text": "three pears", "lang": "en"}'
 echo "-- an event that is not a CloudEvent: expect 415"
 curl -sS -o /dev/stdout -w ' -> HTTP %{http_code}\n' -X POST -H 'content-type: application/json' \

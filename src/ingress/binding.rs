@@ -538,7 +538,9 @@ impl Partial {
     fn set_core(&mut self, name: &str, value: String) -> Result<(), Fault> {
         let fail = |rule: String| Fault::attr(name, rule);
         match name {
-            "id" | "source" | "type" | "subject" if value.is_empty() => {
+            "id" | "source" | "type" | "subject" | "dataschema" | "schemaurl"
+                if value.is_empty() =>
+            {
                 return Err(fail("must not be empty".into()));
             }
             "datacontenttype" => check_media_type(&value).map_err(fail)?,
@@ -551,7 +553,6 @@ impl Partial {
             "dataschema" if !is_absolute_uri(&value) => {
                 return Err(fail(format!("{} is not an absolute URI", echo(&value))));
             }
-            "schemaurl" if value.is_empty() => return Err(fail("must not be empty".into())),
             "datacontentencoding" if !value.eq_ignore_ascii_case("base64") => {
                 return Err(fail(format!(
                     "{} is not supported (only \"base64\" is defined)",

@@ -150,10 +150,10 @@ fn watch_stdout(
             if let Some(f) = out.as_mut() {
                 let _ = writeln!(f, "{line}");
             }
-            if line.starts_with(marker) {
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(line);
-                }
+            if line.starts_with(marker)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line);
             }
         }
         // Dropping `tx` here (EOF before the marker) tells the waiter the process is gone.
@@ -351,11 +351,11 @@ impl JinaFlow {
 impl Drop for JinaFlow {
     fn drop(&mut self) {
         self.stop_inner();
-        if std::thread::panicking() {
-            if let Some(dir) = self.dir.as_mut() {
-                dir.disable_cleanup(true);
-                eprintln!("[support] Flow files kept in {}", dir.path().display());
-            }
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.as_mut()
+        {
+            dir.disable_cleanup(true);
+            eprintln!("[support] Flow files kept in {}", dir.path().display());
         }
     }
 }
@@ -487,6 +487,31 @@ impl Drop for FlowBridge {
             eprintln!("[support] flowbridge log kept at {}", self.log.display());
         }
     }
+}
+
+/// Runs `tests/interop/send_sdk.py <url> <args>` (the Python CloudEvents SDK sending an event and
+/// reading the reply) and returns the JSON object it prints: `{status, headers, reply, reply_error,
+/// body}`. Example args: `["--mode", "binary", "--type", "t", "--source", "s", "--data", "{}"]`.
+pub fn send_sdk(url: &str, args: &[&str]) -> serde_json::Value {
+    let script = repo_root().join("tests/interop/send_sdk.py");
+    let out = Command::new(venv_python())
+        .arg(&script)
+        .arg(url)
+        .args(args)
+        .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "send_sdk.py {url} {args:?} failed ({}):\n{stderr}",
+        out.status
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("send_sdk.py printed no JSON ({e}):\nstdout: {stdout}\nstderr: {stderr}")
+    })
 }
 
 /// An HTTP response read by [`http_request`].

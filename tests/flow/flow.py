@@ -5,8 +5,9 @@
 Starts a Flow with a gRPC gateway on 127.0.0.1:P and two executors, in this order:
 
 * ``recorder`` (class ``Recorder``, name overridable): a bare ``@requests`` handler, so it takes
-  every endpoint. For each request it appends one JSON line to FILE describing exactly what it
-  received (endpoint, parameters, every document field, chunks and matches included), then marks
+  every endpoint. For each request it appends one JSON line to FILE as soon as the request
+  arrives (before sleeping or raising), describing exactly what it received (endpoint,
+  request_id, parameters, every document field, chunks and matches included), then marks
   the documents (``tags.seen_by = "recorder"``, ``tags.length = len(text)`` when text is set).
   ``parameters.sleep = <seconds>`` makes it wait before answering (timeout tests);
   ``parameters.raise = true`` or a document with ``tags.raise == true`` makes it raise

@@ -281,7 +281,10 @@ impl JinaFlow {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
             Err(e) => panic!("cannot read record file {}: {e}", self.record.display()),
         };
-        text.lines()
+        // Only complete lines: the recorder may be writing the next one right now.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
             .filter(|l| !l.trim().is_empty())
             .enumerate()
             .map(|(i, l)| {

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Everything the tests need, then fmt, clippy and all tests (the real-Flow ones included).
+#
+#   ./scripts/test.sh
+#
+# 1. scripts/jina-env.sh: the Python 3.11 venv with jina, docarray and the cloudevents SDK
+#    (created once, cached in ${FLOWBRIDGE_JINA_VENV:-~/.cache/flowbridge/jina-venv}).
+# 2. cargo fmt --check
+# 3. cargo clippy --all-targets -- -D warnings
+# 4. cargo test --no-fail-fast (unit, integration and doc tests).
+#
+# The integration tests share one real Jina Flow per test binary, which needs all tests of a
+# binary in one process: that is `cargo test`. cargo-nextest runs each test in its own process,
+# so every real-Flow test would start its own Flow; it is used only when asked for with
+# FLOWBRIDGE_TEST_RUNNER=nextest (then doc tests run separately with `cargo test --doc`).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export FLOWBRIDGE_JINA_VENV="${FLOWBRIDGE_JINA_VENV:-$HOME/.cache/flowbridge/jina-venv}"
+export JINA_OPTOUT_TELEMETRY=1
+
+now() { date +%s.%N; }
+timings=()
+step() {
+    local name="$1"
+    shift
+    echo
+    echo "==> $name: $*"
+    local start
+    start="$(now)"
+    "$@"
+    local took
+    took="$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')"
+    echo "<== $name: ok in ${took}s"
+    timings+=("$(printf '%-8s %7ss' "$name" "$took")")
+}
+
+total_start="$(now)"
+step jina-env ./scripts/jina-env.sh
+step fmt cargo fmt --check
+step clippy cargo clippy --all-targets -- -D warnings
+if [[ "${FLOWBRIDGE_TEST_RUNNER:-cargo}" == nextest ]]; then
+    command -v cargo-nextest >/dev/null 2>&1 ||
+        { echo "FLOWBRIDGE_TEST_RUNNER=nextest but cargo-nextest is not installed" >&2; exit 1; }
+    step tests cargo nextest run --no-fail-fast
+    step doctests cargo test --doc
+else
+    step tests cargo test --no-fail-fast
+fi
+
+echo
+echo "All steps passed:"
+printf '  %s\n' "${timings[@]}"
+echo "  total    $(awk -v a="$total_start" -v b="$(now)" 'BEGIN { printf "%7.1f", b - a }')s"

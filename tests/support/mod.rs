@@ -1,0 +1,656 @@
+//! Test harness shared by the integration tests (`mod support;`): the real Jina Flow
+//! (`tests/flow/flow.py`, run with the venv made by `scripts/jina-env.sh`), a `flowbridge serve`
+//! child process, free ports and a dependency-free blocking HTTP/1.1 client.
+//!
+//! Every child runs in its own process group and is stopped with its whole group (SIGTERM, then
+//! SIGKILL after 5 s) when its handle drops, including while a failing test unwinds. The Flow
+//! shared by a test binary ([`shared_flow`]) lives in a static that is never dropped: it watches
+//! its stdin instead, and stops itself when the test process exits (even by SIGKILL) and the pipe
+//! closes.
+//!
+//! Logs and record files live in `target/tmp/` (kept when a test panics, so they can be read).
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a Flow may take to print `FLOW READY` (it usually takes 2–10 s).
+pub const FLOW_START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `flowbridge serve` may take to answer `GET /readyz` with 200.
+pub const BRIDGE_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Grace period between SIGTERM and SIGKILL when stopping a child's process group.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The venv's Python interpreter (`$FLOWBRIDGE_JINA_VENV`, default
+/// `~/.cache/flowbridge/jina-venv`, the same default as `scripts/jina-env.sh`).
+pub fn venv_python() -> PathBuf {
+    let venv = match std::env::var_os("FLOWBRIDGE_JINA_VENV") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => {
+            let home =
+                std::env::var_os("HOME").expect("HOME is not set, cannot locate the jina venv");
+            PathBuf::from(home).join(".cache/flowbridge/jina-venv")
+        }
+    };
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "no Python in the jina venv: {} does not exist.\n\
+         Run ./scripts/jina-env.sh first (or set FLOWBRIDGE_JINA_VENV to the venv it created).",
+        python.display()
+    );
+    python
+}
+
+/// A loopback port that was free a moment ago (bind port 0, read it, release it).
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind 127.0.0.1:0 to find a free port")
+}
+
+/// The `flowbridge` binary built by cargo for this test run.
+pub fn flowbridge_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_flowbridge"))
+}
+
+/// The repository root (where `Cargo.toml` is).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether something accepts TCP connections on `127.0.0.1:port`.
+pub fn port_accepts(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
+}
+
+/// A fresh directory under `target/tmp/` for one child's logs and files.
+fn scratch_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("cannot create a scratch directory under CARGO_TARGET_TMPDIR")
+}
+
+/// The last `lines` lines of a log file, for panic messages.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Sends `signal` (e.g. "TERM", "KILL", "0") to process group `pgid`; true if it was delivered.
+fn signal_group(pgid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg("--")
+        .arg(format!("-{pgid}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Stops `child` and every process of its group: SIGTERM, SIGKILL after [`STOP_GRACE`].
+fn stop_group(child: &mut Child) -> Option<ExitStatus> {
+    let pgid = child.id();
+    if let Ok(Some(status)) = child.try_wait() {
+        // The leader is gone; stray members keep the group id alive (so it cannot have been
+        // reused): kill whatever is left.
+        if signal_group(pgid, "0") {
+            signal_group(pgid, "KILL");
+        }
+        return Some(status);
+    }
+    signal_group(pgid, "TERM");
+    let deadline = Instant::now() + STOP_GRACE;
+    let mut status = None;
+    while Instant::now() < deadline {
+        if let Ok(Some(s)) = child.try_wait() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Leader still running (group id still ours) or members left behind: kill the group.
+    if status.is_none() || signal_group(pgid, "0") {
+        signal_group(pgid, "KILL");
+    }
+    match status {
+        Some(s) => Some(s),
+        None => child.wait().ok(),
+    }
+}
+
+/// Copies the child's stdout into `log`, reporting the first line starting with `marker`.
+fn watch_stdout(
+    stdout: impl Read + Send + 'static,
+    log: PathBuf,
+    marker: &'static str,
+) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&log)
+            .ok();
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(f) = out.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
+            if line.starts_with(marker)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line);
+            }
+        }
+        // Dropping `tx` here (EOF before the marker) tells the waiter the process is gone.
+    });
+    rx
+}
+
+/// A real Jina Flow running `tests/flow/flow.py`: gRPC gateway on `127.0.0.1:port`, executors
+/// `recorder` (records every request to `record` as JSON lines, can sleep or raise) then
+/// `tagger`. See the docstring of `tests/flow/flow.py` for what the executors do.
+pub struct JinaFlow {
+    pub port: u16,
+    /// The recorder's JSONL file (one line per request it received).
+    pub record: PathBuf,
+    /// stdout and stderr of the Flow.
+    pub log: PathBuf,
+    child: Mutex<Option<Child>>,
+    /// Kept open: the Flow stops itself when this pipe closes (test process gone).
+    stdin: Mutex<Option<ChildStdin>>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl JinaFlow {
+    /// Starts a Flow on a free port.
+    pub fn start() -> JinaFlow {
+        Self::start_on(free_port())
+    }
+
+    /// Starts a Flow on `port` (e.g. a port a flowbridge was configured with before the Flow
+    /// existed, for cold-start tests).
+    pub fn start_on(port: u16) -> JinaFlow {
+        Self::try_start(port, "recorder").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a Flow whose recorder deployment is called `executor_name`.
+    pub fn start_named(port: u16, executor_name: &str) -> JinaFlow {
+        Self::try_start(port, executor_name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start(port: u16, executor_name: &str) -> Result<JinaFlow, String> {
+        let python = venv_python();
+        let dir = scratch_dir("jina-flow-");
+        let record = dir.path().join("record.jsonl");
+        let log = dir.path().join("flow.log");
+        let script = repo_root().join("tests/flow/flow.py");
+        let stderr = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&log)
+            .map_err(|e| format!("cannot create Flow log {}: {e}", log.display()))?;
+        let started = Instant::now();
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--record")
+            .arg(&record)
+            .arg("--executor-name")
+            .arg(executor_name)
+            .arg("--watch-stdin")
+            .env("PYTHONUNBUFFERED", "1")
+            .env("JINA_OPTOUT_TELEMETRY", "1")
+            .env("JINA_LOG_NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .process_group(0)
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot spawn {} {}: {e}",
+                    python.display(),
+                    script.display()
+                )
+            })?;
+        let stdout = child.stdout.take().ok_or("Flow stdout was not piped")?;
+        let stdin = child.stdin.take();
+        let ready = watch_stdout(stdout, log.clone(), "FLOW READY");
+
+        let failure = match ready.recv_timeout(FLOW_START_TIMEOUT) {
+            Ok(_) => None,
+            Err(mpsc::RecvTimeoutError::Timeout) => Some(format!(
+                "no FLOW READY within {}s",
+                FLOW_START_TIMEOUT.as_secs()
+            )),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Some("the Flow exited before FLOW READY".to_string())
+            }
+        };
+        if let Some(why) = failure {
+            let status = stop_group(&mut child);
+            let mut dir = dir;
+            dir.disable_cleanup(true);
+            return Err(format!(
+                "Jina Flow on port {port} failed to start: {why} (exit status: {status:?}).\n\
+                 log {}, last lines:\n{}",
+                log.display(),
+                log_tail(&log, 40)
+            ));
+        }
+        eprintln!(
+            "[support] Jina Flow ready on 127.0.0.1:{port} in {:.1}s (log {})",
+            started.elapsed().as_secs_f64(),
+            log.display()
+        );
+        Ok(JinaFlow {
+            port,
+            record,
+            log,
+            child: Mutex::new(Some(child)),
+            stdin: Mutex::new(stdin),
+            dir: Some(dir),
+        })
+    }
+
+    /// `grpc://127.0.0.1:<port>`, the gateway URL for a flowbridge config.
+    pub fn grpc_url(&self) -> String {
+        format!("grpc://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request the recorder has received so far, in order.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        let text = match std::fs::read_to_string(&self.record) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+            Err(e) => panic!("cannot read record file {}: {e}", self.record.display()),
+        };
+        // Only complete lines: the recorder may be writing the next one right now.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!(
+                        "record file {} line {}: {e}: {l}",
+                        self.record.display(),
+                        i + 1
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The records (requests) that carried a document with this id. With one Flow shared by
+    /// parallel tests, give each test's documents unique ids and look them up with this.
+    pub fn records_with_doc(&self, doc_id: &str) -> Vec<serde_json::Value> {
+        self.records()
+            .into_iter()
+            .filter(|r| {
+                r["docs"]
+                    .as_array()
+                    .is_some_and(|docs| docs.iter().any(|d| d["id"] == doc_id))
+            })
+            .collect()
+    }
+
+    /// Waits (up to `timeout`) for a record matching `pred`, and returns it.
+    pub fn wait_for_record(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(r) = self.records().into_iter().find(|r| pred(r)) {
+                return Some(r);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The last lines of the Flow's log (executor tracebacks end up there).
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log, lines)
+    }
+
+    /// Stops the Flow and its whole process group; the port is free afterwards.
+    pub fn stop(&mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&self) {
+        if let Ok(mut stdin) = self.stdin.lock() {
+            stdin.take();
+        }
+        let child = self.child.lock().ok().and_then(|mut c| c.take());
+        if let Some(mut child) = child {
+            stop_group(&mut child);
+        }
+    }
+}
+
+impl Drop for JinaFlow {
+    fn drop(&mut self) {
+        self.stop_inner();
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.as_mut()
+        {
+            dir.disable_cleanup(true);
+            eprintln!("[support] Flow files kept in {}", dir.path().display());
+        }
+    }
+}
+
+/// One Flow for the whole test binary, started on first use. Statics are never dropped: the
+/// Flow stops itself when this process exits and its stdin pipe closes.
+pub fn shared_flow() -> &'static JinaFlow {
+    static FLOW: OnceLock<Result<JinaFlow, String>> = OnceLock::new();
+    match FLOW.get_or_init(|| JinaFlow::try_start(free_port(), "recorder")) {
+        Ok(flow) => flow,
+        // Fails every test that needs it with the same message, without retrying for minutes.
+        Err(e) => panic!("shared Jina Flow unavailable: {e}"),
+    }
+}
+
+/// A `flowbridge serve` child process on `127.0.0.1:port`, stopped (SIGTERM, then SIGKILL) on
+/// drop. Not watched by anything if the test process is SIGKILLed; keep these per test.
+pub struct FlowBridge {
+    pub port: u16,
+    /// stdout and stderr of the server.
+    pub log: PathBuf,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl FlowBridge {
+    /// `flowbridge serve --config <config> --port <free port>`, ready once `/readyz` says 200.
+    pub fn start(config: &Path) -> FlowBridge {
+        let config = config.to_string_lossy().into_owned();
+        Self::start_with(&["--config", &config], &[])
+    }
+
+    /// `flowbridge serve <args> --port <free port>` with extra environment variables.
+    pub fn start_with(args: &[&str], envs: &[(&str, &str)]) -> FlowBridge {
+        let port = free_port();
+        let dir = scratch_dir("flowbridge-");
+        let log = dir.path().join("flowbridge.log");
+        let out = std::fs::File::create(&log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot clone log handle {}: {e}", log.display()));
+        let child = Command::new(flowbridge_bin())
+            .arg("serve")
+            .args(args)
+            .arg("--port")
+            .arg(port.to_string())
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", flowbridge_bin().display()));
+        let mut bridge = FlowBridge {
+            port,
+            log,
+            child: Some(child),
+            dir,
+        };
+        bridge.wait_ready(args);
+        bridge
+    }
+
+    fn wait_ready(&mut self, args: &[&str]) {
+        let deadline = Instant::now() + BRIDGE_START_TIMEOUT;
+        loop {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.dir.disable_cleanup(true);
+                panic!(
+                    "flowbridge serve {args:?} exited with {status} before /readyz answered 200.\n\
+                     log {}:\n{}",
+                    self.log.display(),
+                    log_tail(&self.log, 40)
+                );
+            }
+            let last = match try_http_request(self.port, "GET", "/readyz", &[], b"") {
+                Ok(r) if r.status == 200 => return,
+                Ok(r) => format!("/readyz answered {}", r.status),
+                Err(e) => e,
+            };
+            if Instant::now() >= deadline {
+                self.dir.disable_cleanup(true);
+                panic!(
+                    "flowbridge serve {args:?} on port {} not ready within {}s ({last}).\n\
+                     log {}:\n{}",
+                    self.port,
+                    BRIDGE_START_TIMEOUT.as_secs(),
+                    self.log.display(),
+                    log_tail(&self.log, 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A blocking HTTP/1.1 request to this server.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        http_request(self.port, method, path, headers, body)
+    }
+
+    /// Everything the server logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the server; returns its exit status.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        self.child.take().and_then(|mut c| stop_group(&mut c))
+    }
+}
+
+impl Drop for FlowBridge {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            eprintln!("[support] flowbridge log kept at {}", self.log.display());
+        }
+    }
+}
+
+/// Runs `tests/interop/send_sdk.py <url> <args>` (the Python CloudEvents SDK sending an event and
+/// reading the reply) and returns the JSON object it prints: `{status, headers, reply, reply_error,
+/// body}`. Example args: `["--mode", "binary", "--type", "t", "--source", "s", "--data", "{}"]`.
+pub fn send_sdk(url: &str, args: &[&str]) -> serde_json::Value {
+    let script = repo_root().join("tests/interop/send_sdk.py");
+    let out = Command::new(venv_python())
+        .arg(&script)
+        .arg(url)
+        .args(args)
+        .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "send_sdk.py {url} {args:?} failed ({}):\n{stderr}",
+        out.status
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("send_sdk.py printed no JSON ({e}):\nstdout: {stdout}\nstderr: {stderr}")
+    })
+}
+
+/// An HTTP response read by [`http_request`].
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names lower-cased, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header with this (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as UTF-8 text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("response body is not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// A blocking HTTP/1.1 request to `127.0.0.1:port` (`Connection: close`; `Content-Length` set
+/// from `body`). Panics on I/O errors.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    try_http_request(port, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
+}
+
+/// Like [`http_request`], with errors as values.
+pub fn try_http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<HttpResponse, String> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .map_err(|e| format!("set timeout: {e}"))?;
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || !matches!(method, "GET" | "HEAD") {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    stream
+        .write_all(req.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .map_err(|e| format!("write: {e}"))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("read: {e}"))?;
+    parse_response(&raw, method == "HEAD")
+}
+
+/// Parses a complete HTTP/1.1 response (plain or chunked body).
+pub fn parse_response(raw: &[u8], head_only: bool) -> Result<HttpResponse, String> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no end of headers in {} bytes", raw.len()))?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|e| format!("headers not UTF-8: {e}"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &raw[split + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if head_only {
+        Vec::new()
+    } else if chunked {
+        dechunk(rest)?
+    } else {
+        rest.to_vec()
+    };
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        let eol = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("chunked body: missing chunk size line")?;
+        let size_text =
+            std::str::from_utf8(&rest[..eol]).map_err(|e| format!("chunk size: {e}"))?;
+        let size_hex = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16)
+            .map_err(|e| format!("chunk size {size_hex:?}: {e}"))?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        if rest.len() < size + 2 {
+            return Err(format!("chunked body: chunk of {size} bytes truncated"));
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}

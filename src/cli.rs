@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::config::{self, Config, Overrides};
 use crate::ingress::binding;
 use crate::model::{CloudEvent, Data, ExtValue, SpecVersion};
-use crate::rules::mapping::document_to_json;
+use crate::rules::mapping::{Expr, MappingSpec, document_to_json};
 
 /// Exit code for invalid configuration or usage (sysexits EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -203,7 +203,7 @@ fn check(args: &ConfigArgs) -> ExitCode {
             route.name,
             route.filters.len(),
             route.gateway,
-            route.mapping.describe(),
+            describe_mapping(&route.mapping.spec),
         );
     }
     println!(
@@ -214,6 +214,26 @@ fn check(args: &ConfigArgs) -> ExitCode {
         config.unmatched
     );
     ExitCode::SUCCESS
+}
+
+/// One-line summary of a route's mapping for `check`.
+fn describe_mapping(spec: &MappingSpec) -> String {
+    let show = |e: &Expr| match e {
+        Expr::Literal(s) => s.clone(),
+        Expr::Cel(c) => format!("cel({c})"),
+    };
+    let mut parts = vec![format!(
+        "endpoint {}",
+        spec.endpoint.as_ref().map_or("/".to_string(), show)
+    )];
+    if let Some(t) = &spec.target_executor {
+        parts.push(format!("target {}", show(t)));
+    }
+    parts.push(if spec.docs.is_some() { "docs: cel" } else { "docs: default mapping" }.to_string());
+    if spec.parameters.is_some() {
+        parts.push("parameters: cel".to_string());
+    }
+    parts.join(", ")
 }
 
 fn read_input(name: &str) -> Result<String, String> {

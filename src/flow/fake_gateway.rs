@@ -1,0 +1,479 @@
+//! Tests of [`FlowClient`] against an in-process fake Jina gateway: a tonic server built from the
+//! test-only generated `JinaRPC` server code, listening on a loopback port, whose behaviour
+//! (echo, executor error, slow, gRPC error, late start…) each test chooses.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_stream::Stream;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use super::proto::docarray::{DenseNdArrayProto, NdArrayProto, nd_array_proto};
+use super::proto::jina::jina_rpc_server::{JinaRpc, JinaRpcServer};
+use super::proto::jina::status_proto::{ExceptionProto, StatusCode};
+use super::proto::jina::{DataRequestProto, HeaderProto, StatusProto};
+use super::{FlowClient, FlowError, convert};
+use crate::model::{Document, FlowRequest, GatewaySpec};
+
+#[derive(Clone)]
+enum Mode {
+    /// Echo the request, adding a tag and an `<f8` embedding to every doc.
+    Echo,
+    /// Answer with header.status ERROR as an executor exception does.
+    ExecutorError,
+    /// Sleep before answering.
+    Slow(Duration),
+    /// Fail the call with this status before any response (Trailers-Only).
+    Fail(Code),
+    /// Send a stub response with only the request id, then fail with UNAVAILABLE.
+    StubThenUnavailable,
+    /// Answer with another request id.
+    ForeignId,
+    /// End the stream without any response.
+    NoResponse,
+    /// Echo plus a tag of this many bytes.
+    Big(usize),
+}
+
+#[derive(Default)]
+struct Seen {
+    calls: AtomicUsize,
+    peers: Mutex<HashSet<SocketAddr>>,
+    requests: Mutex<Vec<(DataRequestProto, Option<String>)>>,
+}
+
+struct Fake {
+    mode: Mode,
+    seen: Arc<Seen>,
+}
+
+type CallStream = Pin<Box<dyn Stream<Item = Result<DataRequestProto, Status>> + Send>>;
+
+fn boxed(items: Vec<Result<DataRequestProto, Status>>) -> Response<CallStream> {
+    Response::new(Box::pin(tokio_stream::iter(items)))
+}
+
+#[tonic::async_trait]
+impl JinaRpc for Fake {
+    type CallStream = CallStream;
+
+    async fn call(
+        &self,
+        request: Request<Streaming<DataRequestProto>>,
+    ) -> Result<Response<CallStream>, Status> {
+        self.seen.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(peer) = request.remote_addr() {
+            self.seen.peers.lock().unwrap().insert(peer);
+        }
+        let grpc_timeout = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut stream = request.into_inner();
+        let mut inputs = Vec::new();
+        while let Some(message) = stream.message().await? {
+            inputs.push(message);
+        }
+        assert_eq!(inputs.len(), 1, "one DataRequest per stream");
+        let input = inputs.remove(0);
+        self.seen
+            .requests
+            .lock()
+            .unwrap()
+            .push((input.clone(), grpc_timeout));
+        let id = input.header.clone().unwrap_or_default().request_id;
+        match &self.mode {
+            Mode::Echo => Ok(boxed(vec![Ok(echo(input, 0))])),
+            Mode::Big(n) => Ok(boxed(vec![Ok(echo(input, *n))])),
+            Mode::ExecutorError => {
+                let mut out = input;
+                if let Some(h) = out.header.as_mut() {
+                    h.status = Some(StatusProto {
+                        code: StatusCode::Error as i32,
+                        description: "ValueError('boom', 42)".into(),
+                        exception: Some(ExceptionProto {
+                            name: "ValueError".into(),
+                            args: vec!["boom".into(), "42".into()],
+                            stacks: vec!["Traceback".into()],
+                            executor: "Echo".into(),
+                        }),
+                    });
+                }
+                Ok(boxed(vec![Ok(out)]))
+            }
+            Mode::Slow(pause) => {
+                tokio::time::sleep(*pause).await;
+                Ok(boxed(vec![Ok(echo(input, 0))]))
+            }
+            Mode::Fail(code) => Err(Status::new(*code, "fake gateway says no")),
+            Mode::StubThenUnavailable => Ok(boxed(vec![
+                Ok(DataRequestProto {
+                    header: Some(HeaderProto {
+                        request_id: id,
+                        ..HeaderProto::default()
+                    }),
+                    ..DataRequestProto::default()
+                }),
+                Err(Status::unavailable(
+                    "Gateway: Communication error with deployment echo",
+                )),
+            ])),
+            Mode::ForeignId => {
+                let mut out = echo(input, 0);
+                if let Some(h) = out.header.as_mut() {
+                    h.request_id = "someone-else".into();
+                }
+                Ok(boxed(vec![Ok(out)]))
+            }
+            Mode::NoResponse => Ok(boxed(vec![])),
+        }
+    }
+}
+
+/// What the fake's "executor" does: tag every doc and give it a float64 embedding.
+fn echo(mut request: DataRequestProto, padding: usize) -> DataRequestProto {
+    use super::proto::jina::data_request_proto::data_content_proto::Documents;
+    if let Some(Documents::Docs(array)) = request.data.as_mut().and_then(|d| d.documents.as_mut()) {
+        for doc in &mut array.docs {
+            let mut tags = doc.tags.clone().unwrap_or_default();
+            tags.fields
+                .insert("seen".into(), convert::json_to_value(&json!(1)));
+            if padding > 0 {
+                tags.fields.insert(
+                    "pad".into(),
+                    convert::json_to_value(&json!("x".repeat(padding))),
+                );
+            }
+            doc.tags = Some(tags);
+            doc.embedding = Some(NdArrayProto {
+                content: Some(nd_array_proto::Content::Dense(DenseNdArrayProto {
+                    buffer: [0.5f64, 0.25]
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect(),
+                    shape: vec![2],
+                    dtype: "<f8".into(),
+                })),
+                cls_name: "numpy".into(),
+                parameters: None,
+            });
+        }
+    }
+    request
+}
+
+async fn serve_on(listener: TcpListener, mode: Mode) -> Arc<Seen> {
+    let seen = Arc::new(Seen::default());
+    let fake = Fake {
+        mode,
+        seen: Arc::clone(&seen),
+    };
+    tokio::spawn(
+        Server::builder()
+            .add_service(JinaRpcServer::new(fake))
+            .serve_with_incoming(TcpIncoming::from(listener)),
+    );
+    seen
+}
+
+async fn start(mode: Mode) -> (SocketAddr, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (addr, serve_on(listener, mode).await)
+}
+
+/// A loopback port nobody listens on (right now).
+async fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+fn client(addr: SocketAddr, timeout: Duration) -> FlowClient {
+    FlowClient::new(&GatewaySpec {
+        name: "fake".into(),
+        url: format!("grpc://{addr}"),
+        timeout,
+        max_message_bytes: 64 * 1024,
+    })
+    .unwrap()
+}
+
+fn request() -> FlowRequest {
+    FlowRequest {
+        endpoint: "/index".into(),
+        target_executor: Some("echo".into()),
+        parameters: json!({"tenant": "t1", "k": 3})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        docs: vec![Document {
+            id: "doc-1".into(),
+            text: Some("hello".into()),
+            tags: json!({"lang": "en"}).as_object().cloned().unwrap(),
+            ..Document::default()
+        }],
+    }
+}
+
+#[tokio::test]
+async fn echo_round_trip_sends_header_parameters_and_docs() {
+    let (addr, seen) = start(Mode::Echo).await;
+    let response = client(addr, Duration::from_secs(5))
+        .call(request(), "rid-1")
+        .await
+        .unwrap();
+    assert_eq!(response.request_id, "rid-1");
+    assert_eq!(
+        Value::Object(response.parameters),
+        json!({"tenant": "t1", "k": 3})
+    );
+    assert_eq!(response.docs.len(), 1);
+    let doc = &response.docs[0];
+    assert_eq!(doc.id, "doc-1");
+    assert_eq!(doc.text.as_deref(), Some("hello"));
+    assert_eq!(
+        Value::Object(doc.tags.clone()),
+        json!({"lang": "en", "seen": 1})
+    );
+    let embedding = doc.embedding.as_ref().unwrap();
+    assert_eq!(embedding.values, vec![0.5, 0.25]);
+
+    let requests = seen.requests.lock().unwrap();
+    let (sent, grpc_timeout) = &requests[0];
+    let header = sent.header.as_ref().unwrap();
+    assert_eq!(header.request_id, "rid-1");
+    assert_eq!(header.exec_endpoint.as_deref(), Some("/index"));
+    assert_eq!(header.target_executor.as_deref(), Some("echo"));
+    assert!(
+        grpc_timeout.is_some(),
+        "the call deadline travels as grpc-timeout"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_calls_share_one_connection() {
+    let (addr, seen) = start(Mode::Echo).await;
+    let flow = client(addr, Duration::from_secs(5));
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let flow = flow.clone();
+        tasks.push(tokio::spawn(async move {
+            flow.call(request(), &format!("rid-{i}")).await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let response = task.await.unwrap().unwrap();
+        assert_eq!(response.request_id, format!("rid-{i}"));
+    }
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 16);
+    assert_eq!(seen.peers.lock().unwrap().len(), 1, "one HTTP/2 connection");
+}
+
+#[tokio::test]
+async fn executor_error_names_executor_and_exception() {
+    let (addr, _) = start(Mode::ExecutorError).await;
+    let err = client(addr, Duration::from_secs(5))
+        .call(request(), "rid")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        FlowError::Executor {
+            executor: "Echo".into(),
+            exception: "ValueError".into(),
+            message: "boom".into(),
+        }
+    );
+}
+
+#[tokio::test]
+async fn cold_gateway_is_retried_until_it_starts() {
+    let addr = free_port().await;
+    let flow = client(addr, Duration::from_secs(10));
+    let started = Instant::now();
+    let call = tokio::spawn(async move { flow.call(request(), "cold").await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let seen = serve_on(listener, Mode::Echo).await;
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(response.request_id, "cold");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        seen.calls.load(Ordering::SeqCst),
+        1,
+        "only the accepted attempt reached it"
+    );
+}
+
+#[tokio::test]
+async fn gateway_never_up_is_unavailable_after_the_timeout() {
+    let addr = free_port().await;
+    let timeout = Duration::from_millis(1500);
+    let started = Instant::now();
+    let err = client(addr, timeout)
+        .call(request(), "down")
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    match &err {
+        FlowError::Unavailable { gateway, message } => {
+            assert_eq!(gateway, "fake");
+            assert!(message.contains("attempts"), "{message}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(elapsed >= Duration::from_millis(1300), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn slow_gateway_hits_the_deadline() {
+    let (addr, _) = start(Mode::Slow(Duration::from_secs(5))).await;
+    let started = Instant::now();
+    let err = client(addr, Duration::from_millis(400))
+        .call(request(), "slow")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        FlowError::Deadline {
+            gateway: "fake".into(),
+            timeout_ms: 400
+        }
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn other_grpc_codes_are_gateway_errors_without_retry() {
+    let (addr, seen) = start(Mode::Fail(Code::Internal)).await;
+    let err = client(addr, Duration::from_secs(5))
+        .call(request(), "x")
+        .await
+        .unwrap_err();
+    match &err {
+        FlowError::Gateway { gateway, message } => {
+            assert_eq!(gateway, "fake");
+            assert!(message.contains("Internal"), "{message}");
+            assert!(message.contains("fake gateway says no"), "{message}");
+        }
+        other => panic!("expected Gateway, got {other:?}"),
+    }
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn gateway_deadline_exceeded_status_is_deadline() {
+    let (addr, _) = start(Mode::Fail(Code::DeadlineExceeded)).await;
+    let err = client(addr, Duration::from_secs(5))
+        .call(request(), "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FlowError::Deadline { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn trailers_only_unavailable_is_retried_until_the_deadline() {
+    let (addr, seen) = start(Mode::Fail(Code::Unavailable)).await;
+    let err = client(addr, Duration::from_millis(800))
+        .call(request(), "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FlowError::Unavailable { .. }), "{err:?}");
+    assert!(seen.calls.load(Ordering::SeqCst) >= 2, "retried");
+}
+
+#[tokio::test]
+async fn unavailable_after_a_stub_response_is_not_retried_and_wins() {
+    let (addr, seen) = start(Mode::StubThenUnavailable).await;
+    let err = client(addr, Duration::from_secs(3))
+        .call(request(), "x")
+        .await
+        .unwrap_err();
+    match &err {
+        FlowError::Unavailable { message, .. } => {
+            assert!(message.contains("Communication error"), "{message}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert_eq!(
+        seen.calls.load(Ordering::SeqCst),
+        1,
+        "accepted: never retried"
+    );
+}
+
+#[tokio::test]
+async fn foreign_request_id_and_empty_stream_are_gateway_errors() {
+    let (addr, _) = start(Mode::ForeignId).await;
+    let err = client(addr, Duration::from_secs(3))
+        .call(request(), "mine")
+        .await
+        .unwrap_err();
+    match &err {
+        FlowError::Gateway { message, .. } => {
+            assert!(message.contains("someone-else"), "{message}")
+        }
+        other => panic!("expected Gateway, got {other:?}"),
+    }
+
+    let (addr, _) = start(Mode::NoResponse).await;
+    let err = client(addr, Duration::from_secs(3))
+        .call(request(), "mine")
+        .await
+        .unwrap_err();
+    match &err {
+        FlowError::Gateway { message, .. } => {
+            assert!(message.contains("without a response"), "{message}")
+        }
+        other => panic!("expected Gateway, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn responses_above_max_message_bytes_are_refused() {
+    let (addr, _) = start(Mode::Big(100 * 1024)).await;
+    let err = client(addr, Duration::from_secs(3))
+        .call(request(), "big")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FlowError::Gateway { .. }), "{err:?}");
+
+    let (addr, _) = start(Mode::Big(10 * 1024)).await;
+    let ok = client(addr, Duration::from_secs(3))
+        .call(request(), "small")
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[tokio::test]
+async fn invalid_documents_fail_before_sending() {
+    let (addr, seen) = start(Mode::Echo).await;
+    let mut req = request();
+    req.docs[0].blob = Some(bytes::Bytes::from_static(b"x"));
+    let err = client(addr, Duration::from_secs(3))
+        .call(req, "bad")
+        .await
+        .unwrap_err();
+    match &err {
+        FlowError::InvalidRequest { message } => {
+            assert!(message.starts_with("docs[0]:"), "{message}")
+        }
+        other => panic!("expected InvalidRequest, got {other:?}"),
+    }
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
+}

@@ -12,8 +12,8 @@
 //! gives us one clean boundary: the future returned by the generated `call()` resolves when the
 //! *response headers* arrive (a jina gateway sends them with its first response message), and
 //! every connection problem (TCP refused, connect timeout, TLS or HTTP/2 handshake failure) also
-//! surfaces there, as `UNAVAILABLE` wrapping tonic's connect error, before any byte of our request
-//! was written. So:
+//! surfaces there, as `UNAVAILABLE` with a `tonic::ConnectError` in its source chain, before any
+//! byte of our request was written. So:
 //!
 //! * `call()` fails with `UNAVAILABLE` → retry. That covers connect errors, h2 `REFUSED_STREAM`
 //!   (the server guarantees it did not process the stream), proxies answering HTTP 502/503/504

@@ -680,6 +680,9 @@ mod tests {
         assert_eq!(p.matches(&ev), Ok(true));
         let p = Predicate::compile("has(event.data)").unwrap();
         assert_eq!(p.matches(&ev), Ok(false));
+        // optional syntax works too
+        let p = Predicate::compile("event.?time.orValue('none') == 'none'").unwrap();
+        assert_eq!(p.matches(&ev), Ok(true));
     }
 
     #[test]

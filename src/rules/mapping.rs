@@ -549,7 +549,7 @@ pub fn cloudevent_tag(event: &CloudEvent) -> Value {
 /// `tags.cloudevent`.
 fn finish_documents(event: &CloudEvent, docs: &mut [Document]) -> Result<(), MappingError> {
     let count = docs.len();
-    let context = cloudevent_tag(event);
+    let mut context = Some(cloudevent_tag(event));
     for (i, doc) in docs.iter_mut().enumerate() {
         if doc.id.is_empty() {
             doc.id = if count == 1 {
@@ -560,7 +560,15 @@ fn finish_documents(event: &CloudEvent, docs: &mut [Document]) -> Result<(), Map
         }
         name_nested(doc);
         if !doc.tags.contains_key("cloudevent") {
-            doc.tags.insert("cloudevent".to_string(), context.clone());
+            // The last document takes the value itself, the others a copy.
+            let value = if i + 1 == count {
+                context.take()
+            } else {
+                context.clone()
+            };
+            if let Some(value) = value {
+                doc.tags.insert("cloudevent".to_string(), value);
+            }
         }
     }
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(count);

@@ -229,7 +229,14 @@ fn describe_mapping(spec: &MappingSpec) -> String {
     if let Some(t) = &spec.target_executor {
         parts.push(format!("target {}", show(t)));
     }
-    parts.push(if spec.docs.is_some() { "docs: cel" } else { "docs: default mapping" }.to_string());
+    parts.push(
+        if spec.docs.is_some() {
+            "docs: cel"
+        } else {
+            "docs: default mapping"
+        }
+        .to_string(),
+    );
     if spec.parameters.is_some() {
         parts.push("parameters: cel".to_string());
     }

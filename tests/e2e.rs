@@ -162,11 +162,17 @@ fn structured_text_and_binary_octets_use_the_default_mapping() {
     let r = bridge.request(
         "POST",
         "/",
-        &[("content-type", "application/cloudevents+json; charset=utf-8")],
+        &[(
+            "content-type",
+            "application/cloudevents+json; charset=utf-8",
+        )],
         event.to_string().as_bytes(),
     );
     assert_eq!(r.status, 202, "{}", r.text());
-    assert_eq!(doc(&record_for(flow, &text_id), &text_id)["text"], "héllo wörld");
+    assert_eq!(
+        doc(&record_for(flow, &text_id), &text_id)["text"],
+        "héllo wörld"
+    );
 
     let bin_id = unique("bin-octets");
     let r = post_binary(
@@ -238,7 +244,10 @@ fn cel_mapping_reaches_the_executor_intact_and_replies() {
     let r = bridge.request(
         "POST",
         "/",
-        &[("content-type", "application/cloudevents+json"), ("prefer", "reply")],
+        &[
+            ("content-type", "application/cloudevents+json"),
+            ("prefer", "reply"),
+        ],
         event.to_string().as_bytes(),
     );
     assert_eq!(r.status, 200, "{}", r.text());
@@ -263,7 +272,10 @@ fn cel_mapping_reaches_the_executor_intact_and_replies() {
     assert_eq!(r.header("ce-source"), Some("/flowbridge/cel-mapping"));
     assert_eq!(r.header("ce-originid"), Some(id.as_str()));
     assert!(r.header("ce-jinarequestid").is_some_and(|v| v.len() == 32));
-    assert!(r.header("content-type").is_some_and(|v| v.starts_with("application/json")));
+    assert!(
+        r.header("content-type")
+            .is_some_and(|v| v.starts_with("application/json"))
+    );
     let data = r.json();
     assert_eq!(data["ids"], json!([first, format!("{id}/1")]));
     assert_eq!(data["seen"], json!(["recorder", "recorder"]));
@@ -305,7 +317,14 @@ fn reply_only_with_prefer_reply() {
     let _ = record_for(flow, &id);
 
     let id2 = unique("noreply");
-    let r = post_binary(&bridge, &id2, "e2e.default.reply", Some("application/json"), b"{}", &[]);
+    let r = post_binary(
+        &bridge,
+        &id2,
+        "e2e.default.reply",
+        Some("application/json"),
+        b"{}",
+        &[],
+    );
     assert_eq!(r.status, 202);
     assert!(r.body.is_empty());
 }
@@ -314,7 +333,14 @@ fn reply_only_with_prefer_reply() {
 fn executor_exception_is_a_502_naming_executor_and_exception() {
     let (_flow, bridge) = bridge();
     let id = unique("raise");
-    let r = post_binary(&bridge, &id, "e2e.raise", Some("application/json"), b"{}", &[]);
+    let r = post_binary(
+        &bridge,
+        &id,
+        "e2e.raise",
+        Some("application/json"),
+        b"{}",
+        &[],
+    );
     assert_eq!(r.status, 502, "{}", r.text());
     let body = r.json();
     assert_eq!(body["error"]["code"], "executor_error");
@@ -328,7 +354,14 @@ fn executor_exception_is_a_502_naming_executor_and_exception() {
 #[test]
 fn flow_deadline_is_a_504() {
     let (_flow, bridge) = bridge();
-    let r = post_binary(&bridge, &unique("slow"), "e2e.slow", Some("application/json"), b"{}", &[]);
+    let r = post_binary(
+        &bridge,
+        &unique("slow"),
+        "e2e.slow",
+        Some("application/json"),
+        b"{}",
+        &[],
+    );
     assert_eq!(r.status, 504, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "gateway_timeout");
 }
@@ -336,24 +369,51 @@ fn flow_deadline_is_a_504() {
 #[test]
 fn mapping_errors_are_422_and_name_the_field() {
     let (_flow, bridge) = bridge();
-    let r = post_binary(&bridge, &unique("shape"), "e2e.badshape", Some("application/json"), b"{}", &[]);
+    let r = post_binary(
+        &bridge,
+        &unique("shape"),
+        "e2e.badshape",
+        Some("application/json"),
+        b"{}",
+        &[],
+    );
     assert_eq!(r.status, 422, "{}", r.text());
     let body = r.json();
     assert_eq!(body["error"]["code"], "mapping_failed");
-    assert!(body["error"]["message"].as_str().unwrap().contains("txt"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("txt"),
+        "{body}"
+    );
 }
 
 #[test]
 fn bad_input_gets_the_documented_4xx() {
     let (_flow, bridge) = bridge();
     // Not a CloudEvent at all.
-    let r = bridge.request("POST", "/", &[("content-type", "application/json")], b"{\"a\":1}");
+    let r = bridge.request(
+        "POST",
+        "/",
+        &[("content-type", "application/json")],
+        b"{\"a\":1}",
+    );
     assert_eq!(r.status, 415, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "not_cloudevent");
     // Invalid CloudEvent: empty id.
-    let r = post_binary(&bridge, "", "e2e.default.x", Some("application/json"), b"{}", &[]);
+    let r = post_binary(
+        &bridge,
+        "",
+        "e2e.default.x",
+        Some("application/json"),
+        b"{}",
+        &[],
+    );
     assert_eq!(r.status, 400, "{}", r.text());
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("id"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("id")
+    );
     // Bad time.
     let r = post_binary(
         &bridge,
@@ -365,16 +425,35 @@ fn bad_input_gets_the_documented_4xx() {
     );
     assert_eq!(r.status, 400, "{}", r.text());
     // Structured body that is not JSON.
-    let r = bridge.request("POST", "/", &[("content-type", "application/cloudevents+json")], b"{nope");
+    let r = bridge.request(
+        "POST",
+        "/",
+        &[("content-type", "application/cloudevents+json")],
+        b"{nope",
+    );
     assert_eq!(r.status, 400, "{}", r.text());
     // Oversized body (limit 64 KiB in this config).
     let big = vec![b'a'; 70 * 1024];
-    let r = post_binary(&bridge, &unique("big"), "e2e.default.x", Some("text/plain"), &big, &[]);
+    let r = post_binary(
+        &bridge,
+        &unique("big"),
+        "e2e.default.x",
+        Some("text/plain"),
+        &big,
+        &[],
+    );
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "body_too_large");
     // A body of exactly 64 KiB is accepted.
     let ok = vec![b'a'; 64 * 1024 - 100];
-    let r = post_binary(&bridge, &unique("fits"), "e2e.default.x", Some("text/plain"), &ok, &[]);
+    let r = post_binary(
+        &bridge,
+        &unique("fits"),
+        "e2e.default.x",
+        Some("text/plain"),
+        &ok,
+        &[],
+    );
     assert_eq!(r.status, 202, "{}", r.text());
     // Wrong method.
     let r = bridge.request("GET", "/", &[], b"");
@@ -382,7 +461,12 @@ fn bad_input_gets_the_documented_4xx() {
     // Probes.
     assert_eq!(bridge.request("GET", "/healthz", &[], b"").status, 200);
     assert_eq!(bridge.request("GET", "/readyz", &[], b"").status, 200);
-    let r = bridge.request("OPTIONS", "/", &[("webhook-request-origin", "eventgrid.azure.net")], b"");
+    let r = bridge.request(
+        "OPTIONS",
+        "/",
+        &[("webhook-request-origin", "eventgrid.azure.net")],
+        b"",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("webhook-allowed-origin"), Some("*"));
 }
@@ -399,7 +483,10 @@ fn knative_headers_are_tolerated() {
         br#"{"text": "x"}"#,
         &[
             ("kn-namespace", "default"),
-            ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
             ("tracestate", "rojo=00f067aa0ba902b7"),
             ("ce-knativearrivaltime", "2026-11-27T04:00:00.123Z"),
             // Knative's Go senders do not percent-encode: raw spaces and a stray %.
@@ -410,7 +497,10 @@ fn knative_headers_are_tolerated() {
     let record = record_for(flow, &id);
     let ce = &doc(&record, &id)["tags"]["cloudevent"];
     assert_eq!(ce["subject"], "100% raw value");
-    assert_eq!(ce["extensions"]["knativearrivaltime"], "2026-11-27T04:00:00.123Z");
+    assert_eq!(
+        ce["extensions"]["knativearrivaltime"],
+        "2026-11-27T04:00:00.123Z"
+    );
 }
 
 #[test]
@@ -418,21 +508,38 @@ fn gateway_down_is_503_within_the_deadline_then_cold_start_succeeds() {
     let port = support::free_port();
     let url = format!("grpc://127.0.0.1:{port}");
     let config = config_for(&url, "");
-    let text = std::fs::read_to_string(&config).unwrap().replace("timeout: 20s", "timeout: 2s");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("timeout: 20s", "timeout: 2s");
     std::fs::write(&config, text).unwrap();
     let bridge = FlowBridge::start(&config);
 
     // Nothing listens: 503 after retrying for about the deadline.
     let started = Instant::now();
-    let r = post_binary(&bridge, &unique("down"), "e2e.default.cold", Some("application/json"), b"{}", &[]);
+    let r = post_binary(
+        &bridge,
+        &unique("down"),
+        "e2e.default.cold",
+        Some("application/json"),
+        b"{}",
+        &[],
+    );
     let took = started.elapsed();
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "gateway_unavailable");
-    assert!(took >= Duration::from_millis(1500), "gave up too early: {took:?}");
-    assert!(took < Duration::from_secs(10), "ignored the deadline: {took:?}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "gave up too early: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "ignored the deadline: {took:?}"
+    );
 
     // Cold start: the event is sent while the Flow is still starting and succeeds once it is up.
-    let text = std::fs::read_to_string(&config).unwrap().replace("timeout: 2s", "timeout: 120s");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("timeout: 2s", "timeout: 120s");
     std::fs::write(&config, text).unwrap();
     let bridge = FlowBridge::start(&config);
     let id = unique("cold");
@@ -456,5 +563,9 @@ fn gateway_down_is_503_within_the_deadline_then_cold_start_succeeds() {
     let flow = JinaFlow::start_on(port);
     let r = sender.join().unwrap();
     assert_eq!(r.status, 202, "{}", r.text());
-    assert_eq!(flow.records().len(), 1, "exactly one request reached the Flow");
+    assert_eq!(
+        flow.records().len(),
+        1,
+        "exactly one request reached the Flow"
+    );
 }

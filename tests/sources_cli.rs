@@ -1,0 +1,556 @@
+//! The sources in our users' hands and the CLI: the example configs in `config/` with events shaped
+//! exactly as PingSource, KafkaSource and a Broker Trigger send them, replies to `reply.to` sinks,
+//! the Python CloudEvents SDK as a sender and reply reader, and `check` / `explain` / `send`.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{FlowBridge, JinaFlow, flowbridge_bin, repo_root, shared_flow};
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An example config from `config/`, pointed at the test Flow.
+fn example(name: &str, flow: &JinaFlow) -> PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("config").join(name)).unwrap();
+    let text = text.replace(
+        "grpc://gateway.default.svc.cluster.local:8080",
+        &flow.grpc_url(),
+    );
+    write_temp(&text)
+}
+
+fn write_temp(text: &str) -> PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix("flowbridge-src-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn record_for(flow: &JinaFlow, doc_id: &str) -> Value {
+    flow.wait_for_record(Duration::from_secs(5), |r| {
+        r["docs"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["id"] == doc_id))
+    })
+    .unwrap_or_else(|| panic!("the executor never received doc {doc_id}"))
+}
+
+#[test]
+fn pingsource_events_run_the_flow() {
+    let flow = shared_flow();
+    let bridge = FlowBridge::start(&example("pingsource.yaml", flow));
+    // PingSource: binary mode, fresh UUID id, send time, spec.contentType + spec.data, no Prefer.
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = bridge.request(
+        "POST",
+        "/",
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", &id),
+            ("ce-type", "dev.knative.sources.ping"),
+            (
+                "ce-source",
+                "/apis/v1/namespaces/default/pingsources/nightly-reindex",
+            ),
+            ("ce-time", "2026-11-27T03:00:00.412Z"),
+            ("content-type", "application/json"),
+            ("kn-namespace", "default"),
+        ],
+        br#"{"message": "Hello world!"}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let record = record_for(flow, &id);
+    assert_eq!(record["endpoint"], "/reindex");
+    assert_eq!(record["parameters"]["collection"], "default");
+    let doc = &record["docs"][0];
+    assert_eq!(doc["text"], "Hello world!");
+    assert_eq!(doc["tags"]["scheduled_at"], "2026-11-27T03:00:00.412Z");
+
+    // Another PingSource with dataBase64 and no contentType: no Content-Type header at all.
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = bridge.request(
+        "POST",
+        "/",
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", &id),
+            ("ce-type", "dev.knative.sources.ping"),
+            (
+                "ce-source",
+                "/apis/v1/namespaces/default/pingsources/heartbeat",
+            ),
+            ("ce-time", "2026-11-27T03:01:00Z"),
+        ],
+        b"data",
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let record = record_for(flow, &id);
+    assert_eq!(record["endpoint"], "/tick");
+    assert_eq!(record["docs"][0]["blob"], "ZGF0YQ==");
+}
+
+#[test]
+fn kafkasource_records_become_documents() {
+    let flow = shared_flow();
+    let bridge = FlowBridge::start(&example("kafkasource.yaml", flow));
+    // KafkaSource (record is not a CloudEvent): id partition:<p>/offset:<o>, subject
+    // partition:<p>#<o>, key + partitionkey, kafkaheader* extensions, binary mode.
+    let offset = fastrand::u32(1000..1_000_000);
+    let id = format!("partition:2/offset:{offset}");
+    let subject = format!("partition:2#{offset}");
+    let r = bridge.request(
+        "POST",
+        "/",
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", &id),
+            ("ce-type", "dev.knative.kafka.event"),
+            (
+                "ce-source",
+                "/apis/v1/namespaces/default/kafkasources/articles#news",
+            ),
+            ("ce-subject", &subject),
+            ("ce-time", "2026-11-27T03:02:00.5Z"),
+            ("ce-key", "article-9"),
+            ("ce-partitionkey", "article-9"),
+            ("ce-kafkaheadertraceid", "abc123"),
+            ("content-type", "application/json"),
+        ],
+        br#"{"title": "Flows on events", "body": "Knative meets Jina.", "lang": "en"}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let record = record_for(flow, &id);
+    assert_eq!(record["endpoint"], "/index");
+    let doc = &record["docs"][0];
+    assert_eq!(doc["text"], "Flows on events\n\nKnative meets Jina.");
+    assert_eq!(doc["tags"]["kafka_key"], "article-9");
+    assert_eq!(doc["tags"]["kafka_partition"], 2.0);
+    assert_eq!(doc["tags"]["kafka_offset"], offset as f64);
+    assert_eq!(
+        doc["tags"]["cloudevent"]["extensions"]["kafkaheadertraceid"],
+        "abc123"
+    );
+}
+
+#[test]
+fn broker_trigger_gets_a_reply_event() {
+    let flow = shared_flow();
+    let bridge = FlowBridge::start(&example("broker-trigger.yaml", flow));
+    let id = unique("order");
+    let order = unique("o");
+    let body = json!({"id": order, "items": [
+        {"title": "apples", "sku": "a-1", "lang": "en"},
+        {"title": "pears", "sku": "p-2", "lang": "en"}
+    ]});
+    // What the MT broker's filter sends: binary mode, Prefer: reply, arrival time, namespace.
+    let r = bridge.request(
+        "POST",
+        "/",
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", &id),
+            ("ce-type", "com.example.order.created"),
+            ("ce-source", "/shop/eu"),
+            ("ce-subject", "orders/17"),
+            ("ce-knativearrivaltime", "2026-11-27T03:03:00.1Z"),
+            ("content-type", "application/json"),
+            ("prefer", "reply"),
+            ("kn-namespace", "default"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        ],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("ce-type"), Some("com.example.order.indexed"));
+    assert_eq!(r.header("ce-source"), Some("/flowbridge/orders"));
+    assert_eq!(r.header("ce-subject"), Some("orders/17"));
+    let data = r.json();
+    assert_eq!(data["order"], order.as_str());
+    assert_eq!(data["indexed"], 2);
+    assert_eq!(data["ids"], json!([format!("{id}/0"), format!("{id}/1")]));
+    let record = record_for(flow, &format!("{id}/0"));
+    assert_eq!(record["parameters"]["order"], order.as_str());
+    assert_eq!(record["docs"][1]["tags"]["sku"], "p-2");
+}
+
+/// A tiny HTTP sink on loopback answering every request with `status`; records what it got.
+struct Sink {
+    port: u16,
+    received: Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>,
+}
+
+impl Sink {
+    fn start(status: u16) -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let store = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut headers = Vec::new();
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                loop {
+                    line.clear();
+                    reader.read_line(&mut line).unwrap();
+                    let l = line.trim_end();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = l.split_once(':') {
+                        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                    }
+                }
+                let len = headers
+                    .iter()
+                    .find(|(k, _)| k == "content-length")
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                store.lock().unwrap().push((headers, body));
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        Sink { port, received }
+    }
+}
+
+fn sink_config(flow: &JinaFlow) -> PathBuf {
+    write_temp(&format!(
+        r#"
+gateways: {{ main: {{ url: {} }} }}
+routes:
+  - name: to-sink
+    reply:
+      type: e2e.sunk
+      to: $E2E_SINK
+"#,
+        flow.grpc_url()
+    ))
+}
+
+#[test]
+fn reply_to_sink_is_delivered_before_the_ack() {
+    let flow = shared_flow();
+    let sink = Sink::start(202);
+    let url = format!("http://127.0.0.1:{}/", sink.port);
+    let config = sink_config(flow);
+    let bridge = FlowBridge::start_with(
+        &["--config", config.to_str().unwrap()],
+        &[("E2E_SINK", url.as_str())],
+    );
+    let id = unique("sunk");
+    let r = bridge.request(
+        "POST",
+        "/",
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", &id),
+            ("ce-type", "e2e.tosink"),
+            ("ce-source", "/e2e"),
+            ("content-type", "application/json"),
+        ],
+        br#"{"text": "to the sink"}"#,
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let got = sink.received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "the sink got the reply before the ack");
+    let (headers, body) = &got[0];
+    let h = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(h("ce-type"), Some("e2e.sunk"));
+    assert_eq!(h("ce-originid"), Some(id.as_str()));
+    let docs: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(docs[0]["tags"]["seen_by"], "recorder");
+
+    // A sink that fails makes the original fail with 502, so its sender retries.
+    let failing = Sink::start(500);
+    let url = format!("http://127.0.0.1:{}/", failing.port);
+    let bridge = FlowBridge::start_with(
+        &["--config", config.to_str().unwrap()],
+        &[("E2E_SINK", url.as_str())],
+    );
+    let r = bridge.request(
+        "POST",
+        "/",
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", &unique("sunk-fail")),
+            ("ce-type", "e2e.tosink"),
+            ("ce-source", "/e2e"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "reply_sink_failed");
+}
+
+#[test]
+fn python_sdk_events_are_accepted_and_our_reply_parses_with_the_sdk() {
+    let flow = shared_flow();
+    let bridge = FlowBridge::start(&example("broker-trigger.yaml", flow));
+    for api in ["core", "legacy"] {
+        for mode in ["binary", "structured"] {
+            let id = unique(&format!("sdk-{api}-{mode}"));
+            let data = json!({"id": id, "items": [{"title": "t", "sku": "s", "lang": "en"}]});
+            let out = support::send_sdk(
+                &bridge.url(),
+                &[
+                    "--api",
+                    api,
+                    "--mode",
+                    mode,
+                    "--type",
+                    "com.example.order.created",
+                    "--source",
+                    "/shop/sdk",
+                    "--id",
+                    &id,
+                    "--subject",
+                    "a b%c/€",
+                    "--data",
+                    &data.to_string(),
+                ],
+            );
+            assert_eq!(out["status"], 200, "{api}/{mode}: {out}");
+            assert_eq!(out["reply_error"], Value::Null, "{api}/{mode}: {out}");
+            let reply = &out["reply"];
+            assert_eq!(
+                reply["type"], "com.example.order.indexed",
+                "{api}/{mode}: {out}"
+            );
+            assert_eq!(
+                reply["subject"], "a b%c/€",
+                "percent-encoding round trip: {out}"
+            );
+            assert_eq!(reply["originid"], id.as_str(), "{out}");
+            assert_eq!(reply["data"]["order"], id.as_str(), "{out}");
+            assert_eq!(reply["data"]["indexed"], 1, "{out}");
+        }
+    }
+}
+
+fn flowbridge(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(flowbridge_bin()).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_every_example_config() {
+    for name in [
+        "demo.yaml",
+        "pingsource.yaml",
+        "kafkasource.yaml",
+        "broker-trigger.yaml",
+    ] {
+        let path = repo_root().join("config").join(name);
+        let (code, out, err) = flowbridge(&["check", "--config", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        assert!(out.contains("route "), "{name}: one line per route: {out}");
+        assert!(out.contains("ok: "), "{out}");
+    }
+}
+
+#[test]
+fn check_lists_every_error_with_its_path() {
+    let bad = write_temp(
+        r#"
+limits: { max_body: 1KiB }
+gateways:
+  main: { url: http://127.0.0.1:1, timeout: soon }
+routes:
+  - name: a
+    gateway: nope
+    filters:
+      - cesql: "type = 'x'"
+      - cel: 'event.data.x >'
+    docs: 'evnt.data'
+  - name: a
+    reply: { source: /x }
+"#,
+    );
+    let (code, out, err) = flowbridge(&["check", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 64, "{out}{err}");
+    for needle in [
+        "limits.max_body",
+        "gateways.main.url",
+        "gateways.main.timeout",
+        "routes[0].gateway",
+        "routes[0].filters[0].cesql",
+        "CESQL is not supported yet",
+        "routes[0].filters[1].cel",
+        "routes[0].docs",
+        "routes[1].name",
+        "routes[1].reply.type",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+
+    let syntax =
+        write_temp("gateways:\n  main: { url: grpc://127.0.0.1:1 }\nroutes:\n  - name: [x\n");
+    let (code, _, err) = flowbridge(&["check", "--config", syntax.to_str().unwrap()]);
+    assert_eq!(code, 64);
+    assert!(err.contains("line "), "{err}");
+
+    let unknown = write_temp("gateways:\n  main: { url: grpc://127.0.0.1:1 }\nroutez: []\n");
+    let (code, _, err) = flowbridge(&["check", "--config", unknown.to_str().unwrap()]);
+    assert_eq!(code, 64);
+    assert!(err.contains("routez"), "{err}");
+
+    let (code, _, err) = flowbridge(&["check", "--config", "/nonexistent/flowbridge.yaml"]);
+    assert_eq!(code, 64);
+    assert!(err.contains("/nonexistent/flowbridge.yaml"), "{err}");
+}
+
+fn write_event(dir: &Path, name: &str, event: &Value) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, event.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn explain_prints_the_request_exactly_as_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let order = write_event(
+        dir.path(),
+        "order.json",
+        &json!({"specversion": "1.0", "id": "e1", "source": "/shop/eu",
+                "type": "com.example.order.created",
+                "data": {"id": "o-9", "items": [{"title": "apples", "sku": "a-1", "lang": "en"}]}}),
+    );
+    let other = write_event(
+        dir.path(),
+        "other.json",
+        &json!({"specversion": "1.0", "id": "e2", "source": "/elsewhere", "type": "x"}),
+    );
+    let config = repo_root().join("config/broker-trigger.yaml");
+    let (code, out, err) = flowbridge(&[
+        "explain",
+        "--config",
+        config.to_str().unwrap(),
+        order.to_str().unwrap(),
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let values: Vec<Value> = serde_json::Deserializer::from_str(&out)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(values.len(), 2, "{out}");
+    assert_eq!(values[0]["route"], "orders");
+    let request = &values[0]["request"];
+    assert_eq!(request["endpoint"], "/index");
+    assert_eq!(
+        request["parameters"],
+        json!({"order": "o-9", "region": "/shop/eu"})
+    );
+    assert_eq!(request["docs"][0]["id"], "e1");
+    assert_eq!(request["docs"][0]["text"], "apples");
+    assert_eq!(request["docs"][0]["tags"]["sku"], "a-1");
+    assert_eq!(request["docs"][0]["tags"]["cloudevent"]["id"], "e1");
+    assert_eq!(values[1], json!({"route": null, "request": null}));
+
+    // stdin, and an invalid event named with its problem.
+    let mut child = Command::new(flowbridge_bin())
+        .args(["explain", "--config", config.to_str().unwrap(), "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"specversion": "1.0", "id": "", "source": "/s", "type": "t"}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("id"));
+}
+
+#[test]
+fn send_posts_events_and_prints_the_reply() {
+    let flow = shared_flow();
+    let bridge = FlowBridge::start(&example("broker-trigger.yaml", flow));
+    let id = unique("send");
+    let data = json!({"id": "o-1", "items": [{"title": "apples", "sku": "a-1", "lang": "en"}]});
+    for structured in [false, true] {
+        let mut args = vec![
+            "send",
+            &bridge.url(),
+            "--type",
+            "com.example.order.created",
+            "--source",
+            "/shop/cli",
+            "--id",
+            &id,
+            "--ext",
+            "tenant=acme",
+        ];
+        let data_text = data.to_string();
+        args.extend(["--data", &data_text]);
+        if structured {
+            args.push("--structured");
+        }
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = flowbridge(&args);
+        assert_eq!(code, 0, "{out}{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["status"], 200, "{v}");
+        assert_eq!(v["reply"]["type"], "com.example.order.indexed", "{v}");
+        assert_eq!(v["reply"]["originid"], id.as_str(), "{v}");
+        assert_eq!(v["reply"]["data"]["order"], "o-1", "{v}");
+    }
+    let (code, out, _) = flowbridge(&[
+        "send",
+        &bridge.url(),
+        "--type",
+        "com.example.order.created",
+        "--source",
+        "/shop/cli",
+        "--data",
+        &data.to_string(),
+        "--no-reply",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], 202);
+    assert_eq!(v["reply"], Value::Null);
+    // Non-2xx: the broker-trigger config rejects unmatched events with 422; send exits non-zero.
+    let (code, out, _) = flowbridge(&["send", &bridge.url(), "--type", "nope", "--source", "/x"]);
+    assert_ne!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], 422);
+    assert_eq!(v["error"]["error"]["code"], "no_route");
+}

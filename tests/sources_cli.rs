@@ -189,10 +189,13 @@ fn broker_trigger_gets_a_reply_event() {
     assert_eq!(record["docs"][1]["tags"]["sku"], "p-2");
 }
 
+/// One request a [`Sink`] received: lower-cased headers and the body.
+type Received = (Vec<(String, String)>, Vec<u8>);
+
 /// A tiny HTTP sink on loopback answering every request with `status`; records what it got.
 struct Sink {
     port: u16,
-    received: Arc<Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>,
+    received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Sink {
@@ -317,6 +320,10 @@ fn python_sdk_events_are_accepted_and_our_reply_parses_with_the_sdk() {
     for api in ["core", "legacy"] {
         for mode in ["binary", "structured"] {
             let id = unique(&format!("sdk-{api}-{mode}"));
+            // The 2.x API percent-encodes header values as the binding says; the legacy 1.x API
+            // sends them raw (and http.client cannot send non-Latin-1 raw), like Knative's Go
+            // senders do with spaces.
+            let subject = if api == "core" { "a b%c/€" } else { "a b/c" };
             let data = json!({"id": id, "items": [{"title": "t", "sku": "s", "lang": "en"}]});
             let out = support::send_sdk(
                 &bridge.url(),
@@ -332,7 +339,7 @@ fn python_sdk_events_are_accepted_and_our_reply_parses_with_the_sdk() {
                     "--id",
                     &id,
                     "--subject",
-                    "a b%c/€",
+                    subject,
                     "--data",
                     &data.to_string(),
                 ],
@@ -344,9 +351,15 @@ fn python_sdk_events_are_accepted_and_our_reply_parses_with_the_sdk() {
                 reply["type"], "com.example.order.indexed",
                 "{api}/{mode}: {out}"
             );
+            // Our reply percent-encodes per the binding; the 2.x reader decodes it, the legacy
+            // reader hands the header value through undecoded (our reply is always binary mode).
+            let expected_subject = match (api, mode) {
+                ("legacy", _) => "a%20b/c",
+                _ => subject,
+            };
             assert_eq!(
-                reply["subject"], "a b%c/€",
-                "percent-encoding round trip: {out}"
+                reply["subject"], expected_subject,
+                "subject round trip: {out}"
             );
             assert_eq!(reply["originid"], id.as_str(), "{out}");
             assert_eq!(reply["data"]["order"], id.as_str(), "{out}");
@@ -504,10 +517,11 @@ fn send_posts_events_and_prints_the_reply() {
     let bridge = FlowBridge::start(&example("broker-trigger.yaml", flow));
     let id = unique("send");
     let data = json!({"id": "o-1", "items": [{"title": "apples", "sku": "a-1", "lang": "en"}]});
+    let url = bridge.url();
     for structured in [false, true] {
         let mut args = vec![
             "send",
-            &bridge.url(),
+            &url,
             "--type",
             "com.example.order.created",
             "--source",

@@ -622,13 +622,13 @@ impl ReplyData {
 
     /// Evaluate with `event` and `docs` (result documents as maps) in scope.
     pub fn render(&self, event: &CloudEvent, docs: &[Document]) -> Result<Value, MappingError> {
-        let docs_json = Value::Array(docs.iter().map(document_to_json).collect());
         let Some(program) = &self.program else {
-            return Ok(docs_json);
+            return Ok(Value::Array(docs.iter().map(document_to_json).collect()));
         };
+        let docs_view = Value::Array(docs.iter().map(document_view).collect());
         let mut scope = Scope::new();
         scope.bind("event", event_to_val(event));
-        scope.bind("docs", json_to_val(&docs_json));
+        scope.bind("docs", json_to_val(&docs_view));
         program
             .eval(&scope, val_to_json)
             .map_err(|e| runtime_error("reply.data", program, e))?
@@ -639,9 +639,33 @@ impl ReplyData {
 // ---------------------------------------------------------------------------------------------
 // Documents as JSON
 
-/// Documents as JSON maps (the shape CEL and reply data see; also used by `explain`). `id` is
-/// always present; other fields only when set or non-empty (as in protobuf), so CEL tests them
-/// with `has(d.text)`. `blob` is base64 text; `embedding`/`tensor` are nested lists by shape.
+/// A result document as reply `data` programs see it: [`document_to_json`] plus, always present,
+/// `text`, `uri`, `mime_type`, `modality` (null when unset), `tags`, `scores` (maps) and `chunks`,
+/// `matches` (lists, same shape inside), so `{"id": d.id, "text": d.text}` works for every doc.
+pub fn document_view(doc: &Document) -> Value {
+    let mut value = document_to_json(doc);
+    if let Value::Object(out) = &mut value {
+        for key in ["text", "uri", "mime_type", "modality"] {
+            out.entry(key).or_insert(Value::Null);
+        }
+        for key in ["tags", "scores"] {
+            out.entry(key).or_insert_with(|| Value::Object(Map::new()));
+        }
+        out.insert(
+            "chunks".into(),
+            Value::Array(doc.chunks.iter().map(document_view).collect()),
+        );
+        out.insert(
+            "matches".into(),
+            Value::Array(doc.matches.iter().map(document_view).collect()),
+        );
+    }
+    value
+}
+
+/// Documents as compact JSON maps (the default reply data, `explain`, and the base of
+/// [`document_view`]). `id` is always present; other fields only when set or non-empty (as in
+/// protobuf). `blob` is base64 text; `embedding`/`tensor` are nested lists by shape.
 pub fn document_to_json(doc: &Document) -> Value {
     let mut out = Map::new();
     out.insert("id".into(), Value::String(doc.id.clone()));
@@ -1186,12 +1210,16 @@ mod tests {
             ])
         );
         let cel = ReplyData::compile(Some(
-            "{'query': event.data.q, 'hits': docs.map(d, {'id': d.id, 'text': has(d.text) ? d.text : ''})}",
+            "{'query': event.data.q, 'hits': docs.map(d, {'id': d.id, 'text': d.text, 'n': size(d.matches), 'tags': d.tags})}",
         ))
         .unwrap();
+        // Unset fields are present in the view (null / empty), so plain field access works.
         assert_eq!(
             cel.render(&ev, &result).unwrap(),
-            json!({"query": "x", "hits": [{"id": "r1", "text": "hit"}, {"id": "r2", "text": ""}]})
+            json!({"query": "x", "hits": [
+                {"id": "r1", "text": "hit", "n": 1, "tags": {"k": "v"}},
+                {"id": "r2", "text": null, "n": 0, "tags": {}}
+            ]})
         );
         let bad = ReplyData::compile(Some("docs[5]")).unwrap();
         let err = bad.render(&ev, &result).unwrap_err();

@@ -198,20 +198,32 @@ fn check(args: &ConfigArgs) -> ExitCode {
                 r.to.as_ref().map_or(String::new(), |to| format!(" → {to}"))
             )
         });
+        let filters = if route.filters.is_empty() {
+            "every event".to_string()
+        } else {
+            route
+                .filters
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
         println!(
-            "route {}: {} filter(s), gateway {} ({url}), {}, {reply}",
+            "route {}: when {filters}; gateway {} ({url}), {}, {reply}",
             route.name,
-            route.filters.len(),
             route.gateway,
             describe_mapping(&route.mapping.spec),
         );
     }
     println!(
-        "ok: {} route(s), {} gateway(s), listen {}, unmatched {:?}",
+        "ok: {} route(s), {} gateway(s), listen {}, unmatched {}",
         config.rules.routes.len(),
         config.gateways.len(),
         config.listen,
-        config.unmatched
+        match config.unmatched {
+            crate::rules::Unmatched::Accept => "accept",
+            crate::rules::Unmatched::Reject => "reject",
+        }
     );
     ExitCode::SUCCESS
 }

@@ -1,6 +1,8 @@
 //! Logging: a `tracing` subscriber writing to stderr (stdout belongs to CLI output), filtered by
 //! `RUST_LOG` (default `info`), as text or JSON (`FLOWBRIDGE_LOG_FORMAT=json`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber; safe to call once per process.
@@ -8,6 +10,7 @@ pub fn init(json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = if json {
         builder.json().try_init()

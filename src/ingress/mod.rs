@@ -198,7 +198,8 @@ async fn process(
     };
     let result = run_route(state, route, &event, want_reply).await;
     let (status, request_id) = match &result {
-        Ok((_, rid)) => (StatusCode::ACCEPTED.as_u16(), rid.clone()),
+        Ok((Outcome::Reply(_), rid)) => (StatusCode::OK.as_u16(), rid.clone()),
+        Ok((Outcome::Accepted, rid)) => (StatusCode::ACCEPTED.as_u16(), rid.clone()),
         Err((e, rid)) => (e.status().as_u16(), rid.clone()),
     };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -10,6 +10,9 @@
 //! Fixture provenance: `tests/fixtures/conformance/SOURCES.md`. Run with `--nocapture` to see
 //! the counts.
 
+// Test code: panicking on a broken fixture is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

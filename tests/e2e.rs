@@ -2,6 +2,9 @@
 //! binary), results and replies out. Every test uses unique event ids so the shared Flow's records
 //! can be told apart.
 
+// Test code: panicking on a broken fixture is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::PathBuf;

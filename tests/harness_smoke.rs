@@ -2,6 +2,9 @@
 //! record what they receive and stop with their processes; the recorder behaves as the
 //! flowbridge tests expect; the raw HTTP reader and the SDK sender work.
 
+// Test code: panicking on a broken fixture is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //! exactly as PingSource, KafkaSource and a Broker Trigger send them, replies to `reply.to` sinks,
 //! the Python CloudEvents SDK as a sender and reply reader, and `check` / `explain` / `send`.
 
+// Test code: panicking on a broken fixture is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};

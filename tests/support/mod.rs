@@ -10,6 +10,8 @@
 //!
 //! Logs and record files live in `target/tmp/` (kept when a test panics, so they can be read).
 
+// Test code: panicking on a broken fixture is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 use std::io::{BufRead, BufReader, Read, Write};

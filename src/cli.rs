@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `explain` and `send` (clap derive, env fallbacks). Each verb
+//! The command line: `serve`, `check`, `explain`, `send` and `knative` (clap derive, env fallbacks). Each verb
 //! parses its arguments, calls into the library and turns the outcome into an exit code
 //! (0 ok, 1 failure, 64 usage/config error as in sysexits `EX_USAGE`).
 
@@ -49,6 +49,11 @@ pub enum Command {
         after_help = "Example:\n  flowbridge send http://127.0.0.1:8080 --type com.example.order.created --source /shop/eu \\\n    --subject order-17 --data '{\"text\":\"two apples\"}' --ext tenant=acme"
     )]
     Send(SendArgs),
+    /// Convert `jina export kubernetes` output into Knative Services (one h2c port, autoscaling).
+    #[command(
+        after_help = "Example:\n  jina export kubernetes flow.yml export --k8s-namespace demo\n  flowbridge knative export --namespace demo -o k8s/flow --min-scale 0 --max-scale 10 --target 2\n  kubectl apply -k k8s/flow\n\nEvery removed or converted thing is a comment in the output and a line on stderr.\nMulti-protocol gateways keep only gRPC; StatefulSets with volume claims are refused (exit 1)."
+    )]
+    Knative(KnativeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +120,33 @@ pub struct SendArgs {
     pub no_reply: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct KnativeArgs {
+    /// The directory `jina export kubernetes FLOW DIR` wrote.
+    pub export_dir: PathBuf,
+    /// Namespace of every generated object (addresses between units are rewritten to it).
+    #[arg(long)]
+    pub namespace: String,
+    /// Write the files here (must not exist or be empty); without it, print them to stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// `autoscaling.knative.dev/min-scale` (0 = scale to zero).
+    #[arg(long, default_value_t = 0)]
+    pub min_scale: u32,
+    /// `autoscaling.knative.dev/max-scale` (0 = unlimited).
+    #[arg(long, default_value_t = 10)]
+    pub max_scale: u32,
+    /// `autoscaling.knative.dev/metric`.
+    #[arg(long, default_value = "concurrency", value_parser = ["concurrency", "rps"])]
+    pub metric: String,
+    /// `autoscaling.knative.dev/target` (in-flight requests or requests/s per pod).
+    #[arg(long, default_value_t = 2)]
+    pub target: u32,
+    /// Revision timeoutSeconds and responseStartTimeoutSeconds (e.g. 300s, 2m).
+    #[arg(long, default_value = "300s")]
+    pub timeout: String,
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -125,6 +157,7 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => explain(&args),
         Command::Serve(args) => with_runtime(serve(args)),
         Command::Send(args) => with_runtime(send(args)),
+        Command::Knative(args) => knative(&args),
     }
 }
 
@@ -253,6 +286,55 @@ fn describe_mapping(spec: &MappingSpec) -> String {
         parts.push("parameters: cel".to_string());
     }
     parts.join(", ")
+}
+
+fn knative(args: &KnativeArgs) -> ExitCode {
+    use crate::knative;
+    let timeout = match humantime::parse_duration(&args.timeout) {
+        Ok(d) if d.subsec_nanos() == 0 => d.as_secs(),
+        Ok(_) => {
+            eprintln!("error: --timeout {}: whole seconds only", args.timeout);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(e) => {
+            eprintln!("error: --timeout {:?}: {e}", args.timeout);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let options = knative::Options {
+        namespace: args.namespace.clone(),
+        min_scale: args.min_scale,
+        max_scale: args.max_scale,
+        metric: args.metric.parse().unwrap_or(knative::Metric::Concurrency),
+        target: args.target,
+        timeout_seconds: timeout,
+    };
+    let conversion = match knative::convert_dir(&args.export_dir, &options) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("flowbridge knative: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for note in &conversion.notes {
+        eprintln!("flowbridge knative: {note}");
+    }
+    match &args.output {
+        Some(dir) => {
+            if let Err(e) = knative::write(&conversion, dir) {
+                eprintln!("flowbridge knative: error: {e}");
+                return ExitCode::FAILURE;
+            }
+            eprintln!(
+                "flowbridge knative: wrote {} files to {} (kubectl apply -k {})",
+                conversion.files.len(),
+                dir.display(),
+                dir.display()
+            );
+        }
+        None => print!("{}", knative::to_stream(&conversion)),
+    }
+    ExitCode::SUCCESS
 }
 
 fn read_input(name: &str) -> Result<String, String> {

@@ -1,8 +1,8 @@
 //! Validation of Kubernetes/Knative YAML against the schemas in `tests/fixtures/schemas/`
 //! (`mod k8s_schema;` in a test binary): Knative CRD `openAPIV3Schema`s plus a strict
 //! unknown-field check, Kubernetes standalone-strict JSON Schemas, and a kustomize-lite check of
-//! `kustomization.yaml` files (resources exist, patch targets exist, JSON-patch paths resolve
-//! and the patched objects still validate).
+//! `kustomization.yaml` files (resources exist, patch targets exist, JSON-patch `test`/`replace`
+//! paths resolve and the patched objects still validate).
 
 // Test code: panicking on a broken fixture is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -338,6 +338,14 @@ pub fn check_kustomization(schemas: &Schemas, dir: &Path) -> Vec<Resource> {
                                 )
                             });
                             *slot = op["value"].clone();
+                        }
+                        "test" => {
+                            assert_eq!(
+                                r.doc.pointer(ptr),
+                                Some(&op["value"]),
+                                "{here}: test {ptr} fails on {}",
+                                r.file.display()
+                            );
                         }
                         other => panic!("{here}: op {other} is not supported by this check"),
                     }

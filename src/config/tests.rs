@@ -948,9 +948,9 @@ shutdown_grace: 45s
     );
     assert_eq!(c.rules.routes[0].dedup, Some(Duration::from_secs(300)));
     assert_eq!(c.shutdown_grace, Duration::from_secs(45));
-    let c = ok(&format!(
-        "gateways:\n  default: {{url: \"grpc://127.0.0.1:1\", rate: null, batch: {{linger: 0}}}}\nroutes: [{{name: r}}]\n"
-    ));
+    let c = ok(
+        "gateways:\n  default: {url: \"grpc://127.0.0.1:1\", rate: null, batch: {linger: 0}}\nroutes: [{name: r}]\n",
+    );
     assert_eq!(c.gateways["default"].rate, None);
     assert_eq!(c.gateways["default"].batch.linger, Duration::ZERO);
 }

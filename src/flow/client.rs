@@ -339,6 +339,17 @@ impl FlowClient {
                 gateway: self.spec.name.clone(),
                 message: describe_status(status),
             },
+            // The connection broke under an accepted call (the gateway died): the outcome is
+            // unknown, the gateway is gone; a 503 tells the sender to retry later.
+            Code::Unknown | Code::Cancelled if caused_by::<tonic::transport::Error>(status) => {
+                FlowError::Unavailable {
+                    gateway: self.spec.name.clone(),
+                    message: format!(
+                        "connection lost after the gateway accepted the request: {}",
+                        describe_status(status)
+                    ),
+                }
+            }
             _ => self.gateway_error(describe_status(status)),
         }
     }

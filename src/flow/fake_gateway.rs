@@ -545,3 +545,33 @@ async fn invalid_documents_fail_before_sending() {
     }
     assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn configured_retry_codes_are_retried_only_before_acceptance() {
+    let (addr, seen) = start(Mode::Fail(Code::ResourceExhausted)).await;
+    // Not in the default list: one attempt, a gateway error.
+    let err = client(addr, Duration::from_secs(2))
+        .call(request(), "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FlowError::Gateway { .. }), "{err:?}");
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 1);
+
+    let (addr, seen) = start(Mode::Fail(Code::ResourceExhausted)).await;
+    let mut spec = GatewaySpec::with_defaults("fake", &format!("grpc://{addr}"));
+    spec.connect_timeout = Duration::from_millis(600);
+    spec.retry.initial_backoff = Duration::from_millis(20);
+    spec.retry.codes = vec!["UNAVAILABLE".into(), "RESOURCE_EXHAUSTED".into()];
+    let err = FlowClient::new(&spec)
+        .unwrap()
+        .call(request(), "x")
+        .await
+        .unwrap_err();
+    match &err {
+        FlowError::Unavailable { message, .. } => {
+            assert!(message.contains("ResourceExhausted"), "{message}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(seen.calls.load(Ordering::SeqCst) >= 2, "retried");
+}

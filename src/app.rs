@@ -1,5 +1,10 @@
-//! Wiring for `flowbridge serve`: builds the shared state from a validated [`Config`], binds the
-//! listener, flips readiness, and runs until SIGTERM/SIGINT, letting in-flight events finish.
+//! Wiring for `flowbridge serve`: builds the shared state from a validated [`Config`] (a
+//! dispatcher per gateway, a dedup window per route that asks for one), binds the listener, flips
+//! readiness, and runs until SIGTERM/SIGINT.
+//!
+//! Shutdown: on the signal readiness turns false at once, the listener stops accepting, and every
+//! event already received — in flight or waiting in a dispatcher queue, each has an HTTP request
+//! waiting for it — gets up to `shutdown_grace` to finish; then the process exits.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,6 +14,8 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::dispatch::dedup::{self, Dedup};
 use crate::flow::FlowClient;
 use crate::ingress::{self, AppState};
 use crate::reply;
@@ -18,10 +25,19 @@ const REPLY_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Run the sink until a shutdown signal arrives.
 pub async fn serve(config: Config) -> Result<(), String> {
-    let mut flows = BTreeMap::new();
+    let mut dispatchers = BTreeMap::new();
     for (name, spec) in &config.gateways {
         let client = FlowClient::new(spec).map_err(|e| format!("gateway {name}: {e}"))?;
-        flows.insert(name.clone(), client);
+        dispatchers.insert(name.clone(), Dispatcher::new(client));
+    }
+    let mut windows = BTreeMap::new();
+    for route in &config.rules.routes {
+        if let Some(window) = route.dedup {
+            windows.insert(
+                route.name.clone(),
+                Dedup::new(window, dedup::DEFAULT_CAPACITY),
+            );
+        }
     }
     let replies = reply::Sender::new(REPLY_SEND_TIMEOUT)?;
     let listen = config.listen;
@@ -32,22 +48,56 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
     for (name, spec) in &config.gateways {
-        info!(gateway = %name, url = %spec.url, timeout_ms = spec.timeout.as_millis() as u64, "gateway configured");
+        info!(
+            gateway = %name,
+            url = %spec.url,
+            timeout_ms = spec.timeout.as_millis() as u64,
+            connect_timeout_ms = spec.connect_timeout.as_millis() as u64,
+            concurrency = spec.concurrency,
+            max_pending = spec.max_pending,
+            max_docs = spec.batch.max_docs,
+            "gateway configured"
+        );
     }
     let state = Arc::new(AppState {
         config,
-        flows,
+        dispatchers,
+        dedup: windows,
         replies,
         ready: AtomicBool::new(false),
     });
     let app = ingress::router(state.clone());
     state.ready.store(true, Ordering::Relaxed);
     info!(address = %local, routes = state.config.rules.routes.len(), "flowbridge listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal(state))
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
-    info!("flowbridge stopped");
+    let grace = state.config.shutdown_grace;
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal_state = state.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal(signal_state).await;
+        let _ = signalled_tx.send(());
+    });
+    let grace_timer = async move {
+        if signalled_rx.await.is_err() {
+            // The server ended on its own; nothing to time.
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => {
+            result.map_err(|e| format!("server error: {e}"))?;
+            info!("flowbridge stopped: every event was answered");
+        }
+        () = grace_timer => {
+            let waiting: usize = state.dispatchers.values().map(Dispatcher::pending).sum();
+            warn!(
+                grace_ms = grace.as_millis() as u64,
+                waiting,
+                "shutdown_grace elapsed with events unfinished; exiting (their senders get no \
+                 answer and will retry)"
+            );
+        }
+    }
     Ok(())
 }
 
@@ -74,5 +124,10 @@ async fn shutdown_signal(state: Arc<AppState>) {
         _ = term => {},
     }
     state.ready.store(false, Ordering::Relaxed);
-    info!("shutdown signal received; finishing in-flight events");
+    let waiting: usize = state.dispatchers.values().map(Dispatcher::pending).sum();
+    info!(
+        waiting,
+        grace_ms = state.config.shutdown_grace.as_millis() as u64,
+        "shutdown signal received; not ready, no new connections, finishing received events"
+    );
 }

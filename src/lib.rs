@@ -13,6 +13,9 @@
 //!   become HTTP status codes.
 //! * [`rules`]: pure route matching (Knative Trigger filters, CEL) and event → request mapping.
 //!   No axum, tonic or tokio in there.
+//! * [`dispatch`]: per-gateway delivery between ingress and flow: adaptive micro-batching with
+//!   per-event results, concurrency/rate/queue limits (429), cold-start probing, and the
+//!   per-route dedup window.
 //! * [`flow`]: the Jina gateway client; generated protobuf types never leave it.
 //! * [`reply`]: builds reply events and delivers them to a sink when configured.
 //! * [`config`]: parse → validate the YAML config, every error at once, before any socket opens.
@@ -23,6 +26,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod flow;
 pub mod ingress;
 pub mod knative;

@@ -134,4 +134,99 @@ pub struct GatewaySpec {
     pub timeout: Duration,
     /// Largest gRPC message flowbridge decodes from the gateway.
     pub max_message_bytes: usize,
+    /// How long an event may wait for the gateway to appear (cold start) or for a free slot,
+    /// before it is sent; retries of connection failures stop when it runs out.
+    pub connect_timeout: Duration,
+    /// Most Flow requests in flight at once.
+    pub concurrency: usize,
+    /// Most Flow requests started per second (token bucket), when set.
+    pub rate: Option<f64>,
+    /// Most events waiting to be sent; beyond it events are refused with 429.
+    pub max_pending: usize,
+    pub batch: BatchSpec,
+    pub retry: RetrySpec,
+}
+
+/// How waiting events are grouped into one Flow request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchSpec {
+    /// Most documents in one request (an event with more still goes out, alone).
+    pub max_docs: usize,
+    /// Most encoded document bytes in one request (an event with more still goes out, alone).
+    pub max_bytes: usize,
+    /// How long the first waiting event may wait for others to join it (0: never waits).
+    pub linger: Duration,
+}
+
+impl Default for BatchSpec {
+    fn default() -> BatchSpec {
+        BatchSpec {
+            max_docs: 64,
+            max_bytes: 4 << 20,
+            linger: Duration::ZERO,
+        }
+    }
+}
+
+/// Retries of requests the gateway has not accepted (connect errors, listed codes before any
+/// response header).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrySpec {
+    /// First backoff ceiling (full jitter: the pause is uniform in `[0, ceiling]`).
+    pub initial_backoff: Duration,
+    /// Largest backoff ceiling; the ceiling doubles after each failed attempt.
+    pub max_backoff: Duration,
+    /// gRPC status codes (names from [`GRPC_CODES`]) retried when they arrive before the gateway
+    /// accepted the request.
+    pub codes: Vec<String>,
+}
+
+impl Default for RetrySpec {
+    fn default() -> RetrySpec {
+        RetrySpec {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            codes: vec!["UNAVAILABLE".to_string()],
+        }
+    }
+}
+
+/// gRPC status code names; the index is the code's number.
+pub const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+impl GatewaySpec {
+    /// A gateway with every setting at its default (timeout 60 s, connect_timeout 120 s,
+    /// concurrency 16, no rate limit, max_pending 10000, default batch and retry settings).
+    pub fn with_defaults(name: &str, url: &str) -> GatewaySpec {
+        GatewaySpec {
+            name: name.to_string(),
+            url: url.to_string(),
+            timeout: Duration::from_secs(60),
+            max_message_bytes: 64 << 20,
+            connect_timeout: Duration::from_secs(120),
+            concurrency: 16,
+            rate: None,
+            max_pending: 10_000,
+            batch: BatchSpec::default(),
+            retry: RetrySpec::default(),
+        }
+    }
 }

@@ -507,17 +507,17 @@ fn knative_headers_are_tolerated() {
 }
 
 #[test]
-fn gateway_down_is_503_within_the_deadline_then_cold_start_succeeds() {
+fn gateway_down_is_503_after_connect_timeout_then_cold_start_succeeds() {
     let port = support::free_port();
     let url = format!("grpc://127.0.0.1:{port}");
     let config = config_for(&url, "");
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("timeout: 20s", "timeout: 2s");
+        .replace("timeout: 20s", "timeout: 20s\n    connect_timeout: 2s");
     std::fs::write(&config, text).unwrap();
     let bridge = FlowBridge::start(&config);
 
-    // Nothing listens: 503 after retrying for about the deadline.
+    // Nothing listens: 503 after waiting for about connect_timeout.
     let started = Instant::now();
     let r = post_binary(
         &bridge,
@@ -542,7 +542,7 @@ fn gateway_down_is_503_within_the_deadline_then_cold_start_succeeds() {
     // Cold start: the event is sent while the Flow is still starting and succeeds once it is up.
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("timeout: 2s", "timeout: 120s");
+        .replace("connect_timeout: 2s", "connect_timeout: 120s");
     std::fs::write(&config, text).unwrap();
     let bridge = FlowBridge::start(&config);
     let id = unique("cold");

@@ -40,6 +40,8 @@ pub struct Config {
     pub unmatched: Unmatched,
     pub gateways: BTreeMap<String, GatewaySpec>,
     pub rules: RuleSet,
+    /// How long queued and in-flight events may take to finish after SIGTERM.
+    pub shutdown_grace: std::time::Duration,
     /// Suspicious but legal settings (a reply the route would match again, no routes), in
     /// document order; `flowbridge check` prints them, `serve` logs them.
     pub warnings: Vec<ConfigError>,

@@ -21,6 +21,8 @@ pub struct RawConfig {
     pub unmatched: Option<String>,
     pub gateways: Option<BTreeMap<String, RawGateway>>,
     pub routes: Option<Vec<RawRoute>>,
+    /// Duration: how long queued and in-flight events may take to finish after SIGTERM.
+    pub shutdown_grace: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,6 +40,38 @@ pub struct RawGateway {
     pub timeout: Option<Value>,
     /// Size, like `limits.max_body`.
     pub max_message: Option<Value>,
+    /// Duration: how long an event may wait for the gateway to appear or for a free slot.
+    pub connect_timeout: Option<Value>,
+    /// Positive integer: most Flow requests in flight.
+    pub concurrency: Option<Value>,
+    /// Positive number of requests per second, or null (no limit).
+    pub rate: Option<Value>,
+    /// Positive integer: most events waiting to be sent.
+    pub max_pending: Option<Value>,
+    pub batch: Option<RawBatch>,
+    pub retry: Option<RawRetry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    /// Positive integer.
+    pub max_docs: Option<Value>,
+    /// Size.
+    pub max_bytes: Option<Value>,
+    /// Duration, `0ms` allowed.
+    pub linger: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// Duration.
+    pub initial_backoff: Option<Value>,
+    /// Duration.
+    pub max_backoff: Option<Value>,
+    /// List of gRPC code names (`UNAVAILABLE`, …).
+    pub codes: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +87,8 @@ pub struct RawRoute {
     pub parameters: Option<String>,
     pub docs: Option<String>,
     pub reply: Option<RawReply>,
+    /// Duration: redeliveries of the same (source, id) within it get the first outcome.
+    pub dedup: Option<Value>,
 }
 
 /// One entry of a Knative Trigger `filters` list. Exactly one key must be set; that rule is

@@ -891,3 +891,118 @@ fn every_shipped_config_validates() {
         }
     }
 }
+
+// ---------------------------------------------------------------- delivery settings
+
+#[test]
+fn delivery_settings_default() {
+    let c = ok(&with_routes("  - name: r\n"));
+    let gw = &c.gateways["default"];
+    assert_eq!(gw.connect_timeout, Duration::from_secs(120));
+    assert_eq!(gw.concurrency, 16);
+    assert_eq!(gw.rate, None);
+    assert_eq!(gw.max_pending, 10_000);
+    assert_eq!(gw.batch, crate::model::BatchSpec::default());
+    assert_eq!(gw.batch.max_docs, 64);
+    assert_eq!(gw.batch.max_bytes, 4 << 20);
+    assert_eq!(gw.batch.linger, Duration::ZERO);
+    assert_eq!(gw.retry.initial_backoff, Duration::from_millis(100));
+    assert_eq!(gw.retry.max_backoff, Duration::from_secs(5));
+    assert_eq!(gw.retry.codes, vec!["UNAVAILABLE".to_string()]);
+    assert_eq!(c.rules.routes[0].dedup, None);
+    assert_eq!(c.shutdown_grace, Duration::from_secs(30));
+}
+
+#[test]
+fn delivery_settings_as_in_the_issue_validate() {
+    let c = ok(r#"
+gateways:
+  default:
+    url: grpc://127.0.0.1:54321
+    timeout: 60s
+    connect_timeout: 2m
+    concurrency: 4
+    rate: 12.5
+    max_pending: 500
+    batch: { max_docs: 32, max_bytes: 1MiB, linger: 5ms }
+    retry: { initial_backoff: 50ms, max_backoff: 2s, codes: [UNAVAILABLE, resource_exhausted] }
+routes:
+  - name: r
+    dedup: 5m
+shutdown_grace: 45s
+"#);
+    let gw = &c.gateways["default"];
+    assert_eq!(gw.connect_timeout, Duration::from_secs(120));
+    assert_eq!(
+        (gw.concurrency, gw.rate, gw.max_pending),
+        (4, Some(12.5), 500)
+    );
+    assert_eq!(gw.batch.max_docs, 32);
+    assert_eq!(gw.batch.max_bytes, 1 << 20);
+    assert_eq!(gw.batch.linger, Duration::from_millis(5));
+    assert_eq!(gw.retry.initial_backoff, Duration::from_millis(50));
+    assert_eq!(gw.retry.max_backoff, Duration::from_secs(2));
+    assert_eq!(
+        gw.retry.codes,
+        vec!["UNAVAILABLE".to_string(), "RESOURCE_EXHAUSTED".to_string()]
+    );
+    assert_eq!(c.rules.routes[0].dedup, Some(Duration::from_secs(300)));
+    assert_eq!(c.shutdown_grace, Duration::from_secs(45));
+    let c = ok(
+        "gateways:\n  default: {url: \"grpc://127.0.0.1:1\", rate: null, batch: {linger: 0}}\nroutes: [{name: r}]\n",
+    );
+    assert_eq!(c.gateways["default"].rate, None);
+    assert_eq!(c.gateways["default"].batch.linger, Duration::ZERO);
+}
+
+#[test]
+fn bad_delivery_settings_are_all_reported_with_paths() {
+    let errs = errors(
+        r#"
+gateways:
+  default:
+    url: grpc://127.0.0.1:54321
+    connect_timeout: 0s
+    concurrency: 0
+    rate: -1
+    max_pending: lots
+    batch: { max_docs: 0, max_bytes: 1KiB, linger: soon }
+    retry: { initial_backoff: 2s, max_backoff: 1s, codes: [UNAVAILABLE, OK, NOPE] }
+routes:
+  - name: r
+    dedup: 5
+shutdown_grace: forever
+"#,
+    );
+    let expect = [
+        "gateways.default.connect_timeout: must be greater than 0",
+        "gateways.default.concurrency: expected a whole number from 1 to 100000, got 0",
+        "gateways.default.rate: expected a positive number of requests per second",
+        "gateways.default.max_pending: expected a whole number from 1 to 100000000, got lots",
+        "gateways.default.batch.max_docs: expected a whole number",
+        "gateways.default.batch.max_bytes: must be at least 64KiB",
+        "gateways.default.batch.linger: expected a duration",
+        "gateways.default.retry.max_backoff: must not be below initial_backoff (1s < 2s)",
+        "gateways.default.retry.codes[1]: expected a gRPC status code name other than OK",
+        "gateways.default.retry.codes[2]: expected a gRPC status code name other than OK",
+        "routes[0].dedup: 5 needs a unit",
+        "shutdown_grace: expected a duration",
+    ];
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    for prefix in expect {
+        assert!(
+            errs.iter().any(|e| e.starts_with(prefix)),
+            "no error starting with {prefix:?} in {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_delivery_keys_are_rejected() {
+    let errs = errors(
+        "gateways:\n  default: {url: \"grpc://127.0.0.1:1\", batch: {max_doc: 3}}\nroutes: [{name: r}]\n",
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains("unknown field `max_doc`"), "{errs:#?}");
+    assert!(errs[0].contains("max_docs"), "{errs:#?}");
+}

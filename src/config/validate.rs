@@ -14,8 +14,8 @@ use serde_norway::Value;
 
 use super::Config;
 use super::path::{Path, Report};
-use super::raw::{RawConfig, RawFilter, RawGateway, RawReply, RawRoute};
-use crate::model::GatewaySpec;
+use super::raw::{RawBatch, RawConfig, RawFilter, RawGateway, RawReply, RawRetry, RawRoute};
+use crate::model::{BatchSpec, GRPC_CODES, GatewaySpec, RetrySpec};
 use crate::rules::cel::Predicate;
 use crate::rules::filter::{Filter, is_valid_attribute_name};
 use crate::rules::mapping::{Expr, FieldError, Mapping, MappingSpec, ReplyData};
@@ -31,6 +31,9 @@ pub const MIN_SIZE: u64 = 64 << 10;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// `gateways.*.max_message` default: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+/// `shutdown_grace` default (Knative's default `terminationGracePeriodSeconds` is the revision
+/// timeout, 300 s; 30 s keeps a rolling update quick).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The compilers validation calls. Production uses the real CEL and mapping compilers; tests
 /// substitute failing ones to exercise error paths.
@@ -77,6 +80,11 @@ pub fn validate(raw: RawConfig, ctx: &Context<'_>, report: &mut Report) -> Optio
             );
             None
         }
+    };
+
+    let shutdown_grace = match &raw.shutdown_grace {
+        None => Some(DEFAULT_SHUTDOWN_GRACE),
+        Some(v) => duration(v, &root.key("shutdown_grace"), report),
     };
 
     let raw_gateways = raw.gateways.unwrap_or_default();
@@ -129,6 +137,7 @@ pub fn validate(raw: RawConfig, ctx: &Context<'_>, report: &mut Report) -> Optio
         unmatched: unmatched?,
         gateways,
         rules: RuleSet { routes },
+        shutdown_grace: shutdown_grace?,
         warnings: Vec::new(),
     })
 }
@@ -192,6 +201,25 @@ fn gateway(name: &str, raw: &RawGateway, path: &Path, report: &mut Report) -> Op
         None => Some(DEFAULT_MAX_MESSAGE),
         Some(v) => size(v, &path.key("max_message"), report),
     };
+    let defaults = GatewaySpec::with_defaults(name, "");
+    let connect_timeout = match &raw.connect_timeout {
+        None => Some(defaults.connect_timeout),
+        Some(v) => duration(v, &path.key("connect_timeout"), report),
+    };
+    let concurrency = match &raw.concurrency {
+        None => Some(defaults.concurrency),
+        Some(v) => count(v, 100_000, &path.key("concurrency"), report),
+    };
+    let rate = match &raw.rate {
+        None | Some(Value::Null) => Some(None),
+        Some(v) => rate(v, &path.key("rate"), report).map(Some),
+    };
+    let max_pending = match &raw.max_pending {
+        None => Some(defaults.max_pending),
+        Some(v) => count(v, 100_000_000, &path.key("max_pending"), report),
+    };
+    let batch = batch(raw.batch.as_ref(), &path.key("batch"), report);
+    let retry = retry(raw.retry.as_ref(), &path.key("retry"), report);
     if !ok {
         return None;
     }
@@ -200,6 +228,150 @@ fn gateway(name: &str, raw: &RawGateway, path: &Path, report: &mut Report) -> Op
         url: url?,
         timeout: timeout?,
         max_message_bytes: max_message?,
+        connect_timeout: connect_timeout?,
+        concurrency: concurrency?,
+        rate: rate?,
+        max_pending: max_pending?,
+        batch: batch?,
+        retry: retry?,
+    })
+}
+
+/// A whole number in `1..=max`.
+fn count(value: &Value, max: u64, path: &Path, report: &mut Report) -> Option<usize> {
+    match value.as_u64() {
+        Some(n) if (1..=max).contains(&n) => usize::try_from(n).ok(),
+        _ => {
+            report.error(
+                path.clone(),
+                format!(
+                    "expected a whole number from 1 to {max}, got {}",
+                    show(value)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Requests per second: a positive number.
+fn rate(value: &Value, path: &Path, report: &mut Report) -> Option<f64> {
+    match value.as_f64() {
+        Some(r) if r.is_finite() && r > 0.0 => Some(r),
+        _ => {
+            report.error(
+                path.clone(),
+                format!(
+                    "expected a positive number of requests per second (or null for no limit), got {}",
+                    show(value)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A YAML value as it would be written, for messages.
+fn show(value: &Value) -> String {
+    serde_norway::to_string(value)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| format!("{value:?}"))
+}
+
+fn batch(raw: Option<&RawBatch>, path: &Path, report: &mut Report) -> Option<BatchSpec> {
+    let defaults = BatchSpec::default();
+    let Some(raw) = raw else {
+        return Some(defaults);
+    };
+    let max_docs = match &raw.max_docs {
+        None => Some(defaults.max_docs),
+        Some(v) => count(v, 1_000_000, &path.key("max_docs"), report),
+    };
+    let max_bytes = match &raw.max_bytes {
+        None => Some(defaults.max_bytes),
+        Some(v) => size(v, &path.key("max_bytes"), report),
+    };
+    let linger = match &raw.linger {
+        None => Some(defaults.linger),
+        Some(Value::Number(n)) if n.as_u64() == Some(0) => Some(Duration::ZERO),
+        Some(Value::String(s))
+            if humantime::parse_duration(s.trim()).is_ok_and(|d| d.is_zero()) =>
+        {
+            Some(Duration::ZERO)
+        }
+        Some(v) => duration(v, &path.key("linger"), report),
+    };
+    Some(BatchSpec {
+        max_docs: max_docs?,
+        max_bytes: max_bytes?,
+        linger: linger?,
+    })
+}
+
+fn retry(raw: Option<&RawRetry>, path: &Path, report: &mut Report) -> Option<RetrySpec> {
+    let defaults = RetrySpec::default();
+    let Some(raw) = raw else {
+        return Some(defaults);
+    };
+    let initial = match &raw.initial_backoff {
+        None => Some(defaults.initial_backoff),
+        Some(v) => duration(v, &path.key("initial_backoff"), report),
+    };
+    let max = match &raw.max_backoff {
+        None => Some(defaults.max_backoff),
+        Some(v) => duration(v, &path.key("max_backoff"), report),
+    };
+    if let (Some(i), Some(m)) = (initial, max)
+        && m < i
+    {
+        report.error(
+            path.key("max_backoff"),
+            format!(
+                "must not be below initial_backoff ({} < {})",
+                humantime::format_duration(m),
+                humantime::format_duration(i)
+            ),
+        );
+    }
+    let codes = match &raw.codes {
+        None => Some(defaults.codes),
+        Some(Value::Sequence(items)) => {
+            let mut codes = Vec::new();
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                let name = item.as_str().map(|s| s.trim().to_ascii_uppercase());
+                match name {
+                    Some(n) if n != "OK" && GRPC_CODES.contains(&n.as_str()) => codes.push(n),
+                    _ => {
+                        report.error(
+                            path.key("codes").index(i),
+                            format!(
+                                "expected a gRPC status code name other than OK ({}), got {}",
+                                GRPC_CODES[1..].join(", "),
+                                show(item)
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            ok.then_some(codes)
+        }
+        Some(other) => {
+            report.error(
+                path.key("codes"),
+                format!(
+                    "expected a list of gRPC status code names such as [UNAVAILABLE], got {}",
+                    show(other)
+                ),
+            );
+            None
+        }
+    };
+    Some(RetrySpec {
+        initial_backoff: initial?,
+        max_backoff: max?,
+        codes: codes?,
     })
 }
 
@@ -453,6 +625,11 @@ fn route(
         );
     }
 
+    let dedup = match &raw.dedup {
+        None | Some(Value::Null) => Some(None),
+        Some(v) => duration(v, &path.key("dedup"), report).map(Some),
+    };
+
     if report.errors.len() > errors_before {
         return None;
     }
@@ -462,6 +639,7 @@ fn route(
         filters,
         mapping: mapping?,
         reply,
+        dedup: dedup?,
     })
 }
 

@@ -26,11 +26,19 @@
 //!   whatever the stream then reports (a jina gateway whose executor is unreachable sends a
 //!   stub response first and then `UNAVAILABLE`: that is a 503 without retry).
 //!
-//! Backoff is full-jitter exponential (50 ms doubling to a 2 s cap), and `GatewaySpec::timeout`
-//! bounds the whole call, retries included: each attempt gets the remaining time as its gRPC
-//! deadline (`grpc-timeout`, so the gateway can give up too) and as a local timeout. Running out
-//! of time while waiting between retries yields `Unavailable` with the last cause; running out
-//! during an attempt yields `Deadline`.
+//! The codes retried are `GatewaySpec::retry.codes` (default `UNAVAILABLE`), and only when they
+//! arrive before response headers. Backoff is full-jitter exponential (`retry.initial_backoff`
+//! doubling to `retry.max_backoff`). Two clocks bound a call: `connect_timeout` bounds the time
+//! spent retrying a gateway that is not there yet (a cold start), and `timeout` bounds each
+//! attempt once sent (as its gRPC deadline, `grpc-timeout`, so the gateway can give up too, and
+//! as a local timeout). Running out of `connect_timeout` yields `Unavailable` with the last
+//! cause; running out of `timeout` during an attempt yields `Deadline`.
+//!
+//! [`FlowClient::call`] runs that whole loop for one request. The dispatcher
+//! ([`crate::dispatch`]) instead uses the pieces: [`FlowClient::prepare`] converts one event's
+//! documents once (and measures them), [`FlowClient::send`] makes exactly one attempt with the
+//! documents of several events, and leaves retrying to the dispatcher, which probes a cold
+//! gateway with one request at a time while the others wait in its queue.
 
 use std::time::Duration;
 
@@ -40,16 +48,13 @@ use tonic::{Code, Status};
 
 use super::convert;
 use super::error::FlowError;
+use super::proto::docarray::DocumentProto;
 use super::proto::jina::DataRequestProto;
 use super::proto::jina::jina_rpc_client::JinaRpcClient;
 use super::proto::jina::status_proto::StatusCode;
-use crate::model::{FlowRequest, FlowResponse, GatewaySpec};
+use crate::model::{Document, FlowRequest, FlowResponse, GRPC_CODES, GatewaySpec};
 
-/// First backoff ceiling; doubled after every failed attempt.
-const BACKOFF_START: Duration = Duration::from_millis(50);
-/// Largest backoff ceiling.
-const BACKOFF_CAP: Duration = Duration::from_secs(2);
-/// A single TCP/TLS connect attempt is abandoned after this long (or the call's timeout when
+/// A single TCP/TLS connect attempt is abandoned after this long (or `connect_timeout` when
 /// shorter), so that a blackholed address is re-dialled by the next retry.
 const CONNECT_TIMEOUT_CAP: Duration = Duration::from_secs(5);
 
@@ -58,14 +63,54 @@ const CONNECT_TIMEOUT_CAP: Duration = Duration::from_secs(5);
 pub struct FlowClient {
     pub spec: GatewaySpec,
     channel: Channel,
+    retry_codes: Vec<Code>,
 }
 
 /// How one attempt ended without a usable response.
-enum AttemptError {
-    /// Failed before the gateway accepted the request: safe to try again.
-    Retry(Status),
-    /// Final: map to the caller's error.
-    Fail(FlowError),
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendError {
+    /// Failed before the gateway accepted the request (connect error, or a retryable code before
+    /// any response header): safe to try again. The text describes the cause.
+    NotAccepted(String),
+    /// Final: the gateway had the request, or the failure is not retryable.
+    Failed(FlowError),
+}
+
+/// One event's documents, converted for the wire once, with their encoded size.
+#[derive(Debug, Clone)]
+pub struct PreparedDocs {
+    docs: Vec<DocumentProto>,
+    bytes: usize,
+}
+
+impl PreparedDocs {
+    /// Number of documents.
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    /// Encoded size of the documents in bytes (protobuf length, framing included).
+    pub fn encoded_len(&self) -> usize {
+        self.bytes
+    }
+
+    /// The document ids, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.docs.iter().map(|d| d.id.as_str())
+    }
+}
+
+/// What a Flow request carries besides its documents; requests with equal heads can share one
+/// DataRequest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestHead {
+    pub endpoint: String,
+    pub target_executor: Option<String>,
+    pub parameters: serde_json::Map<String, serde_json::Value>,
 }
 
 impl FlowClient {
@@ -79,7 +124,7 @@ impl FlowClient {
             message,
         };
         let (http_url, tls) = endpoint_url(&spec.url).map_err(config_error)?;
-        let connect_timeout = spec.timeout.min(CONNECT_TIMEOUT_CAP);
+        let connect_timeout = spec.connect_timeout.min(CONNECT_TIMEOUT_CAP);
         // No HTTP/2 keepalive pings and no adaptive-window (BDP) pings: the jina 3.34 gateway
         // answers pings more frequent than every 5 minutes with GOAWAY "too_many_pings".
         let mut endpoint = Endpoint::from_shared(http_url.clone())
@@ -92,44 +137,93 @@ impl FlowClient {
                 .tls_config(ClientTlsConfig::new().with_native_roots())
                 .map_err(|e| config_error(format!("TLS setup for {:?}: {e}", spec.url)))?;
         }
+        let mut retry_codes = Vec::new();
+        for name in &spec.retry.codes {
+            let code = GRPC_CODES
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(name))
+                .and_then(|i| i32::try_from(i).ok())
+                .map(Code::from_i32)
+                .ok_or_else(|| config_error(format!("retry.codes: unknown gRPC code {name:?}")))?;
+            retry_codes.push(code);
+        }
         Ok(FlowClient {
             spec: spec.clone(),
             channel: endpoint.connect_lazy(),
+            retry_codes,
         })
     }
 
-    /// Send one DataRequest with the given `request_id`; wait for its result.
+    /// Convert one event's documents for the wire (errors name the document: `docs[2].blob`).
+    pub fn prepare(docs: &[Document]) -> Result<PreparedDocs, FlowError> {
+        use prost::Message as _;
+        let docs = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| convert::document_to_proto(d, &format!("docs[{i}]")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| FlowError::InvalidRequest {
+                message: e.to_string(),
+            })?;
+        let bytes = docs
+            .iter()
+            .map(|d| {
+                let len = d.encoded_len();
+                // field tag + length prefix inside the DocumentArrayProto
+                len + 1 + prost::encoding::encoded_len_varint(len as u64)
+            })
+            .sum();
+        Ok(PreparedDocs { docs, bytes })
+    }
+
+    /// Exactly one attempt: one DataRequest with `head` and the documents of `parts`, in order.
+    /// Retrying a [`SendError::NotAccepted`] is the caller's business.
+    pub async fn send(
+        &self,
+        head: &RequestHead,
+        parts: impl IntoIterator<Item = PreparedDocs>,
+        request_id: &str,
+    ) -> Result<FlowResponse, SendError> {
+        let docs: Vec<DocumentProto> = parts.into_iter().flat_map(|p| p.docs).collect();
+        let message = convert::build_message(
+            &head.endpoint,
+            head.target_executor.as_deref(),
+            &head.parameters,
+            docs,
+            request_id,
+        );
+        let timeout = self.spec.timeout;
+        match tokio::time::timeout(timeout, self.attempt(message, timeout, request_id)).await {
+            Err(_elapsed) => Err(SendError::Failed(self.deadline_error())),
+            Ok(result) => result,
+        }
+    }
+
+    /// Send one DataRequest with the given `request_id`; wait for its result, retrying while the
+    /// gateway has not accepted it (see the module docs for the clocks).
     pub async fn call(
         &self,
         request: FlowRequest,
         request_id: &str,
     ) -> Result<FlowResponse, FlowError> {
-        let message = convert::build_request(&request, request_id).map_err(|e| {
-            FlowError::InvalidRequest {
-                message: e.to_string(),
-            }
-        })?;
-        let deadline = Instant::now() + self.spec.timeout;
-        let mut ceiling = BACKOFF_START;
+        let prepared = FlowClient::prepare(&request.docs)?;
+        let head = RequestHead {
+            endpoint: request.endpoint,
+            target_executor: request.target_executor,
+            parameters: request.parameters,
+        };
+        let connect_deadline = Instant::now() + self.spec.connect_timeout;
+        let mut backoff = Backoff::new(&self.spec.retry);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let outcome = tokio::time::timeout(
-                remaining,
-                self.attempt(message.clone(), remaining, request_id),
-            )
-            .await;
-            let status = match outcome {
-                Err(_elapsed) => return Err(self.deadline_error()),
-                Ok(Ok(response)) => return Ok(response),
-                Ok(Err(AttemptError::Fail(error))) => return Err(error),
-                Ok(Err(AttemptError::Retry(status))) => status,
+            let cause = match self.send(&head, [prepared.clone()], request_id).await {
+                Ok(response) => return Ok(response),
+                Err(SendError::Failed(error)) => return Err(error),
+                Err(SendError::NotAccepted(cause)) => cause,
             };
-            let cause = describe_status(&status);
-            let pause = jittered(ceiling);
-            ceiling = (ceiling * 2).min(BACKOFF_CAP);
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let pause = backoff.next_pause();
+            let remaining = connect_deadline.saturating_duration_since(Instant::now());
             if pause >= remaining {
                 tracing::debug!(
                     request_id,
@@ -139,10 +233,7 @@ impl FlowClient {
                     "gateway unavailable; no time left to retry"
                 );
                 tokio::time::sleep(remaining).await;
-                return Err(FlowError::Unavailable {
-                    gateway: self.spec.name.clone(),
-                    message: format!("{cause} (after {attempt} attempts)"),
-                });
+                return Err(self.unavailable(format!("{cause} (after {attempt} attempts)")));
             }
             tracing::debug!(
                 request_id,
@@ -156,13 +247,21 @@ impl FlowClient {
         }
     }
 
+    /// `Unavailable` for this gateway.
+    pub fn unavailable(&self, message: String) -> FlowError {
+        FlowError::Unavailable {
+            gateway: self.spec.name.clone(),
+            message,
+        }
+    }
+
     /// One `/jina.JinaRPC/Call` stream carrying `message`.
     async fn attempt(
         &self,
         message: DataRequestProto,
         remaining: Duration,
         request_id: &str,
-    ) -> Result<FlowResponse, AttemptError> {
+    ) -> Result<FlowResponse, SendError> {
         let mut client = JinaRpcClient::new(self.channel.clone())
             .max_decoding_message_size(self.spec.max_message_bytes)
             .max_encoding_message_size(usize::MAX);
@@ -171,10 +270,10 @@ impl FlowClient {
         let response = match client.call(request).await {
             Ok(response) => response,
             // Before response headers: the gateway has not accepted the request (module docs).
-            Err(status) if status.code() == Code::Unavailable => {
-                return Err(AttemptError::Retry(status));
+            Err(status) if self.retry_codes.contains(&status.code()) => {
+                return Err(SendError::NotAccepted(describe_status(&status)));
             }
-            Err(status) => return Err(AttemptError::Fail(self.status_error(&status))),
+            Err(status) => return Err(SendError::Failed(self.status_error(&status))),
         };
         // From here on the gateway has the request: never retry.
         let mut stream = response.into_inner();
@@ -197,7 +296,7 @@ impl FlowClient {
                 }
                 Ok(None) => break,
                 // The final gRPC status wins over any (stub) response already received.
-                Err(status) => return Err(AttemptError::Fail(self.status_error(&status))),
+                Err(status) => return Err(SendError::Failed(self.status_error(&status))),
             }
         }
         let Some(answer) = answer else {
@@ -207,13 +306,13 @@ impl FlowClient {
                 }
                 None => "the Call stream ended without a response".to_owned(),
             };
-            return Err(AttemptError::Fail(self.gateway_error(message)));
+            return Err(SendError::Failed(self.gateway_error(message)));
         };
         if let Some(error) = executor_error(&answer) {
-            return Err(AttemptError::Fail(error));
+            return Err(SendError::Failed(error));
         }
         convert::read_response(answer)
-            .map_err(|e| AttemptError::Fail(self.gateway_error(format!("unusable response: {e}"))))
+            .map_err(|e| SendError::Failed(self.gateway_error(format!("unusable response: {e}"))))
     }
 
     fn deadline_error(&self) -> FlowError {
@@ -240,6 +339,17 @@ impl FlowClient {
                 gateway: self.spec.name.clone(),
                 message: describe_status(status),
             },
+            // The connection broke under an accepted call (the gateway died): the outcome is
+            // unknown, the gateway is gone; a 503 tells the sender to retry later.
+            Code::Unknown | Code::Cancelled if caused_by::<tonic::transport::Error>(status) => {
+                FlowError::Unavailable {
+                    gateway: self.spec.name.clone(),
+                    message: format!(
+                        "connection lost after the gateway accepted the request: {}",
+                        describe_status(status)
+                    ),
+                }
+            }
             _ => self.gateway_error(describe_status(status)),
         }
     }
@@ -339,6 +449,42 @@ fn executor_error(response: &DataRequestProto) -> Option<FlowError> {
     })
 }
 
+/// Full-jitter exponential backoff: each pause is uniform in `[0, ceiling]`; the ceiling starts at
+/// `initial_backoff` and doubles up to `max_backoff`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    ceiling: Duration,
+    initial: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(spec: &crate::model::RetrySpec) -> Backoff {
+        Backoff {
+            ceiling: spec.initial_backoff,
+            initial: spec.initial_backoff,
+            max: spec.max_backoff.max(spec.initial_backoff),
+        }
+    }
+
+    /// The next pause; raises the ceiling for the one after.
+    pub fn next_pause(&mut self) -> Duration {
+        let pause = jittered(self.ceiling);
+        self.ceiling = (self.ceiling * 2).min(self.max);
+        pause
+    }
+
+    /// The ceiling the next pause is drawn under.
+    pub fn ceiling(&self) -> Duration {
+        self.ceiling
+    }
+
+    /// Back to `initial_backoff` (after a success).
+    pub fn reset(&mut self) {
+        self.ceiling = self.initial;
+    }
+}
+
 /// Full jitter: a uniformly random pause in `[0, ceiling]`.
 fn jittered(ceiling: Duration) -> Duration {
     let micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
@@ -384,12 +530,7 @@ mod tests {
 
     #[test]
     fn new_rejects_bad_url_with_gateway_name() {
-        let spec = GatewaySpec {
-            name: "main".into(),
-            url: "tcp://x".into(),
-            timeout: Duration::from_secs(1),
-            max_message_bytes: 1024,
-        };
+        let spec = GatewaySpec::with_defaults("main", "tcp://x");
         match FlowClient::new(&spec) {
             Err(FlowError::Config { gateway, message }) => {
                 assert_eq!(gateway, "main");
@@ -401,12 +542,7 @@ mod tests {
 
     #[tokio::test]
     async fn grpcs_client_builds() {
-        let spec = GatewaySpec {
-            name: "tls".into(),
-            url: "grpcs://flow.example.com".into(),
-            timeout: Duration::from_secs(1),
-            max_message_bytes: 1024,
-        };
+        let spec = GatewaySpec::with_defaults("tls", "grpcs://flow.example.com");
         assert!(FlowClient::new(&spec).is_ok());
     }
 
@@ -456,6 +592,42 @@ mod tests {
         );
         assert_eq!(executor_error(&with_status(StatusProto::default())), None);
         assert_eq!(executor_error(&DataRequestProto::default()), None);
+    }
+
+    #[tokio::test]
+    async fn unknown_retry_code_is_a_config_error() {
+        let mut spec = GatewaySpec::with_defaults("g", "grpc://127.0.0.1:1");
+        spec.retry.codes = vec!["unavailable".into(), "RESOURCE_EXHAUSTED".into()];
+        let client = FlowClient::new(&spec).unwrap();
+        assert_eq!(
+            client.retry_codes,
+            vec![Code::Unavailable, Code::ResourceExhausted]
+        );
+        spec.retry.codes = vec!["NOPE".into()];
+        match FlowClient::new(&spec) {
+            Err(FlowError::Config { message, .. }) => {
+                assert!(message.contains("NOPE"), "{message}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn backoff_ceiling_doubles_to_the_cap_and_resets() {
+        let mut backoff = Backoff::new(&crate::model::RetrySpec {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(350),
+            codes: vec![],
+        });
+        let mut ceilings = Vec::new();
+        for _ in 0..4 {
+            let ceiling = backoff.ceiling();
+            assert!(backoff.next_pause() <= ceiling);
+            ceilings.push(ceiling.as_millis());
+        }
+        assert_eq!(ceilings, vec![100, 200, 350, 350]);
+        backoff.reset();
+        assert_eq!(backoff.ceiling(), Duration::from_millis(100));
     }
 
     #[test]

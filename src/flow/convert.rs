@@ -27,7 +27,9 @@ use super::proto::docarray::{
 };
 use super::proto::jina::data_request_proto::{DataContentProto, data_content_proto};
 use super::proto::jina::{DataRequestProto, HeaderProto};
-use crate::model::{Document, FlowRequest, FlowResponse, Tensor};
+#[cfg(test)]
+use crate::model::FlowRequest;
+use crate::model::{Document, FlowResponse, Tensor};
 
 /// Largest integer magnitude a double represents exactly.
 const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
@@ -419,6 +421,7 @@ pub(crate) fn document_from_proto(
 
 // ---------------------------------------------------------------- requests and responses
 
+#[cfg(test)]
 pub(crate) fn build_request(
     request: &FlowRequest,
     request_id: &str,
@@ -429,22 +432,39 @@ pub(crate) fn build_request(
         .enumerate()
         .map(|(i, d)| document_to_proto(d, &format!("docs[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(DataRequestProto {
+    Ok(build_message(
+        &request.endpoint,
+        request.target_executor.as_deref(),
+        &request.parameters,
+        docs,
+        request_id,
+    ))
+}
+
+/// A DataRequest from its parts, documents already converted.
+pub(crate) fn build_message(
+    endpoint: &str,
+    target_executor: Option<&str>,
+    parameters: &Map<String, Value>,
+    docs: Vec<DocumentProto>,
+    request_id: &str,
+) -> DataRequestProto {
+    DataRequestProto {
         header: Some(HeaderProto {
             request_id: request_id.to_owned(),
             status: None,
-            exec_endpoint: Some(request.endpoint.clone()),
-            target_executor: request.target_executor.clone(),
+            exec_endpoint: Some(endpoint.to_owned()),
+            target_executor: target_executor.map(str::to_owned),
             timeout: None,
         }),
-        parameters: Some(json_to_struct(&request.parameters)),
+        parameters: Some(json_to_struct(parameters)),
         routes: Vec::new(),
         data: Some(DataContentProto {
             documents: Some(data_content_proto::Documents::Docs(DocumentArrayProto {
                 docs,
             })),
         }),
-    })
+    }
 }
 
 /// Decode a successful response (the executor status is checked by the caller).

@@ -9,6 +9,11 @@ pub enum FlowError {
     /// Gateway unreachable / UNAVAILABLE until the deadline: 503.
     #[error("gateway {gateway} unavailable: {message}")]
     Unavailable { gateway: String, message: String },
+    /// The gateway's queue already holds `max_pending` events: 429 with `Retry-After`.
+    #[error(
+        "gateway {gateway} is overloaded: {max_pending} events already wait for it (max_pending)"
+    )]
+    Overloaded { gateway: String, max_pending: usize },
     /// The call's deadline passed: 504.
     #[error("gateway {gateway} did not answer within {timeout_ms} ms")]
     Deadline { gateway: String, timeout_ms: u64 },

@@ -1,6 +1,7 @@
 //! Tests of [`FlowClient`] against an in-process fake Jina gateway: a tonic server built from the
 //! test-only generated `JinaRPC` server code, listening on a loopback port, whose behaviour
-//! (echo, executor error, slow, gRPC error, late start…) each test chooses.
+//! (echo, executor error, slow, gRPC error, late start…) each test chooses. The dispatcher's
+//! tests (`crate::dispatch`) use the same server through [`start`] and [`serve_on`].
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use super::{FlowClient, FlowError, convert};
 use crate::model::{Document, FlowRequest, GatewaySpec};
 
 #[derive(Clone)]
-enum Mode {
+pub(crate) enum Mode {
     /// Echo the request, adding a tag and an `<f8` embedding to every doc.
     Echo,
     /// Answer with header.status ERROR as an executor exception does.
@@ -41,13 +42,41 @@ enum Mode {
     NoResponse,
     /// Echo plus a tag of this many bytes.
     Big(usize),
+    /// Echo once a permit of the semaphore is available (one permit per call).
+    Gated(Arc<tokio::sync::Semaphore>),
+    /// Executor error when any document has `tags.raise`, else echo.
+    RaiseOnTag,
+    /// Echo with every document id suffixed by `-renamed`.
+    Rename,
+    /// Echo without the last document.
+    DropLast,
 }
 
 #[derive(Default)]
-struct Seen {
-    calls: AtomicUsize,
+pub(crate) struct Seen {
+    pub(crate) calls: AtomicUsize,
     peers: Mutex<HashSet<SocketAddr>>,
     requests: Mutex<Vec<(DataRequestProto, Option<String>)>>,
+}
+
+impl Seen {
+    /// The document ids of every request received, in arrival order.
+    pub(crate) fn doc_ids(&self) -> Vec<Vec<String>> {
+        use super::proto::jina::data_request_proto::data_content_proto::Documents;
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(
+                |(r, _)| match r.data.as_ref().and_then(|d| d.documents.as_ref()) {
+                    Some(Documents::Docs(array)) => {
+                        array.docs.iter().map(|d| d.id.clone()).collect()
+                    }
+                    _ => Vec::new(),
+                },
+            )
+            .collect()
+    }
 }
 
 struct Fake {
@@ -135,6 +164,47 @@ impl JinaRpc for Fake {
                 Ok(boxed(vec![Ok(out)]))
             }
             Mode::NoResponse => Ok(boxed(vec![])),
+            Mode::Gated(gate) => {
+                gate.acquire().await.unwrap().forget();
+                Ok(boxed(vec![Ok(echo(input, 0))]))
+            }
+            Mode::RaiseOnTag => {
+                let raise = format!("{input:?}").contains("\"raise\"");
+                if raise {
+                    let mut out = input;
+                    if let Some(h) = out.header.as_mut() {
+                        h.status = Some(StatusProto {
+                            code: StatusCode::Error as i32,
+                            description: "ValueError('boom')".into(),
+                            exception: Some(ExceptionProto {
+                                name: "ValueError".into(),
+                                args: vec!["boom".into()],
+                                stacks: vec![],
+                                executor: "Echo".into(),
+                            }),
+                        });
+                    }
+                    Ok(boxed(vec![Ok(out)]))
+                } else {
+                    Ok(boxed(vec![Ok(echo(input, 0))]))
+                }
+            }
+            Mode::Rename | Mode::DropLast => {
+                use super::proto::jina::data_request_proto::data_content_proto::Documents;
+                let mut out = echo(input, 0);
+                if let Some(Documents::Docs(array)) =
+                    out.data.as_mut().and_then(|d| d.documents.as_mut())
+                {
+                    if matches!(self.mode, Mode::Rename) {
+                        for d in &mut array.docs {
+                            d.id.push_str("-renamed");
+                        }
+                    } else {
+                        array.docs.pop();
+                    }
+                }
+                Ok(boxed(vec![Ok(out)]))
+            }
         }
     }
 }
@@ -171,7 +241,7 @@ fn echo(mut request: DataRequestProto, padding: usize) -> DataRequestProto {
     request
 }
 
-async fn serve_on(listener: TcpListener, mode: Mode) -> Arc<Seen> {
+pub(crate) async fn serve_on(listener: TcpListener, mode: Mode) -> Arc<Seen> {
     let seen = Arc::new(Seen::default());
     let fake = Fake {
         mode,
@@ -185,26 +255,24 @@ async fn serve_on(listener: TcpListener, mode: Mode) -> Arc<Seen> {
     seen
 }
 
-async fn start(mode: Mode) -> (SocketAddr, Arc<Seen>) {
+pub(crate) async fn start(mode: Mode) -> (SocketAddr, Arc<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     (addr, serve_on(listener, mode).await)
 }
 
 /// A loopback port nobody listens on (right now).
-async fn free_port() -> SocketAddr {
+pub(crate) async fn free_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     listener.local_addr().unwrap()
 }
 
 fn client(addr: SocketAddr, timeout: Duration) -> FlowClient {
-    FlowClient::new(&GatewaySpec {
-        name: "fake".into(),
-        url: format!("grpc://{addr}"),
-        timeout,
-        max_message_bytes: 64 * 1024,
-    })
-    .unwrap()
+    let mut spec = GatewaySpec::with_defaults("fake", &format!("grpc://{addr}"));
+    spec.timeout = timeout;
+    spec.connect_timeout = timeout;
+    spec.max_message_bytes = 64 * 1024;
+    FlowClient::new(&spec).unwrap()
 }
 
 fn request() -> FlowRequest {
@@ -476,4 +544,34 @@ async fn invalid_documents_fail_before_sending() {
         other => panic!("expected InvalidRequest, got {other:?}"),
     }
     assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn configured_retry_codes_are_retried_only_before_acceptance() {
+    let (addr, seen) = start(Mode::Fail(Code::ResourceExhausted)).await;
+    // Not in the default list: one attempt, a gateway error.
+    let err = client(addr, Duration::from_secs(2))
+        .call(request(), "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FlowError::Gateway { .. }), "{err:?}");
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 1);
+
+    let (addr, seen) = start(Mode::Fail(Code::ResourceExhausted)).await;
+    let mut spec = GatewaySpec::with_defaults("fake", &format!("grpc://{addr}"));
+    spec.connect_timeout = Duration::from_millis(600);
+    spec.retry.initial_backoff = Duration::from_millis(20);
+    spec.retry.codes = vec!["UNAVAILABLE".into(), "RESOURCE_EXHAUSTED".into()];
+    let err = FlowClient::new(&spec)
+        .unwrap()
+        .call(request(), "x")
+        .await
+        .unwrap_err();
+    match &err {
+        FlowError::Unavailable { message, .. } => {
+            assert!(message.contains("ResourceExhausted"), "{message}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(seen.calls.load(Ordering::SeqCst) >= 2, "retried");
 }

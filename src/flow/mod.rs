@@ -14,7 +14,7 @@ pub mod error;
 mod proto;
 
 #[cfg(test)]
-mod fake_gateway;
+pub(crate) mod fake_gateway;
 
 pub use client::FlowClient;
 pub use error::FlowError;

@@ -11,6 +11,9 @@ use crate::rules::mapping::MappingError;
 
 /// Upper bound of the `message` text in an error body, in bytes.
 const MAX_MESSAGE: usize = 800;
+/// `Retry-After` of a 429: a queue of events drains within about a second at the rates a Flow
+/// sustains; Knative's retry backoff adds its own delay on top.
+const RETRY_AFTER_SECS: u64 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {
@@ -56,6 +59,7 @@ impl IngressError {
             }
             IngressError::Flow { error, .. } => match error {
                 FlowError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                FlowError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
                 FlowError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
                 FlowError::Executor { .. } | FlowError::Gateway { .. } => StatusCode::BAD_GATEWAY,
                 FlowError::InvalidRequest { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -78,6 +82,7 @@ impl IngressError {
             IngressError::Reply { .. } => "reply_failed",
             IngressError::Flow { error, .. } => match error {
                 FlowError::Unavailable { .. } => "gateway_unavailable",
+                FlowError::Overloaded { .. } => "overloaded",
                 FlowError::Deadline { .. } => "gateway_timeout",
                 FlowError::Executor { .. } => "executor_error",
                 FlowError::Gateway { .. } => "gateway_error",
@@ -86,6 +91,17 @@ impl IngressError {
             },
             IngressError::ReplySink { .. } => "reply_sink_failed",
             IngressError::NoGateway { .. } => "internal",
+        }
+    }
+
+    /// Seconds a sender should wait before retrying (`Retry-After`), for overload answers.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            IngressError::Flow {
+                error: FlowError::Overloaded { .. },
+                ..
+            } => Some(RETRY_AFTER_SECS),
+            _ => None,
         }
     }
 
@@ -115,6 +131,11 @@ pub fn error_response(error: &IngressError, prefix: &str) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if let Some(secs) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     response
 }
 
@@ -187,6 +208,13 @@ mod tests {
                 504,
             ),
             (
+                flow(FlowError::Overloaded {
+                    gateway: "g".into(),
+                    max_pending: 5,
+                }),
+                429,
+            ),
+            (
                 flow(FlowError::Gateway {
                     gateway: "g".into(),
                     message: "m".into(),
@@ -197,6 +225,28 @@ mod tests {
         for (error, status) in cases {
             assert_eq!(error.status().as_u16(), status, "{error}");
         }
+    }
+
+    #[test]
+    fn overload_is_429_with_retry_after() {
+        let error = flow(FlowError::Overloaded {
+            gateway: "g".into(),
+            max_pending: 10,
+        });
+        assert_eq!(error.code(), "overloaded");
+        let response = error_response(&error, "");
+        assert_eq!(response.status().as_u16(), 429);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let other = flow(FlowError::Unavailable {
+            gateway: "g".into(),
+            message: "m".into(),
+        });
+        assert!(
+            error_response(&other, "")
+                .headers()
+                .get(header::RETRY_AFTER)
+                .is_none()
+        );
     }
 
     #[test]

@@ -22,7 +22,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::flow::FlowClient;
+use crate::dispatch::Dispatcher;
+use crate::dispatch::dedup::{Claim, Dedup};
 use crate::model::CloudEvent;
 use crate::reply;
 use crate::rules::Unmatched;
@@ -33,7 +34,10 @@ use error::{IngressError, error_response};
 #[derive(Debug)]
 pub struct AppState {
     pub config: Config,
-    pub flows: BTreeMap<String, FlowClient>,
+    /// The delivery queue of each gateway, by gateway name.
+    pub dispatchers: BTreeMap<String, Dispatcher>,
+    /// The redelivery window of each route with `dedup`, by route name.
+    pub dedup: BTreeMap<String, Dedup<Processed>>,
     pub replies: reply::Sender,
     /// Set once the listener is bound; cleared at shutdown.
     pub ready: AtomicBool,
@@ -98,6 +102,17 @@ fn prefers_reply(headers: &HeaderMap) -> bool {
             })
         })
     })
+}
+
+/// What running an event through its route produced; the dedup window stores it and answers
+/// redeliveries with it.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    /// The Flow request that carried the event.
+    pub request_id: String,
+    /// The reply event for the HTTP response (routes with `reply` and no `reply.to`), when it
+    /// was built: when the sender asked for it, or always on routes with `dedup`.
+    pub reply: Option<Box<CloudEvent>>,
 }
 
 /// What one event's trip through the pipeline produced.
@@ -196,7 +211,31 @@ async fn process(
             }
         };
     };
-    let result = run_route(state, route, &event, want_reply).await;
+    let mut redelivery = false;
+    let result = match state.dedup.get(&route.name) {
+        None => run_route(state, route, &event, want_reply).await,
+        Some(window) => match window.claim((event.source.clone(), event.id.clone())).await {
+            Claim::Done(processed) => {
+                redelivery = true;
+                Ok(processed)
+            }
+            Claim::Run(guard) => {
+                // Build the reply even when not asked: a redelivery may ask for it.
+                let result = run_route(state, route, &event, true).await;
+                if let Ok(processed) = &result {
+                    guard.finish(processed.clone());
+                }
+                result
+            }
+        },
+    };
+    let result = result.map(|p| {
+        let outcome = match p.reply {
+            Some(reply) if want_reply => Outcome::Reply(reply),
+            _ => Outcome::Accepted,
+        };
+        (outcome, p.request_id)
+    });
     let (status, request_id) = match &result {
         Ok((Outcome::Reply(_), rid)) => (StatusCode::OK.as_u16(), rid.clone()),
         Ok((Outcome::Accepted, rid)) => (StatusCode::ACCEPTED.as_u16(), rid.clone()),
@@ -204,6 +243,9 @@ async fn process(
     };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match &result {
+        Ok(_) if redelivery => {
+            info!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, status, elapsed_ms, "redelivery within the dedup window; answered with the first outcome")
+        }
         Ok(_) => {
             info!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, status, elapsed_ms, "event processed")
         }
@@ -214,38 +256,45 @@ async fn process(
     result.map(|(o, _)| o).map_err(|(e, _)| e)
 }
 
+/// Map the event, send it through its gateway's dispatcher, then build (when `build_reply`) or
+/// deliver (`reply.to`) the reply. Errors carry the Flow request id when there was one.
 async fn run_route(
     state: &AppState,
     route: &crate::rules::Route,
     event: &CloudEvent,
-    want_reply: bool,
-) -> Result<(Outcome, String), (IngressError, String)> {
-    let request_id = uuid::Uuid::new_v4().simple().to_string();
-    let fail = |e: IngressError| (e, request_id.clone());
+    build_reply: bool,
+) -> Result<Processed, (IngressError, String)> {
+    let no_request = |e: IngressError| (e, String::new());
     let request = route.mapping.apply(event).map_err(|error| {
-        fail(IngressError::Mapping {
+        no_request(IngressError::Mapping {
             route: route.name.clone(),
             error,
         })
     })?;
-    let Some(flow) = state.flows.get(&route.gateway) else {
-        return Err(fail(IngressError::NoGateway {
+    let Some(dispatcher) = state.dispatchers.get(&route.gateway) else {
+        return Err(no_request(IngressError::NoGateway {
             route: route.name.clone(),
             gateway: route.gateway.clone(),
         }));
     };
-    let response = flow.call(request, &request_id).await.map_err(|error| {
-        fail(IngressError::Flow {
+    let response = dispatcher.submit(request).await.map_err(|error| {
+        no_request(IngressError::Flow {
             route: route.name.clone(),
             error,
         })
     })?;
-    let Some(spec) = &route.reply else {
-        return Ok((Outcome::Accepted, request_id));
+    let request_id = response.request_id.clone();
+    let accepted = Processed {
+        request_id: request_id.clone(),
+        reply: None,
     };
-    if spec.to.is_none() && !want_reply {
-        return Ok((Outcome::Accepted, request_id));
+    let Some(spec) = &route.reply else {
+        return Ok(accepted);
+    };
+    if spec.to.is_none() && !build_reply {
+        return Ok(accepted);
     }
+    let fail = |e: IngressError| (e, request_id.clone());
     let reply = reply::build(spec, event, &response).map_err(|error| {
         fail(IngressError::Reply {
             route: route.name.clone(),
@@ -261,9 +310,12 @@ async fn run_route(
                     message,
                 })
             })?;
-            Ok((Outcome::Accepted, request_id))
+            Ok(accepted)
         }
-        None => Ok((Outcome::Reply(Box::new(reply)), request_id)),
+        None => Ok(Processed {
+            request_id,
+            reply: Some(Box::new(reply)),
+        }),
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Route {
     pub filters: Vec<Filter>,
     pub mapping: Mapping,
     pub reply: Option<ReplySpec>,
+    /// Redeliveries of the same (source, id) within this window get the first outcome.
+    pub dedup: Option<std::time::Duration>,
 }
 
 impl Route {

@@ -342,6 +342,19 @@ impl JinaFlow {
         self.stop_inner();
     }
 
+    /// Kills the Flow's whole process group at once (SIGKILL: no draining, requests in flight
+    /// are cut) and waits for its leader; the record file stays readable.
+    pub fn kill(&mut self) {
+        if let Ok(mut stdin) = self.stdin.lock() {
+            stdin.take();
+        }
+        let child = self.child.lock().ok().and_then(|mut c| c.take());
+        if let Some(mut child) = child {
+            signal_group(child.id(), "KILL");
+            let _ = child.wait();
+        }
+    }
+
     fn stop_inner(&self) {
         if let Ok(mut stdin) = self.stdin.lock() {
             stdin.take();
@@ -476,6 +489,26 @@ impl FlowBridge {
     /// Everything the server logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM to the server's process group without waiting.
+    pub fn signal_term(&self) {
+        if let Some(child) = self.child.as_ref() {
+            signal_group(child.id(), "TERM");
+        }
+    }
+
+    /// Waits up to `timeout` for the server to exit; its exit status, or None if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Stops the server; returns its exit status.

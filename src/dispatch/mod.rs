@@ -1,0 +1,436 @@
+//! Delivery to one gateway: the per-gateway queue between ingress and the Flow client, with
+//! adaptive micro-batching, limits, cold-start handling and per-event results.
+//!
+//! Every event's Flow request is [`Dispatcher::submit`]ted and waits in the gateway's queue. A
+//! driver task per gateway sends from the front of the queue:
+//!
+//! * **Adaptive batching.** While fewer than `concurrency` requests are in flight, the front
+//!   event leaves at once, together with whatever else is waiting with the same batch key
+//!   (endpoint, target executor, parameters) — at low load that is nothing, so no latency is
+//!   added. While every slot is busy, events pile up and the next free slot takes them together
+//!   as one DataRequest, up to `batch.max_docs` documents and `batch.max_bytes` encoded bytes
+//!   (an event is never split; one larger than a cap goes alone). `batch.linger` optionally
+//!   holds the front event that long for company. Events whose documents share ids with the
+//!   batch are left for a later one, so results can be matched back by id ([`batch::split`]).
+//! * **Limits.** At most `concurrency` requests in flight, at most `rate` requests started per
+//!   second (token bucket, [`bucket`]), at most `max_pending` events waiting: beyond that
+//!   `submit` fails at once with [`FlowError::Overloaded`] (429 + `Retry-After`).
+//! * **Cold gateways.** When a request was not accepted (connect error, or a code of
+//!   `retry.codes` before any response header), its events go back to the front of the queue
+//!   and the gateway is *cold*: only one request at a time probes it, after a full-jitter
+//!   exponential backoff pause (`retry.initial_backoff` doubling to `retry.max_backoff`), while
+//!   every other event waits in the queue instead of dialling on its own. The first accepted
+//!   request makes it warm again, and the waiting events leave in full batches.
+//! * **Deadlines.** An event waits in the queue at most `connect_timeout` (cold start, or no free
+//!   slot), then fails with [`FlowError::Unavailable`] (503) naming the last cause; once sent, the
+//!   request has `timeout` ([`FlowError::Deadline`], 504). An event whose HTTP request went away
+//!   (the sender gave up) is dropped from the queue instead of being sent.
+//!
+//! Results fan out per event: each gets the Flow's response with only its own documents, or
+//! the error of its request (an executor error fails only the events of that request).
+//!
+//! [`dedup`] holds the per-route redelivery window used by ingress.
+
+pub mod batch;
+pub mod bucket;
+pub mod dedup;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::flow::client::{Backoff, PreparedDocs, RequestHead, SendError};
+use crate::flow::{FlowClient, FlowError};
+use crate::model::{FlowRequest, FlowResponse};
+use batch::{Candidate, Caps};
+use bucket::TokenBucket;
+
+/// The answer an event waits for.
+type Answer = Result<FlowResponse, FlowError>;
+
+/// One event waiting in the queue.
+struct Pending {
+    key: String,
+    head: RequestHead,
+    ids: Vec<String>,
+    docs: PreparedDocs,
+    alone: bool,
+    enqueued: Instant,
+    deadline: Instant,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// The gateway did not accept the last request.
+struct Cold {
+    next_probe: Instant,
+    /// A probe request is in flight.
+    probing: bool,
+    cause: String,
+}
+
+struct State {
+    queue: VecDeque<Pending>,
+    in_flight: usize,
+    cold: Option<Cold>,
+    backoff: Backoff,
+    bucket: Option<TokenBucket>,
+    closed: bool,
+    stats: Stats,
+}
+
+/// Counters, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// DataRequests sent (attempts, probes included).
+    pub requests: u64,
+    /// Events carried by those requests.
+    pub events: u64,
+    /// Documents carried by those requests.
+    pub docs: u64,
+    /// Largest number of events in one request.
+    pub max_events: u64,
+    /// Events refused because the queue was full.
+    pub overloaded: u64,
+}
+
+struct Shared {
+    client: FlowClient,
+    state: Mutex<State>,
+    wake: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent between statements; a panic elsewhere must not wedge it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The queue and driver of one gateway. Dropping it stops the driver.
+#[derive(Debug)]
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("gateway", &self.client.spec.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the driver does next.
+enum Step {
+    Send(Vec<Pending>, bool),
+    Wait(Option<Instant>),
+    Stop,
+}
+
+impl Dispatcher {
+    /// Start the driver for `client`'s gateway (needs a tokio runtime).
+    pub fn new(client: FlowClient) -> Dispatcher {
+        let now = Instant::now();
+        let spec = &client.spec;
+        let state = State {
+            queue: VecDeque::new(),
+            in_flight: 0,
+            cold: None,
+            backoff: Backoff::new(&spec.retry),
+            bucket: spec.rate.map(|r| TokenBucket::new(r, now)),
+            closed: false,
+            stats: Stats::default(),
+        };
+        let shared = Arc::new(Shared {
+            client,
+            state: Mutex::new(state),
+            wake: Notify::new(),
+        });
+        tokio::spawn(drive(shared.clone()));
+        Dispatcher { shared }
+    }
+
+    /// The gateway's client.
+    pub fn client(&self) -> &FlowClient {
+        &self.shared.client
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().stats
+    }
+
+    /// Events waiting to be sent.
+    pub fn pending(&self) -> usize {
+        self.shared.lock().queue.len()
+    }
+
+    /// Queue one event's request and wait for its own result.
+    pub async fn submit(&self, request: FlowRequest) -> Answer {
+        let docs = FlowClient::prepare(&request.docs)?;
+        let ids: Vec<String> = docs.ids().map(str::to_owned).collect();
+        let alone = batch::has_duplicate_ids(&ids);
+        let head = RequestHead {
+            endpoint: request.endpoint,
+            target_executor: request.target_executor,
+            parameters: request.parameters,
+        };
+        let key = serde_json::to_string(&(&head.endpoint, &head.target_executor, &head.parameters))
+            .unwrap_or_default();
+        let spec = &self.shared.client.spec;
+        let (answer, receive) = oneshot::channel();
+        let now = Instant::now();
+        {
+            let mut state = self.shared.lock();
+            if state.closed {
+                return Err(self
+                    .shared
+                    .client
+                    .unavailable("flowbridge is stopping".into()));
+            }
+            if state.queue.len() >= spec.max_pending {
+                state.stats.overloaded += 1;
+                return Err(FlowError::Overloaded {
+                    gateway: spec.name.clone(),
+                    max_pending: spec.max_pending,
+                });
+            }
+            state.queue.push_back(Pending {
+                key,
+                head,
+                ids,
+                docs,
+                alone,
+                enqueued: now,
+                deadline: now + spec.connect_timeout,
+                answer,
+            });
+        }
+        self.shared.wake.notify_one();
+        receive.await.unwrap_or_else(|_| {
+            Err(FlowError::Gateway {
+                gateway: spec.name.clone(),
+                message: "the dispatcher stopped before answering".into(),
+            })
+        })
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// The driver: sends batches while the limits allow, sleeps otherwise.
+async fn drive(shared: Arc<Shared>) {
+    loop {
+        let step = plan(&shared, &mut shared.lock(), Instant::now());
+        match step {
+            Step::Send(batch, probe) => {
+                tokio::spawn(send(shared.clone(), batch, probe));
+            }
+            Step::Wait(Some(until)) => {
+                tokio::select! {
+                    _ = shared.wake.notified() => {}
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+            }
+            Step::Wait(None) => shared.wake.notified().await,
+            Step::Stop => return,
+        }
+    }
+}
+
+/// Decide the next step under the lock.
+fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
+    let spec = &shared.client.spec;
+    if state.closed && state.queue.is_empty() {
+        return Step::Stop;
+    }
+    // Events past their queue deadline, or whose sender went away, leave the front.
+    while let Some(front) = state.queue.front() {
+        if front.answer.is_closed() {
+            state.queue.pop_front();
+        } else if front.deadline <= now {
+            if let Some(expired) = state.queue.pop_front() {
+                let why = match &state.cold {
+                    Some(cold) => format!(
+                        "not reachable within connect_timeout ({}): {}",
+                        humantime::format_duration(spec.connect_timeout),
+                        cold.cause
+                    ),
+                    None => format!(
+                        "no free slot within connect_timeout ({}; concurrency {}, rate {:?})",
+                        humantime::format_duration(spec.connect_timeout),
+                        spec.concurrency,
+                        spec.rate
+                    ),
+                };
+                let _ = expired.answer.send(Err(shared.client.unavailable(why)));
+            }
+        } else {
+            break;
+        }
+    }
+    let Some(front) = state.queue.front() else {
+        return Step::Wait(None);
+    };
+    let (front_deadline, front_enqueued, front_alone) =
+        (front.deadline, front.enqueued, front.alone);
+    let wait_until = |t: Instant| Step::Wait(Some(t.min(front_deadline)));
+    if state.in_flight >= spec.concurrency {
+        return wait_until(front_deadline);
+    }
+    let probe = match &state.cold {
+        Some(cold) if cold.probing => return wait_until(front_deadline),
+        Some(cold) if now < cold.next_probe => return wait_until(cold.next_probe),
+        Some(_) => true,
+        None => false,
+    };
+    let caps = Caps {
+        max_docs: spec.batch.max_docs,
+        max_bytes: spec.batch.max_bytes,
+    };
+    let chosen = {
+        let candidates: Vec<Candidate<'_>> = state
+            .queue
+            .iter()
+            .map(|p| Candidate {
+                key: &p.key,
+                ids: &p.ids,
+                bytes: p.docs.encoded_len(),
+                alone: p.alone || p.answer.is_closed(),
+            })
+            .collect();
+        batch::select(&candidates, caps)
+    };
+    if !spec.batch.linger.is_zero() {
+        let linger_end = front_enqueued + spec.batch.linger;
+        let docs: usize = chosen.iter().map(|&i| state.queue[i].ids.len()).sum();
+        if now < linger_end && docs < caps.max_docs && !front_alone {
+            return wait_until(linger_end);
+        }
+    }
+    if let Some(bucket) = state.bucket.as_mut()
+        && let Err(wait) = bucket.try_take(now)
+    {
+        return wait_until(now + wait);
+    }
+    let mut batch = Vec::with_capacity(chosen.len());
+    for index in chosen.into_iter().rev() {
+        if let Some(p) = state.queue.remove(index) {
+            batch.push(p);
+        }
+    }
+    batch.reverse();
+    state.in_flight += 1;
+    if let Some(cold) = state.cold.as_mut() {
+        cold.probing = true;
+    }
+    let docs: usize = batch.iter().map(|p| p.ids.len()).sum();
+    let stats = &mut state.stats;
+    stats.requests += 1;
+    stats.events += batch.len() as u64;
+    stats.docs += docs as u64;
+    stats.max_events = stats.max_events.max(batch.len() as u64);
+    Step::Send(batch, probe)
+}
+
+/// Send one batch and hand out the results; requeue it when the gateway did not accept it.
+async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool) {
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let client = &shared.client;
+    let gateway = &client.spec.name;
+    let Some(head) = batch.first().map(|p| &p.head) else {
+        shared.lock().in_flight -= 1;
+        return;
+    };
+    let docs: usize = batch.iter().map(|p| p.ids.len()).sum();
+    debug!(gateway = %gateway, request_id, events = batch.len(), docs, probe, "sending");
+    let result = client
+        .send(head, batch.iter().map(|p| p.docs.clone()), &request_id)
+        .await;
+    let mut state = shared.lock();
+    state.in_flight -= 1;
+    match result {
+        Err(SendError::NotAccepted(cause)) => {
+            let pause = state.backoff.next_pause();
+            if state.cold.is_none() {
+                warn!(gateway = %gateway, cause = %cause, "gateway not reachable; holding events until it answers");
+            } else {
+                debug!(gateway = %gateway, cause = %cause, retry_in_ms = pause.as_millis() as u64, "gateway still not reachable");
+            }
+            state.cold = Some(Cold {
+                next_probe: Instant::now() + pause,
+                probing: false,
+                cause,
+            });
+            for pending in batch.into_iter().rev() {
+                state.queue.push_front(pending);
+            }
+        }
+        other => {
+            if state.cold.take().is_some() {
+                info!(gateway = %gateway, waiting = state.queue.len(), "gateway reachable again");
+            }
+            state.backoff.reset();
+            drop(state);
+            answer(batch, other, &request_id, gateway);
+        }
+    }
+    shared.wake.notify_one();
+}
+
+/// Give every event of a batch its result.
+fn answer(
+    batch: Vec<Pending>,
+    result: Result<FlowResponse, SendError>,
+    request_id: &str,
+    gateway: &str,
+) {
+    match result {
+        Ok(response) => {
+            let sent: Vec<Vec<String>> = batch.iter().map(|p| p.ids.clone()).collect();
+            let FlowResponse {
+                request_id: rid,
+                docs,
+                parameters,
+            } = response;
+            let parts = batch::split(&sent, docs);
+            for (pending, part) in batch.into_iter().zip(parts) {
+                let answer = match part {
+                    Ok(docs) => Ok(FlowResponse {
+                        request_id: rid.clone(),
+                        docs,
+                        parameters: parameters.clone(),
+                    }),
+                    Err(message) => Err(FlowError::Gateway {
+                        gateway: gateway.to_owned(),
+                        message: format!("request {request_id}: {message}"),
+                    }),
+                };
+                let _ = pending.answer.send(answer);
+            }
+        }
+        Err(error) => {
+            let error = match error {
+                SendError::Failed(e) => e,
+                SendError::NotAccepted(cause) => FlowError::Unavailable {
+                    gateway: gateway.to_owned(),
+                    message: cause,
+                },
+            };
+            for pending in batch {
+                let _ = pending.answer.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! Delivery against the real Jina Flow: adaptive batching (one document per request at low load,
+//! several under load, each event its own reply), the dedup window, and graceful shutdown.
+
+// Test code: panicking on a broken fixture is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{FlowBridge, HttpResponse, JinaFlow, shared_flow, try_http_request};
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn write_config(text: &str) -> PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix("flowbridge-delivery-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn post(port: u16, id: &str, ty: &str, reply: bool) -> HttpResponse {
+    let mut headers = vec![
+        ("ce-specversion", "1.0"),
+        ("ce-id", id),
+        ("ce-type", ty),
+        ("ce-source", "/delivery/tests"),
+        ("content-type", "application/json"),
+    ];
+    if reply {
+        headers.push(("prefer", "reply"));
+    }
+    support::http_request(port, "POST", "/", &headers, br#"{"text": "hello"}"#)
+}
+
+/// The recorder's records (requests) that carried any of `ids`.
+fn records_for(flow: &JinaFlow, ids: &[String]) -> Vec<Value> {
+    flow.records()
+        .into_iter()
+        .filter(|r| {
+            r["docs"].as_array().is_some_and(|d| {
+                d.iter()
+                    .any(|d| ids.iter().any(|id| d["id"] == id.as_str()))
+            })
+        })
+        .collect()
+}
+
+fn doc_count(record: &Value) -> usize {
+    record["docs"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn one_event_at_a_time_goes_out_alone() {
+    let flow = shared_flow();
+    let config = write_config(&format!(
+        "gateways:\n  main: {{url: \"{}\", timeout: 20s}}\nroutes:\n  - name: all\n",
+        flow.grpc_url()
+    ));
+    let bridge = FlowBridge::start(&config);
+    let ids: Vec<String> = (0..5).map(|i| unique(&format!("alone{i}"))).collect();
+    for id in &ids {
+        let r = post(bridge.port, id, "delivery.alone", false);
+        assert_eq!(r.status, 202, "{}", r.text());
+    }
+    let records = records_for(flow, &ids);
+    assert_eq!(records.len(), 5, "one Flow request per event: {records:#?}");
+    assert!(
+        records.iter().all(|r| doc_count(r) == 1),
+        "each request carried one document: {records:#?}"
+    );
+}
+
+#[test]
+fn under_load_requests_carry_several_events_and_each_gets_its_own_reply() {
+    let flow = shared_flow();
+    let config = write_config(&format!(
+        r#"
+gateways:
+  main:
+    url: "{}"
+    timeout: 30s
+    concurrency: 1
+routes:
+  - name: loaded
+    parameters: '{{"sleep": 0.3}}'
+    reply:
+      type: delivery.replied
+"#,
+        flow.grpc_url()
+    ));
+    let bridge = FlowBridge::start(&config);
+    let port = bridge.port;
+    let ids: Vec<String> = (0..20).map(|i| unique(&format!("load{i}"))).collect();
+    let senders: Vec<_> = ids
+        .iter()
+        .cloned()
+        .map(|id| std::thread::spawn(move || (id.clone(), post(port, &id, "delivery.load", true))))
+        .collect();
+    let mut request_ids = std::collections::BTreeSet::new();
+    for sender in senders {
+        let (id, r) = sender.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("ce-originid"), Some(id.as_str()));
+        // The reply carries this event's documents and no other's.
+        let data = r.json();
+        let docs = data
+            .as_array()
+            .unwrap_or_else(|| panic!("reply data {data}"));
+        assert_eq!(docs.len(), 1, "{data}");
+        assert_eq!(docs[0]["id"], id.as_str());
+        assert_eq!(docs[0]["tags"]["seen_by"], "recorder");
+        request_ids.insert(r.header("ce-jinarequestid").unwrap().to_string());
+    }
+    let records = records_for(flow, &ids);
+    let sizes: Vec<usize> = records.iter().map(doc_count).collect();
+    eprintln!(
+        "[delivery] 20 events, concurrency 1, executor sleeps 0.3 s: {} Flow requests, docs per request {sizes:?}",
+        records.len()
+    );
+    assert_eq!(sizes.iter().sum::<usize>(), 20, "every event exactly once");
+    assert!(
+        sizes.iter().any(|&n| n > 1),
+        "queued events must share requests: {sizes:?}"
+    );
+    assert_eq!(request_ids.len(), records.len());
+}
+
+#[test]
+fn a_redelivery_gets_the_first_outcome_without_reaching_the_executor() {
+    let flow = shared_flow();
+    let config = write_config(&format!(
+        r#"
+gateways:
+  main: {{url: "{}", timeout: 20s}}
+routes:
+  - name: deduped
+    dedup: 5m
+    parameters: '{{"sleep": 0.5}}'
+    reply:
+      type: delivery.dedup.replied
+"#,
+        flow.grpc_url()
+    ));
+    let bridge = FlowBridge::start(&config);
+    let id = unique("dedup");
+    let first = post(bridge.port, &id, "delivery.dedup", true);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let again = post(bridge.port, &id, "delivery.dedup", true);
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(
+        again.header("ce-id"),
+        first.header("ce-id"),
+        "the same reply event"
+    );
+    assert_eq!(again.body, first.body);
+    let plain = post(bridge.port, &id, "delivery.dedup", false);
+    assert_eq!(plain.status, 202);
+    assert_eq!(records_for(flow, std::slice::from_ref(&id)).len(), 1);
+
+    // Two deliveries in flight at once: the second waits for the first.
+    let id2 = unique("dedup-concurrent");
+    let port = bridge.port;
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            let id2 = id2.clone();
+            std::thread::spawn(move || post(port, &id2, "delivery.dedup", false).status)
+        })
+        .collect();
+    for t in both {
+        assert_eq!(t.join().unwrap(), 202);
+    }
+    assert_eq!(records_for(flow, std::slice::from_ref(&id2)).len(), 1);
+    assert!(
+        bridge
+            .log_text()
+            .contains("redelivery within the dedup window")
+    );
+}
+
+#[test]
+fn sigterm_finishes_the_event_in_flight_turns_unready_and_exits_0() {
+    let flow = shared_flow();
+    let config = write_config(&format!(
+        r#"
+gateways:
+  main: {{url: "{}", timeout: 20s}}
+routes:
+  - name: slow
+    parameters: '{{"sleep": 3}}'
+shutdown_grace: 20s
+"#,
+        flow.grpc_url()
+    ));
+    let mut bridge = FlowBridge::start(&config);
+    let port = bridge.port;
+    let id = unique("shutdown");
+    let sender = {
+        let id = id.clone();
+        std::thread::spawn(move || post(port, &id, "delivery.slow", false))
+    };
+    flow.wait_for_record(Duration::from_secs(10), |r| {
+        r["docs"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["id"] == id.as_str()))
+    })
+    .expect("the slow event reached the executor");
+    let signalled = Instant::now();
+    bridge.signal_term();
+    // Readiness goes at once: /readyz answers 503 or the listener is gone, while the event is
+    // still in flight.
+    let mut unready = false;
+    while signalled.elapsed() < Duration::from_secs(2) {
+        match try_http_request(port, "GET", "/readyz", &[], b"") {
+            Ok(r) if r.status == 200 => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                unready = true;
+                break;
+            }
+        }
+    }
+    assert!(unready, "/readyz still 200 two seconds after SIGTERM");
+    assert!(!sender.is_finished(), "the slow event was still in flight");
+    let status = bridge
+        .wait_exit(Duration::from_secs(20))
+        .expect("flowbridge exited within shutdown_grace");
+    assert!(status.success(), "exit status {status}");
+    let r = sender.join().unwrap();
+    assert_eq!(
+        r.status,
+        202,
+        "the in-flight event was answered: {}",
+        r.text()
+    );
+}

@@ -6,6 +6,7 @@
 //! evaluated.
 
 pub mod cel;
+pub mod cesql;
 pub mod filter;
 pub mod mapping;
 

@@ -407,7 +407,7 @@ routes:
   - name: a
     gateway: nope
     filters:
-      - cesql: "type = 'x'"
+      - cesql: "type = 'x' AND (source LIKE '/shop/%'"
       - cel: 'event.data.x >'
     docs: 'evnt.data'
   - name: a
@@ -421,8 +421,8 @@ routes:
         "gateways.main.url",
         "gateways.main.timeout",
         "routes[0].gateway",
-        "routes[0].filters[0].cesql",
-        "CESQL is not supported yet",
+        "routes[0].filters[0].cesql: syntax error at line 1, column 38: expected ')' to close \
+         the '(' at line 1, column 16, found the end of the expression",
         "routes[0].filters[1].cel",
         "routes[0].docs",
         "routes[1].name",
@@ -493,7 +493,23 @@ fn explain_prints_the_request_exactly_as_sent() {
     assert_eq!(request["docs"][0]["text"], "apples");
     assert_eq!(request["docs"][0]["tags"]["sku"], "a-1");
     assert_eq!(request["docs"][0]["tags"]["cloudevent"]["id"], "e1");
-    assert_eq!(values[1], json!({"route": null, "request": null}));
+    // `trace` says which filter decided: every route tried, and the filter that rejected it.
+    assert_eq!(
+        values[0]["trace"],
+        json!([{"route": "orders", "matched": true,
+                "filters": ["type == \"com.example.order.created\"", "source ^= \"/shop/\""]}])
+    );
+    assert_eq!(values[1]["route"], Value::Null);
+    assert_eq!(values[1]["request"], Value::Null);
+    assert_eq!(
+        values[1]["trace"],
+        json!([
+            {"route": "orders", "matched": false, "filter": 0,
+             "failed": "type == \"com.example.order.created\""},
+            {"route": "refunds", "matched": false, "filter": 0,
+             "failed": "cesql(\"type = 'com.example.order.refunded' AND source LIKE '/shop/%' AND EXISTS subject\")"},
+        ])
+    );
 
     // stdin, and an invalid event named with its problem.
     let mut child = Command::new(flowbridge_bin())

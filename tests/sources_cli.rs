@@ -192,6 +192,45 @@ fn broker_trigger_gets_a_reply_event() {
     assert_eq!(record["docs"][1]["tags"]["sku"], "p-2");
 }
 
+#[test]
+fn broker_trigger_cesql_filter_routes_through_the_flow() {
+    // The `refunds` route carries a Trigger's `cesql` filter verbatim.
+    let flow = shared_flow();
+    let bridge = FlowBridge::start(&example("broker-trigger.yaml", flow));
+    let send = |id: &str, source: &str, subject: Option<&str>| {
+        let mut headers = vec![
+            ("ce-specversion", "1.0"),
+            ("ce-id", id),
+            ("ce-type", "com.example.order.refunded"),
+            ("ce-source", source),
+            ("content-type", "application/json"),
+        ];
+        if let Some(subject) = subject {
+            headers.push(("ce-subject", subject));
+        }
+        bridge.request("POST", "/", &headers, br#"{"text": "refund order 17"}"#)
+    };
+
+    let matched = unique("refund");
+    let r = send(&matched, "/shop/eu", Some("orders/17"));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let record = record_for(flow, &matched);
+    assert_eq!(record["endpoint"], "/refund", "{record}");
+    assert_eq!(record["docs"][0]["text"], "refund order 17");
+
+    // LIKE '/shop/%' fails; EXISTS subject fails: no route, and `unmatched: reject` says so.
+    let wrong_source = unique("refund");
+    let r = send(&wrong_source, "/store/eu", Some("orders/18"));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("no_route"), "{}", r.text());
+    let no_subject = unique("refund");
+    let r = send(&no_subject, "/shop/eu", None);
+    assert_eq!(r.status, 422, "{}", r.text());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(flow.records_with_doc(&wrong_source).is_empty());
+    assert!(flow.records_with_doc(&no_subject).is_empty());
+}
+
 /// One request a [`Sink`] received: lower-cased headers and the body.
 type Received = (Vec<(String, String)>, Vec<u8>);
 

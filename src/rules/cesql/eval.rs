@@ -13,8 +13,9 @@
 //!   missing one is `false`.
 //! * `AND` and `OR` short-circuit, left to right.
 //!
-//! Strings borrow from the expression and the event; nothing is allocated unless a function
-//! builds a new string or an error is reported.
+//! Strings borrow from the expression and the event; nothing is allocated unless a function is
+//! called (its argument list, any new string), an Integer is turned into a String, or an error
+//! is reported.
 
 use std::borrow::Cow;
 
@@ -25,6 +26,7 @@ use super::{Error, ErrorKind, Pos, Type, Value};
 use crate::model::{CloudEvent, ExtValue};
 
 /// The attribute's value, `None` when the event does not carry it.
+#[inline]
 fn attribute<'a>(event: &'a CloudEvent, attr: &Attr) -> Option<Value<'a>> {
     let borrowed = |s: &'a str| Some(Value::Str(Cow::Borrowed(s)));
     match attr {
@@ -47,11 +49,14 @@ fn attribute<'a>(event: &'a CloudEvent, attr: &Attr) -> Option<Value<'a>> {
     }
 }
 
+#[cold]
+#[inline(never)]
 fn cast_error(errors: &mut Vec<Error>, pos: Pos, message: String) {
     errors.push(Error::new(ErrorKind::Cast, pos, message));
 }
 
 /// Implicit cast to Integer.
+#[inline]
 fn to_int(v: Value<'_>, pos: Pos, errors: &mut Vec<Error>) -> i32 {
     match v {
         Value::Int(i) => i,
@@ -64,6 +69,7 @@ fn to_int(v: Value<'_>, pos: Pos, errors: &mut Vec<Error>) -> i32 {
 }
 
 /// Implicit cast to Boolean.
+#[inline]
 fn to_bool(v: Value<'_>, pos: Pos, errors: &mut Vec<Error>) -> bool {
     match v {
         Value::Bool(b) => b,
@@ -86,6 +92,7 @@ fn to_bool(v: Value<'_>, pos: Pos, errors: &mut Vec<Error>) -> bool {
     }
 }
 
+#[inline]
 fn cast<'a>(v: Value<'a>, ty: Type, pos: Pos, errors: &mut Vec<Error>) -> Value<'a> {
     match ty {
         Type::Integer => Value::Int(to_int(v, pos, errors)),
@@ -95,6 +102,7 @@ fn cast<'a>(v: Value<'a>, ty: Type, pos: Pos, errors: &mut Vec<Error>) -> Value<
 }
 
 /// `l = r` with `l` cast to the type of `r`.
+#[inline]
 fn equal(l: Value<'_>, r: &Value<'_>, pos: Pos, errors: &mut Vec<Error>) -> bool {
     match r {
         Value::Int(b) => to_int(l, pos, errors) == *b,

@@ -155,6 +155,7 @@ impl Value<'_> {
 
 impl<'a> Value<'a> {
     /// The String form (the spec's Integer/Boolean → String casts, which cannot fail).
+    #[inline]
     pub(crate) fn into_str(self) -> Cow<'a, str> {
         match self {
             Value::Str(s) => s,

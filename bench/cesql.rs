@@ -74,7 +74,7 @@ fn main() -> ExitCode {
     };
     // The same match as Knative `exact`/`prefix` filters (all must match, in order). A prefix
     // "" on subject is "subject exists".
-    let baseline = vec![
+    let baseline = [
         Filter::Exact {
             attribute: "type".into(),
             value: "com.example.order.created".into(),

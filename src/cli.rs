@@ -349,10 +349,42 @@ fn read_input(name: &str) -> Result<String, String> {
     }
 }
 
-/// The explain result for one event: route name and request, exactly as it would be sent.
+/// The explain result for one event: route name and request, exactly as it would be sent, and
+/// `trace`: each route tried, in order, with the filter that rejected it (index, rendering and
+/// any `cel`/`cesql` evaluation error) or, for the route chosen, the filters that all matched.
 pub fn explain_event(config: &Config, event: &CloudEvent) -> Result<Value, Value> {
+    let trace: Vec<Value> = config
+        .rules
+        .trace(event)
+        .iter()
+        .map(|t| {
+            let route = t.route;
+            match &t.failure {
+                None => json!({
+                    "route": route.name,
+                    "matched": true,
+                    "filters": route.filters.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+                }),
+                Some(failure) => {
+                    let mut entry = json!({
+                        "route": route.name,
+                        "matched": false,
+                        "filter": failure.index,
+                        "failed": route
+                            .filters
+                            .get(failure.index)
+                            .map(|f| f.to_string()),
+                    });
+                    if let Some(error) = &failure.error {
+                        entry["error"] = json!(error);
+                    }
+                    entry
+                }
+            }
+        })
+        .collect();
     let Some(route) = config.rules.route(event) else {
-        return Ok(json!({"route": null, "request": null}));
+        return Ok(json!({"route": null, "request": null, "trace": trace}));
     };
     match route.mapping.apply(event) {
         Ok(request) => Ok(json!({
@@ -362,9 +394,10 @@ pub fn explain_event(config: &Config, event: &CloudEvent) -> Result<Value, Value
                 "target_executor": request.target_executor,
                 "parameters": request.parameters,
                 "docs": request.docs.iter().map(document_to_json).collect::<Vec<_>>(),
-            }
+            },
+            "trace": trace,
         })),
-        Err(e) => Err(json!({"route": route.name, "error": e.to_string()})),
+        Err(e) => Err(json!({"route": route.name, "error": e.to_string(), "trace": trace})),
     }
 }
 

@@ -192,6 +192,45 @@ fn broker_trigger_gets_a_reply_event() {
     assert_eq!(record["docs"][1]["tags"]["sku"], "p-2");
 }
 
+#[test]
+fn broker_trigger_cesql_filter_routes_through_the_flow() {
+    // The `refunds` route carries a Trigger's `cesql` filter verbatim.
+    let flow = shared_flow();
+    let bridge = FlowBridge::start(&example("broker-trigger.yaml", flow));
+    let send = |id: &str, source: &str, subject: Option<&str>| {
+        let mut headers = vec![
+            ("ce-specversion", "1.0"),
+            ("ce-id", id),
+            ("ce-type", "com.example.order.refunded"),
+            ("ce-source", source),
+            ("content-type", "application/json"),
+        ];
+        if let Some(subject) = subject {
+            headers.push(("ce-subject", subject));
+        }
+        bridge.request("POST", "/", &headers, br#"{"text": "refund order 17"}"#)
+    };
+
+    let matched = unique("refund");
+    let r = send(&matched, "/shop/eu", Some("orders/17"));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let record = record_for(flow, &matched);
+    assert_eq!(record["endpoint"], "/refund", "{record}");
+    assert_eq!(record["docs"][0]["text"], "refund order 17");
+
+    // LIKE '/shop/%' fails; EXISTS subject fails: no route, and `unmatched: reject` says so.
+    let wrong_source = unique("refund");
+    let r = send(&wrong_source, "/store/eu", Some("orders/18"));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("no_route"), "{}", r.text());
+    let no_subject = unique("refund");
+    let r = send(&no_subject, "/shop/eu", None);
+    assert_eq!(r.status, 422, "{}", r.text());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(flow.records_with_doc(&wrong_source).is_empty());
+    assert!(flow.records_with_doc(&no_subject).is_empty());
+}
+
 /// One request a [`Sink`] received: lower-cased headers and the body.
 type Received = (Vec<(String, String)>, Vec<u8>);
 
@@ -407,7 +446,7 @@ routes:
   - name: a
     gateway: nope
     filters:
-      - cesql: "type = 'x'"
+      - cesql: "type = 'x' AND (source LIKE '/shop/%'"
       - cel: 'event.data.x >'
     docs: 'evnt.data'
   - name: a
@@ -421,8 +460,8 @@ routes:
         "gateways.main.url",
         "gateways.main.timeout",
         "routes[0].gateway",
-        "routes[0].filters[0].cesql",
-        "CESQL is not supported yet",
+        "routes[0].filters[0].cesql: syntax error at line 1, column 38: expected ')' to close \
+         the '(' at line 1, column 16, found the end of the expression",
         "routes[0].filters[1].cel",
         "routes[0].docs",
         "routes[1].name",
@@ -493,7 +532,23 @@ fn explain_prints_the_request_exactly_as_sent() {
     assert_eq!(request["docs"][0]["text"], "apples");
     assert_eq!(request["docs"][0]["tags"]["sku"], "a-1");
     assert_eq!(request["docs"][0]["tags"]["cloudevent"]["id"], "e1");
-    assert_eq!(values[1], json!({"route": null, "request": null}));
+    // `trace` says which filter decided: every route tried, and the filter that rejected it.
+    assert_eq!(
+        values[0]["trace"],
+        json!([{"route": "orders", "matched": true,
+                "filters": ["type == \"com.example.order.created\"", "source ^= \"/shop/\""]}])
+    );
+    assert_eq!(values[1]["route"], Value::Null);
+    assert_eq!(values[1]["request"], Value::Null);
+    assert_eq!(
+        values[1]["trace"],
+        json!([
+            {"route": "orders", "matched": false, "filter": 0,
+             "failed": "type == \"com.example.order.created\""},
+            {"route": "refunds", "matched": false, "filter": 0,
+             "failed": "cesql(\"type = 'com.example.order.refunded' AND source LIKE '/shop/%' AND EXISTS subject\")"},
+        ])
+    );
 
     // stdin, and an invalid event named with its problem.
     let mut child = Command::new(flowbridge_bin())

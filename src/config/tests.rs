@@ -545,10 +545,37 @@ fn two_dialects_in_one_filter() {
 }
 
 #[test]
-fn cesql_is_parsed_then_rejected() {
+fn cesql_filters_compile_at_load() {
+    let c = ok(&with_routes(
+        "  - name: r\n    filters:\n      - cesql: \"type = 'a' AND source LIKE '/shop/%'\"\n",
+    ));
+    let route = &c.rules.routes[0];
+    assert!(route.matches(&event("a", "/shop/eu")));
+    assert!(!route.matches(&event("a", "/store/eu")));
+    assert!(!route.matches(&event("b", "/shop/eu")));
+}
+
+#[test]
+fn bad_cesql_is_reported_with_its_position() {
     one_error(
-        &with_routes("  - name: r\n    filters:\n      - cesql: \"type = 'a'\"\n"),
-        "routes[0].filters[0].cesql: CESQL is not supported yet",
+        &with_routes(
+            "  - name: r\n    filters:\n      - cesql: \"type = 'a' AND (source = 'b'\"\n",
+        ),
+        "routes[0].filters[0].cesql: syntax error at line 1, column 29: expected ')' to close the '(' at line 1, column 16",
+    );
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - cesql: \"LOWER(type, 1) = 'a'\"\n"),
+        "routes[0].filters[0].cesql: missing function at line 1, column 1: LOWER takes 1 argument, found 2",
+    );
+    one_error(
+        &with_routes(
+            "  - name: r\n    filters:\n      - not: {cesql: \"type = 'a' OR nope(1)\"}\n",
+        ),
+        "routes[0].filters[0].not.cesql: missing function at line 1, column 15: unknown function nope",
+    );
+    one_error(
+        &with_routes("  - name: r\n    filters:\n      - cesql: \"LENGTH(type)\"\n"),
+        "routes[0].filters[0].cesql: a filter expression must be Boolean, this one is Integer",
     );
 }
 
@@ -759,7 +786,7 @@ routes:
   - name: a
     gateway: nowhere
     filters:
-      - cesql: "x = 1"
+      - cesql: "x = = 1"
       - all: []
   - name: a
     reply: {to: $NOPE_UNSET}

@@ -756,7 +756,7 @@ fn sink(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Stri
 
 /// Whether the route's own filters would also accept its reply event. Only the filters that
 /// always apply (top level and inside `all`, possibly under one `not`) on `type` and `source`
-/// are judged; `any`, `cel` and other attributes are not decidable here and are ignored. A route
+/// are judged; `any`, `cel`, `cesql` and other attributes are not decidable here and are ignored. A route
 /// without filters matches everything, its reply included; otherwise at least one judged filter
 /// must be on `type`.
 fn reply_may_loop(filters: &[Filter], reply_type: &str, reply_source: &str) -> bool {
@@ -796,7 +796,7 @@ fn reply_may_loop(filters: &[Filter], reply_type: &str, reply_source: &str) -> b
     judged.iter().any(|(on_type, _)| *on_type) && judged.iter().all(|(_, accepts)| *accepts)
 }
 
-const DIALECTS: &str = "exact, prefix, suffix, all, any, not, cel";
+const DIALECTS: &str = "exact, prefix, suffix, all, any, not, cel, cesql";
 
 fn filter(raw: &RawFilter, path: &Path, ctx: &Context<'_>, report: &mut Report) -> Option<Filter> {
     let present: Vec<&str> = [
@@ -864,11 +864,27 @@ fn filter(raw: &RawFilter, path: &Path, ctx: &Context<'_>, report: &mut Report) 
             }
         };
     }
-    report.error(
-        path.key("cesql"),
-        format!("CESQL is not supported yet; use {DIALECTS}"),
-    );
-    None
+    let source = raw.cesql.as_deref().unwrap_or_default();
+    match cesql_filter(source) {
+        Ok(expression) => Some(Filter::Cesql(expression)),
+        Err(msg) => {
+            report.error(path.key("cesql"), msg);
+            None
+        }
+    }
+}
+
+/// Compile a `cesql` filter: syntax, known functions and arities, and a result that can be
+/// Boolean (a filter matches only on `true`). Messages carry the line and column.
+fn cesql_filter(source: &str) -> Result<crate::rules::cesql::Expression, String> {
+    use crate::rules::cesql::{Expression, Type};
+    let expression = Expression::compile(source).map_err(|e| e.to_string())?;
+    match expression.result_type() {
+        Some(ty) if ty != Type::Boolean => Err(format!(
+            "a filter expression must be Boolean, this one is {ty} (e.g. compare it: `... = 'x'`)"
+        )),
+        _ => Ok(expression),
+    }
 }
 
 fn filter_list(

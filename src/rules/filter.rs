@@ -1,17 +1,31 @@
-//! Knative Trigger filter dialect (`exact`, `prefix`, `suffix`, `all`, `any`, `not`) plus our
-//! `cel` predicate, evaluated against an event's attributes and extensions.
+//! Knative Trigger filter dialect (`exact`, `prefix`, `suffix`, `all`, `any`, `not`, `cesql`)
+//! plus our `cel` predicate, evaluated against an event's attributes and extensions.
 //!
 //! Semantics follow Knative's `filters` field (the CloudEvents Subscriptions API dialects):
 //! `exact`/`prefix`/`suffix` compare one attribute's string value, case-sensitively; an attribute
 //! the event does not carry never matches; `all` needs every sub-filter, `any` at least one, `not`
 //! inverts. Extension values compare in their canonical string form (`true`, `42`), as they travel
-//! in HTTP headers. Building filters (and rejecting bad ones) is the config module's job; this
-//! module only evaluates them.
+//! in HTTP headers. `cesql` is a CloudEvents SQL expression ([`crate::rules::cesql`]); it matches
+//! only when it evaluates to `true` without error. A `cel` or `cesql` evaluation error counts as
+//! no match, is logged at debug level, and (CESQL) is counted in
+//! [`cesql_evaluation_errors`]. Building filters (and rejecting bad ones) is the config module's
+//! job; this module only evaluates them.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::CloudEvent;
 use crate::rules::cel::Predicate;
+use crate::rules::cesql::Expression;
+
+/// CESQL filter evaluations that ended in an error (and so did not match), process-wide.
+static CESQL_EVALUATION_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// How many `cesql` filter evaluations failed with an error since the process started (each
+/// such event was treated as not matching). A plain counter until metrics are exported.
+pub fn cesql_evaluation_errors() -> u64 {
+    CESQL_EVALUATION_ERRORS.load(Ordering::Relaxed)
+}
 
 /// One compiled filter.
 #[derive(Debug)]
@@ -30,10 +44,18 @@ pub enum Filter {
     Not(Box<Filter>),
     /// A CEL predicate over `event`; an evaluation error counts as no match.
     Cel(Predicate),
+    /// A CESQL (CloudEvents SQL) expression; only `true` without an error matches.
+    Cesql(Expression),
 }
 
 impl Filter {
     pub fn matches(&self, event: &CloudEvent) -> bool {
+        self.decide(event, &mut None)
+    }
+
+    /// Like [`Filter::matches`], and records in `error` the first `cel`/`cesql` evaluation
+    /// error met while deciding (for `flowbridge explain`).
+    pub fn decide(&self, event: &CloudEvent, error: &mut Option<String>) -> bool {
         match self {
             Filter::Exact { attribute, value } => {
                 attribute_value(event, attribute).is_some_and(|v| v == *value)
@@ -44,18 +66,33 @@ impl Filter {
             Filter::Suffix { attribute, value } => {
                 attribute_value(event, attribute).is_some_and(|v| v.ends_with(value.as_str()))
             }
-            Filter::All(filters) => filters.iter().all(|f| f.matches(event)),
-            Filter::Any(filters) => filters.iter().any(|f| f.matches(event)),
-            Filter::Not(filter) => !filter.matches(event),
+            Filter::All(filters) => filters.iter().all(|f| f.decide(event, error)),
+            Filter::Any(filters) => filters.iter().any(|f| f.decide(event, error)),
+            Filter::Not(filter) => !filter.decide(event, error),
             Filter::Cel(predicate) => match predicate.matches(event) {
                 Ok(matched) => matched,
-                Err(error) => {
+                Err(e) => {
                     tracing::debug!(
                         event.id = %event.id,
                         cel = %predicate.source,
-                        %error,
+                        error = %e,
                         "cel filter failed to evaluate; treated as no match"
                     );
+                    error.get_or_insert_with(|| e.to_string());
+                    false
+                }
+            },
+            Filter::Cesql(expression) => match expression.matches(event) {
+                Ok(matched) => matched,
+                Err(e) => {
+                    CESQL_EVALUATION_ERRORS.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        event.id = %event.id,
+                        cesql = %expression,
+                        error = %e,
+                        "cesql filter failed to evaluate; treated as no match"
+                    );
+                    error.get_or_insert_with(|| e.to_string());
                     false
                 }
             },
@@ -90,7 +127,7 @@ pub fn is_valid_attribute_name(name: &str) -> bool {
 }
 
 /// A compact one-line rendering for `flowbridge check`: `type == "a"`, `source ^= "/shop/"`,
-/// `subject $= ".pdf"`, `all(...)`, `any(...)`, `not(...)`, `cel(...)`.
+/// `subject $= ".pdf"`, `all(...)`, `any(...)`, `not(...)`, `cel(...)`, `cesql(...)`.
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn list(f: &mut fmt::Formatter<'_>, name: &str, filters: &[Filter]) -> fmt::Result {
@@ -111,6 +148,7 @@ impl fmt::Display for Filter {
             Filter::Any(filters) => list(f, "any", filters),
             Filter::Not(filter) => write!(f, "not({filter})"),
             Filter::Cel(predicate) => write!(f, "cel({:?})", predicate.source),
+            Filter::Cesql(expression) => write!(f, "cesql({:?})", expression.source()),
         }
     }
 }
@@ -250,6 +288,40 @@ mod tests {
         assert!(Filter::Not(Box::new(filter)).matches(&event()));
     }
 
+    fn cesql(source: &str) -> Filter {
+        Filter::Cesql(Expression::compile(source).expect("compiles"))
+    }
+
+    #[test]
+    fn cesql_matches_like_a_knative_trigger() {
+        let e = event();
+        let f = cesql(
+            "type = 'com.example.order.created' AND source LIKE '/shop/%' AND EXISTS subject",
+        );
+        assert!(f.matches(&e));
+        let mut other = event();
+        other.source = "/store/eu".into();
+        assert!(!f.matches(&other));
+        assert!(cesql("partition > 2 AND sampled AND key LIKE 'user-%'").matches(&e));
+        assert!(!cesql("'not a boolean'").matches(&e));
+    }
+
+    #[test]
+    fn cesql_evaluation_error_is_no_match_and_counted() {
+        let mut e = event();
+        e.subject = None;
+        let f = cesql("subject = 'invoice.pdf' OR TRUE");
+        let before = cesql_evaluation_errors();
+        let mut error = None;
+        assert!(!f.decide(&e, &mut error));
+        assert!(cesql_evaluation_errors() > before);
+        let error = error.expect("the error is reported");
+        assert!(error.contains("subject"), "{error}");
+        assert!(error.contains("line 1, column 1"), "{error}");
+        // As with CEL, `not` of a failed filter matches.
+        assert!(Filter::Not(Box::new(f)).matches(&e));
+    }
+
     #[test]
     fn display_is_compact() {
         let f = Filter::All(vec![
@@ -263,6 +335,7 @@ mod tests {
             f.to_string(),
             r#"all(type == "a", any(subject $= ".pdf", not(source ^= "/x")))"#
         );
+        assert_eq!(cesql("type = 'a'").to_string(), r#"cesql("type = 'a'")"#);
     }
 
     #[test]

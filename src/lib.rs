@@ -17,6 +17,7 @@
 //! * [`reply`]: builds reply events and delivers them to a sink when configured.
 //! * [`config`]: parse → validate the YAML config, every error at once, before any socket opens.
 //! * [`cli`], [`telemetry`]: the command line and logging.
+//! * [`load`]: `flowbridge load`, the CloudEvents load generator used by the benchmarks.
 //! * [`model`]: plain data shared by the modules (events, documents, Flow requests/responses).
 
 pub mod app;
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod flow;
 pub mod ingress;
+pub mod load;
 pub mod model;
 pub mod reply;
 pub mod rules;

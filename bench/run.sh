@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # flowbridge benchmarks, one command: builds what they need, runs every measurement in the same
-# run and prints the ratio table (see bench/README.md and docs/benchmarks.md).
+# run and prints the ratio table (see docs/benchmarks.md).
 #
 #   bench/run.sh                       # everything, 15 s per measurement (about 3–4 minutes)
 #   bench/run.sh --duration 5          # quicker, noisier
@@ -9,8 +9,9 @@
 #
 # 1. scripts/jina-env.sh: the Jina venv (cached) — the real Flow, the Python sink and the
 #    Flow's ceiling run in it.
-# 2. cargo build --release: the null gateway example (feature null-gateway), then the
-#    flowbridge binary itself without that feature, exactly as shipped.
+# 2. cargo build --release of the flowbridge binary and the null gateway example, in one build
+#    with the feature null-gateway (it only adds the null gateway module, which the binary never
+#    calls: `serve` and `load` are the same code as in the default build).
 # 3. bench/bench.py with the venv's Python.
 set -euo pipefail
 
@@ -21,7 +22,6 @@ venv="${FLOWBRIDGE_JINA_VENV:-$HOME/.cache/flowbridge/jina-venv}"
 
 ./scripts/jina-env.sh
 echo "bench: building release binaries (the first build takes a few minutes)" >&2
-cargo build --release --quiet --features null-gateway --example null_gateway
-cargo build --release --quiet --bin flowbridge
+cargo build --release --quiet --features null-gateway --bin flowbridge --example null_gateway
 
 exec "$venv/bin/python" bench/bench.py "$@"

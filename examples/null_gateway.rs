@@ -1,4 +1,4 @@
-//! The benchmarks' null Jina gateway and direct gRPC baseline (see bench/README.md):
+//! The benchmarks' null Jina gateway and direct gRPC baseline (see docs/benchmarks.md):
 //!
 //! ```text
 //! cargo run --release --features null-gateway --example null_gateway -- serve PORT

@@ -39,7 +39,9 @@ impl JinaRpc for Null {
 pub async fn serve(listener: TcpListener) -> Result<(), String> {
     Server::builder()
         .add_service(JinaRpcServer::new(Null).max_decoding_message_size(usize::MAX))
-        .serve_with_incoming(TcpIncoming::from(listener))
+        // TCP_NODELAY as real gateways have it (gRPC core sets it): the headers, message and
+        // trailers of an answer are separate writes, which Nagle would hold back.
+        .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
         .await
         .map_err(|e| format!("null gateway: {e}"))
 }

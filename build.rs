@@ -1,7 +1,8 @@
 //! Generates the Jina gateway gRPC types from `proto/` with tonic-prost-build, using the protoc
 //! binary shipped by `protoc-bin-vendored` (no system protoc needed). The client is what
 //! flowbridge uses; the server stubs are generated too but every server module is marked
-//! `#[cfg(test)]`, so they only exist for the in-process fake gateway in `src/flow` tests.
+//! `#[cfg(any(test, feature = "null-gateway"))]`, so they only exist for the in-process fake
+//! gateway in `src/flow` tests and the benchmarks' null gateway (off in the default build).
 
 use std::io;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ fn main() -> io::Result<()> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .server_mod_attribute(".", "#[cfg(test)]")
+        .server_mod_attribute(".", "#[cfg(any(test, feature = \"null-gateway\"))]")
         .emit_rerun_if_changed(false)
         .compile_with_config(
             config,

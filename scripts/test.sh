@@ -6,7 +6,8 @@
 # 1. scripts/jina-env.sh: the Python 3.11 venv with jina, docarray and the cloudevents SDK
 #    (created once, cached in ${FLOWBRIDGE_JINA_VENV:-~/.cache/flowbridge/jina-venv}).
 # 2. cargo fmt --check
-# 3. cargo clippy --all-targets -- -D warnings
+# 3. cargo clippy --all-targets -- -D warnings, and again with the feature null-gateway (the
+#    benchmarks' null gateway, examples/null_gateway.rs), so the bench harness keeps compiling.
 # 4. cargo test --no-fail-fast (unit, integration and doc tests).
 #
 # The integration tests share one real Jina Flow per test binary, which needs all tests of a
@@ -40,6 +41,7 @@ total_start="$(now)"
 step jina-env ./scripts/jina-env.sh
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets -- -D warnings
+step clippy-bench cargo clippy --all-targets --features null-gateway -- -D warnings
 if [[ "${FLOWBRIDGE_TEST_RUNNER:-cargo}" == nextest ]]; then
     command -v cargo-nextest >/dev/null 2>&1 ||
         { echo "FLOWBRIDGE_TEST_RUNNER=nextest but cargo-nextest is not installed" >&2; exit 1; }

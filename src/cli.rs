@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `explain`, `send` and `knative` (clap derive, env fallbacks). Each verb
+//! The command line: `serve`, `check`, `explain`, `send`, `knative` and `load` (clap derive, env
+//! fallbacks). Each verb
 //! parses its arguments, calls into the library and turns the outcome into an exit code
 //! (0 ok, 1 failure, 64 usage/config error as in sysexits `EX_USAGE`).
 
@@ -22,7 +23,7 @@ pub const EXIT_CONFIG: u8 = 64;
     name = "flowbridge",
     version,
     about = "Run Jina Flows on CloudEvents: a Knative sink that calls a Jina gateway over gRPC",
-    after_help = "Examples:\n  flowbridge serve --config config/demo.yaml\n  flowbridge check --config config/demo.yaml\n  flowbridge send http://127.0.0.1:8080 --type com.example.ping --source /me --data '{\"text\":\"hi\"}'"
+    after_help = "Examples:\n  flowbridge serve --config config/demo.yaml\n  flowbridge check --config config/demo.yaml\n  flowbridge send http://127.0.0.1:8080 --type com.example.ping --source /me --data '{\"text\":\"hi\"}'\n  flowbridge load http://127.0.0.1:8080 --concurrency 64 --duration 30s"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -54,6 +55,12 @@ pub enum Command {
         after_help = "Example:\n  jina export kubernetes flow.yml export --k8s-namespace demo\n  flowbridge knative export --namespace demo -o k8s/flow --min-scale 0 --max-scale 10 --target 2\n  kubectl apply -k k8s/flow\n\nEvery removed or converted thing is a comment in the output and a line on stderr.\nMulti-protocol gateways keep only gRPC; StatefulSets with volume claims are refused (exit 1)."
     )]
     Knative(KnativeArgs),
+    /// Load-test a CloudEvents sink: N workers (one keep-alive connection each) POST events with
+    /// unique ids for a while, then print throughput, latency percentiles and status counts.
+    #[command(
+        after_help = "Examples:\n  flowbridge load http://127.0.0.1:8080 --concurrency 64 --duration 30s\n  flowbridge load http://127.0.0.1:8080 --rate 1000 --duration 15s --json   # open loop\n\nWithout --rate every worker sends its next event when the previous one is answered (closed loop).\nWith --rate R, sends are scheduled R per second and at most --concurrency are in flight;\nthe summary says whether the rate was kept. A progress line goes to stderr every second."
+    )]
+    Load(LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +154,42 @@ pub struct KnativeArgs {
     pub timeout: String,
 }
 
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Where to POST the events (http:// only).
+    pub url: String,
+    /// Workers: connections, and events in flight at most.
+    #[arg(long, short = 'c', default_value_t = 16)]
+    pub concurrency: usize,
+    /// How long to send (e.g. 30s, 2m, 500ms).
+    #[arg(long, short = 'd', default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Events per second (open loop); default: as fast as answers come back (closed loop).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Event `type`.
+    #[arg(long = "type", default_value = "dev.flowbridge.load")]
+    pub ty: String,
+    /// Event `source`.
+    #[arg(long, default_value = "/flowbridge/load")]
+    pub source: String,
+    /// Event data as JSON text (sent as application/json).
+    #[arg(long, default_value = r#"{"text":"hello from flowbridge load"}"#)]
+    pub data: String,
+    /// Send in structured mode (application/cloudevents+json) instead of binary mode.
+    #[arg(long)]
+    pub structured: bool,
+    /// A request not answered within this long counts as a transport error.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Print the summary as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -158,6 +201,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => with_runtime(serve(args)),
         Command::Send(args) => with_runtime(send(args)),
         Command::Knative(args) => knative(&args),
+        Command::Load(args) => with_runtime(load_test(args)),
     }
 }
 
@@ -442,6 +486,46 @@ fn explain(args: &ExplainArgs) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+async fn load_test(args: LoadArgs) -> ExitCode {
+    let options = crate::load::LoadOptions {
+        url: args.url,
+        concurrency: args.concurrency,
+        duration: args.duration,
+        rate: args.rate,
+        ty: args.ty,
+        source: args.source,
+        data: Some(args.data),
+        structured: args.structured,
+        timeout: args.timeout,
+        progress: !args.quiet,
+    };
+    let summary = match crate::load::run(&options).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+    } else {
+        print!("{}", summary.to_text());
+    }
+    if summary.kept_up == Some(false) {
+        eprintln!(
+            "warning: could not keep up with --rate {}: sent {} events",
+            options.rate.unwrap_or_default(),
+            summary.sent
+        );
+    }
+    // Exit 1 when nothing at all got a 2xx (the target is down or refuses everything).
+    if summary.ok > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -21,6 +21,7 @@
 //! * [`config`]: parse → validate the YAML config, every error at once, before any socket opens.
 //! * [`cli`], [`telemetry`]: the command line and logging.
 //! * [`knative`]: `flowbridge knative`, `jina export kubernetes` output → Knative Services.
+//! * [`load`]: `flowbridge load`, the CloudEvents load generator used by the benchmarks.
 //! * [`model`]: plain data shared by the modules (events, documents, Flow requests/responses).
 
 pub mod app;
@@ -30,6 +31,7 @@ pub mod dispatch;
 pub mod flow;
 pub mod ingress;
 pub mod knative;
+pub mod load;
 pub mod model;
 pub mod reply;
 pub mod rules;

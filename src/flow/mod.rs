@@ -7,6 +7,8 @@
 //! * `convert` — model ↔ docarray v1 / jina protobuf conversions.
 //! * [`error`] — [`FlowError`].
 //! * `proto` — the code generated from `proto/*.proto` by `build.rs`.
+//! * `null_gateway` (feature `null-gateway`) — a gateway answering every call at once, for
+//!   benchmarks.
 
 pub mod client;
 mod convert;
@@ -15,6 +17,8 @@ mod proto;
 
 #[cfg(test)]
 pub(crate) mod fake_gateway;
+#[cfg(feature = "null-gateway")]
+pub mod null_gateway;
 
 pub use client::FlowClient;
 pub use error::FlowError;

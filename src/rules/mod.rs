@@ -122,6 +122,7 @@ mod tests {
             filters,
             mapping: Mapping::compile(&MappingSpec::default()).expect("default mapping"),
             reply: None,
+            dedup: None,
         }
     }
 

@@ -24,4 +24,11 @@ venv="${FLOWBRIDGE_JINA_VENV:-$HOME/.cache/flowbridge/jina-venv}"
 echo "bench: building release binaries (the first build takes a few minutes)" >&2
 cargo build --release --quiet --features null-gateway --bin flowbridge --example null_gateway
 
-exec "$venv/bin/python" bench/bench.py "$@"
+"$venv/bin/python" bench/bench.py "$@"
+
+# CESQL filter evaluation vs exact/prefix filters (pure, in-process; docs/benchmarks.md).
+if [[ " $* " != *" --only "* ]]; then
+    echo >&2
+    echo "bench: CESQL filter evaluation (cargo bench --bench cesql)" >&2
+    cargo bench --quiet --bench cesql
+fi

@@ -341,7 +341,9 @@ impl FlowClient {
             },
             // The connection broke under an accepted call (the gateway died): the outcome is
             // unknown, the gateway is gone; a 503 tells the sender to retry later.
-            Code::Unknown | Code::Cancelled if caused_by::<tonic::transport::Error>(status) => {
+            Code::Unknown | Code::Cancelled
+                if caused_by::<tonic::transport::Error>(status) || connection_broke(status) =>
+            {
                 FlowError::Unavailable {
                     gateway: self.spec.name.clone(),
                     message: format!(
@@ -353,6 +355,18 @@ impl FlowClient {
             _ => self.gateway_error(describe_status(status)),
         }
     }
+}
+
+/// tonic turns an h2 error met while reading the response body (the TCP connection was reset or
+/// closed under the call) into `UNKNOWN "h2 protocol error: …"` without a source error, so the
+/// message is all there is to tell a dead connection from a protocol violation.
+fn connection_broke(status: &Status) -> bool {
+    let message = status.message();
+    message.starts_with("h2 protocol error")
+        && (message.contains("connection reset")
+            || message.contains("broken pipe")
+            || message.contains("connection closed")
+            || message.contains("error reading a body from connection"))
 }
 
 /// `grpc://` / `grpcs://` URL → (`http(s)://host:port`, uses TLS).
@@ -610,6 +624,27 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_reset_under_a_call_is_unavailable_not_a_gateway_error() {
+        let client =
+            FlowClient::new(&GatewaySpec::with_defaults("g", "grpc://127.0.0.1:1")).unwrap();
+        let reset = Status::new(
+            Code::Unknown,
+            "h2 protocol error: error reading a body from connection: connection reset",
+        );
+        match client.status_error(&reset) {
+            FlowError::Unavailable { message, .. } => {
+                assert!(message.contains("connection lost"), "{message}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let violation = Status::new(Code::Unknown, "h2 protocol error: frame with invalid size");
+        assert!(matches!(
+            client.status_error(&violation),
+            FlowError::Gateway { .. }
+        ));
     }
 
     #[test]

@@ -12,7 +12,8 @@ export FLOWBRIDGE_JINA_VENV="$VENV"
 LOGS="$(mktemp -d)"
 pids=()
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; }
 cleanup() {
   for pid in "${pids[@]}"; do
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
@@ -60,7 +61,7 @@ echo "-- an event with Prefer: reply (like a Broker Trigger sends): expect 200 a
 "$BIN" send "http://127.0.0.1:$PORT" --type com.example.demo.order --source /shop/eu \
   --subject order-2 --data '{"text": "three pears", "lang": "en"}'
 echo "-- an event that is not a CloudEvent: expect 415"
-curl -sS -o /dev/stdout -w ' -> HTTP %{http_code}\n' -X POST -H 'content-type: application/json' \
+curl -sS -w ' -> HTTP %{http_code}\n' -X POST -H 'content-type: application/json' \
   --data '{"hello": 1}' "http://127.0.0.1:$PORT/" || true
 
 step "flowbridge log"

@@ -263,6 +263,24 @@ fn check(args: &ConfigArgs) -> ExitCode {
     for w in &config.warnings {
         println!("warning: {w}");
     }
+    for (name, g) in &config.gateways {
+        let rate = g.rate.map_or("unlimited".to_string(), |r| format!("{r}/s"));
+        println!(
+            "gateway {name}: {}, timeout {}, connect_timeout {}, concurrency {}, rate {rate}, \
+             max_pending {}, batch max_docs {} max_bytes {} linger {}, retry {} backoff {}..{}",
+            g.url,
+            humantime::format_duration(g.timeout),
+            humantime::format_duration(g.connect_timeout),
+            g.concurrency,
+            g.max_pending,
+            g.batch.max_docs,
+            g.batch.max_bytes,
+            humantime::format_duration(g.batch.linger),
+            g.retry.codes.join("|"),
+            humantime::format_duration(g.retry.initial_backoff),
+            humantime::format_duration(g.retry.max_backoff),
+        );
+    }
     for route in &config.rules.routes {
         let url = config
             .gateways
@@ -285,8 +303,11 @@ fn check(args: &ConfigArgs) -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(" and ")
         };
+        let dedup = route.dedup.map_or(String::new(), |d| {
+            format!(", dedup {}", humantime::format_duration(d))
+        });
         println!(
-            "route {}: when {filters}; gateway {} ({url}), {}, {reply}",
+            "route {}: when {filters}; gateway {} ({url}), {}, {reply}{dedup}",
             route.name,
             route.gateway,
             describe_mapping(&route.mapping.spec),

@@ -130,7 +130,7 @@ pub struct GatewaySpec {
     pub name: String,
     /// `grpc://host:port` (h2c) or `grpcs://host:port` (TLS).
     pub url: String,
-    /// Deadline of one Flow call, retries included.
+    /// Deadline of one Flow request once sent (waiting for the gateway is `connect_timeout`).
     pub timeout: Duration,
     /// Largest gRPC message flowbridge decodes from the gateway.
     pub max_message_bytes: usize,

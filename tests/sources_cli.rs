@@ -431,6 +431,11 @@ fn check_accepts_every_example_config() {
         let (code, out, err) = flowbridge(&["check", "--config", path.to_str().unwrap()]);
         assert_eq!(code, 0, "{name}: {out}{err}");
         assert!(out.contains("route "), "{name}: one line per route: {out}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("gateway ") && l.contains("connect_timeout")),
+            "{name}: one line per gateway with its delivery settings: {out}"
+        );
         assert!(out.contains("ok: "), "{out}");
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::config::{self, Config, Overrides};
 use crate::ingress::binding;
-use crate::model::{CloudEvent, Data, ExtValue, SpecVersion};
+use crate::model::{CloudEvent, Data, ExtValue, now_timestamp};
 use crate::rules::mapping::{Expr, MappingSpec, document_to_json};
 
 /// Exit code for invalid configuration or usage (sysexits EX_USAGE).
@@ -601,20 +601,17 @@ pub fn event_from_args(args: &SendArgs) -> Result<CloudEvent, String> {
         }
         (Some(bytes), _) => Some(Data::Binary(bytes.into())),
     };
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     Ok(CloudEvent {
-        specversion: SpecVersion::V10,
-        id: args
-            .id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        source: args.source.clone(),
-        ty: args.ty.clone(),
         datacontenttype: content_type,
-        dataschema: None,
         subject: args.subject.clone(),
-        time: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        time: Some(now_timestamp()),
         extensions,
         data,
+        ..CloudEvent::new(id, &args.source, &args.ty)
     })
 }
 

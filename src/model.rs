@@ -81,6 +81,34 @@ pub struct CloudEvent {
     pub data: Option<Data>,
 }
 
+impl CloudEvent {
+    /// A CloudEvents 1.0 event with only the required attributes; set the others with struct
+    /// update syntax (`CloudEvent { subject: Some(..), ..CloudEvent::new(id, source, ty) }`).
+    pub fn new(
+        id: impl Into<String>,
+        source: impl Into<String>,
+        ty: impl Into<String>,
+    ) -> CloudEvent {
+        CloudEvent {
+            specversion: SpecVersion::V10,
+            id: id.into(),
+            source: source.into(),
+            ty: ty.into(),
+            datacontenttype: None,
+            dataschema: None,
+            subject: None,
+            time: None,
+            extensions: BTreeMap::new(),
+            data: None,
+        }
+    }
+}
+
+/// Now as an RFC 3339 UTC timestamp with milliseconds: the `time` of events flowbridge makes.
+pub fn now_timestamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// An n-dimensional numeric array (embedding or tensor), row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {

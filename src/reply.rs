@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::ingress::binding;
-use crate::model::{CloudEvent, Data, ExtValue, FlowResponse, SpecVersion};
+use crate::model::{CloudEvent, Data, ExtValue, FlowResponse, now_timestamp};
 use crate::rules::ReplySpec;
 use crate::rules::mapping::MappingError;
 
@@ -38,16 +38,12 @@ pub fn build(
         ExtValue::String(response.request_id.clone()),
     );
     Ok(CloudEvent {
-        specversion: SpecVersion::V10,
-        id: uuid::Uuid::new_v4().to_string(),
-        source: spec.source.clone(),
-        ty: spec.ty.clone(),
         datacontenttype: Some("application/json".to_string()),
-        dataschema: None,
         subject: original.subject.clone(),
-        time: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        time: Some(now_timestamp()),
         extensions,
         data: Some(Data::Json(data)),
+        ..CloudEvent::new(uuid::Uuid::new_v4().to_string(), &spec.source, &spec.ty)
     })
 }
 

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use super::validate::{Compilers, Context, parse_size};
 use super::*;
-use crate::model::{CloudEvent, ExtValue, SpecVersion};
+use crate::model::{CloudEvent, ExtValue};
 use crate::rules::Unmatched;
 use crate::rules::cel::Predicate;
 use crate::rules::mapping::{Expr, FieldError, Mapping, MappingSpec, ReplyData};
@@ -63,18 +63,7 @@ fn with_routes(routes: &str) -> String {
 }
 
 fn event(ty: &str, source: &str) -> CloudEvent {
-    CloudEvent {
-        specversion: SpecVersion::V10,
-        id: "1".into(),
-        source: source.into(),
-        ty: ty.into(),
-        datacontenttype: None,
-        dataschema: None,
-        subject: None,
-        time: None,
-        extensions: BTreeMap::new(),
-        data: None,
-    }
+    CloudEvent::new("1", source, ty)
 }
 
 // ---------------------------------------------------------------- valid configs and defaults

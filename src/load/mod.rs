@@ -33,7 +33,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::ingress::binding;
-use crate::model::{CloudEvent, Data, SpecVersion};
+use crate::model::{CloudEvent, Data};
 use stats::{Histogram, Percentiles};
 
 /// What to send, how hard and for how long.
@@ -157,16 +157,9 @@ impl Template {
             ),
         };
         let event = CloudEvent {
-            specversion: SpecVersion::V10,
-            id: String::new(),
-            source: opts.source.clone(),
-            ty: opts.ty.clone(),
             datacontenttype: data.as_ref().map(|_| "application/json".to_string()),
-            dataschema: None,
-            subject: None,
-            time: None,
-            extensions: BTreeMap::new(),
             data: data.map(Data::Json),
+            ..CloudEvent::new(String::new(), &opts.source, &opts.ty)
         };
         if opts.structured {
             match binding::to_json(&event) {

@@ -624,20 +624,11 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use serde_json::json;
-    use std::collections::BTreeMap;
 
     fn event(data: Option<Data>) -> CloudEvent {
         CloudEvent {
-            specversion: SpecVersion::V10,
-            id: "e1".into(),
-            source: "/shop".into(),
-            ty: "order.created".into(),
-            datacontenttype: None,
-            dataschema: None,
-            subject: None,
-            time: None,
-            extensions: BTreeMap::new(),
             data,
+            ..CloudEvent::new("e1", "/shop", "order.created")
         }
     }
 

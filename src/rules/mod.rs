@@ -108,10 +108,8 @@ impl RuleSet {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
-    use crate::model::SpecVersion;
     use crate::rules::cesql::Expression;
     use crate::rules::mapping::MappingSpec;
 
@@ -148,18 +146,7 @@ mod tests {
                 route("never", vec![]),
             ],
         };
-        let event = CloudEvent {
-            specversion: SpecVersion::V10,
-            id: "1".into(),
-            source: "/shop".into(),
-            ty: "a".into(),
-            datacontenttype: None,
-            dataschema: None,
-            subject: None,
-            time: None,
-            extensions: BTreeMap::new(),
-            data: None,
-        };
+        let event = CloudEvent::new("1", "/shop", "a");
         let trace = rules.trace(&event);
         let names: Vec<&str> = trace.iter().map(|t| t.route.name.as_str()).collect();
         assert_eq!(names, ["audit", "broken", "orders"]);

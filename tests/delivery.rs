@@ -241,3 +241,76 @@ shutdown_grace: 20s
         r.text()
     );
 }
+
+#[test]
+fn a_full_queue_answers_429_with_retry_after_and_loses_nothing() {
+    let flow = shared_flow();
+    // One request in flight (the executor sleeps 1 s), two events may wait, no batching: the
+    // rest of a burst of 8 must be refused with 429, never accepted and dropped.
+    let config = write_config(&format!(
+        "gateways:\n  main: {{url: \"{}\", timeout: 20s, concurrency: 1, max_pending: 2, \
+         batch: {{max_docs: 1}}}}\nroutes:\n  - name: slow\n    parameters: '{{\"sleep\": 1}}'\n",
+        flow.grpc_url()
+    ));
+    let bridge = FlowBridge::start(&config);
+    let ids: Vec<String> = (0..8).map(|i| unique(&format!("burst{i}"))).collect();
+    let port = bridge.port;
+    let handles: Vec<_> = ids
+        .iter()
+        .cloned()
+        .map(|id| {
+            std::thread::spawn(move || (id.clone(), post(port, &id, "delivery.burst", false)))
+        })
+        .collect();
+    let answers: Vec<(String, HttpResponse)> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
+
+    let accepted: Vec<&String> = answers
+        .iter()
+        .filter(|(_, r)| r.status == 202)
+        .map(|(id, _)| id)
+        .collect();
+    let refused: Vec<&(String, HttpResponse)> =
+        answers.iter().filter(|(_, r)| r.status == 429).collect();
+    assert_eq!(
+        accepted.len() + refused.len(),
+        8,
+        "only 202 or 429: {:?}",
+        answers
+            .iter()
+            .map(|(_, r)| (r.status, r.text()))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        accepted.len() >= 3,
+        "the slot and the two queue places were used: {}",
+        accepted.len()
+    );
+    assert!(!refused.is_empty(), "a burst beyond max_pending is refused");
+    for (_, r) in &refused {
+        assert!(
+            r.header("retry-after").is_some(),
+            "429 without Retry-After: {:?}",
+            r.headers
+        );
+        assert_eq!(r.json()["error"]["code"], "overloaded");
+    }
+    // Every accepted event reached the executor; no refused one did.
+    let records = records_for(flow, &ids);
+    let recorded: Vec<String> = records
+        .iter()
+        .flat_map(|r| {
+            r["docs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    for id in &accepted {
+        assert!(recorded.contains(id), "accepted {id} was never run");
+    }
+    for (id, _) in &refused {
+        assert!(!recorded.contains(id), "refused {id} was run anyway");
+    }
+}

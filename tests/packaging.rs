@@ -220,6 +220,13 @@ fn timeouts_nest_from_the_trigger_down_to_the_flow() {
     let gateway_timeout =
         humantime::parse_duration(config["gateways"]["heavy"]["timeout"].as_str().unwrap())
             .unwrap();
+    // flowbridge's whole budget for one event: waiting in the queue, then the request.
+    let connect_timeout = humantime::parse_duration(
+        config["gateways"]["heavy"]["connect_timeout"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     let flow_timeouts: Vec<u64> = ["k8s/flow/gateway/gateway.yml", "k8s/flow/heavy/heavy.yml"]
         .iter()
         .flat_map(|f| yaml_docs(&read(f)))
@@ -257,8 +264,9 @@ fn timeouts_nest_from_the_trigger_down_to_the_flow() {
         );
     }
     assert!(
-        Duration::from_secs(sink_timeout) > gateway_timeout,
-        "flowbridge timeoutSeconds {sink_timeout} must exceed the gateway timeout {gateway_timeout:?}"
+        Duration::from_secs(sink_timeout) > connect_timeout + gateway_timeout,
+        "flowbridge timeoutSeconds {sink_timeout} must exceed connect_timeout {connect_timeout:?} \
+         + timeout {gateway_timeout:?}"
     );
     for t in flow_timeouts {
         assert!(

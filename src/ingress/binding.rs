@@ -139,27 +139,34 @@ pub fn is_json_media_type(media_type: &str) -> bool {
     }
 }
 
+/// The context attributes both encodings write as strings, in spec order: the required ones, then
+/// `dataschema` (`schemaurl` in 0.3), `subject` and `time` when set. `datacontenttype` is not
+/// among them (binary mode carries it as `Content-Type`), nor are extensions.
+fn string_attributes(event: &CloudEvent) -> impl Iterator<Item = (&'static str, &str)> {
+    [
+        ("specversion", Some(event.specversion.as_str())),
+        ("id", Some(event.id.as_str())),
+        ("source", Some(event.source.as_str())),
+        ("type", Some(event.ty.as_str())),
+        (
+            schema_attribute(event.specversion),
+            event.dataschema.as_deref(),
+        ),
+        ("subject", event.subject.as_deref()),
+        ("time", event.time.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|v| (name, v)))
+}
+
 /// The JSON event format of an event (what structured mode sends).
 pub fn to_json(event: &CloudEvent) -> serde_json::Value {
     let mut obj = Map::new();
-    let mut put = |name: &str, value: &str| {
+    for (name, value) in string_attributes(event) {
         obj.insert(name.to_owned(), Value::String(value.to_owned()));
-    };
-    put("specversion", event.specversion.as_str());
-    put("id", &event.id);
-    put("source", &event.source);
-    put("type", &event.ty);
+    }
     if let Some(v) = &event.datacontenttype {
-        put("datacontenttype", v);
-    }
-    if let Some(v) = &event.dataschema {
-        put(schema_attribute(event.specversion), v);
-    }
-    if let Some(v) = &event.subject {
-        put("subject", v);
-    }
-    if let Some(v) = &event.time {
-        put("time", v);
+        obj.insert("datacontenttype".to_owned(), Value::String(v.clone()));
     }
     for (name, value) in &event.extensions {
         obj.insert(name.clone(), value.to_json());
@@ -206,18 +213,8 @@ pub fn encode_binary(event: &CloudEvent) -> (HeaderMap, Bytes) {
             headers.insert(name, value);
         }
     };
-    put("specversion", event.specversion.as_str());
-    put("id", &event.id);
-    put("source", &event.source);
-    put("type", &event.ty);
-    if let Some(v) = &event.dataschema {
-        put(schema_attribute(event.specversion), v);
-    }
-    if let Some(v) = &event.subject {
-        put("subject", v);
-    }
-    if let Some(v) = &event.time {
-        put("time", v);
+    for (name, value) in string_attributes(event) {
+        put(name, value);
     }
     for (name, value) in &event.extensions {
         put(name, &value.to_canonical());

@@ -145,7 +145,7 @@ pub fn parse_admin_listen(text: &str) -> Result<Option<SocketAddr>, String> {
         return Ok(None);
     }
     text.parse::<SocketAddr>().map(Some).map_err(|_| {
-        format!("expected IP:port such as 0.0.0.0:9090, or \"\" / off to disable, got {text:?}")
+        format!("expected IP:port such as 0.0.0.0:9095, or \"\" / off to disable, got {text:?}")
     })
 }
 

@@ -312,7 +312,7 @@ fn empty_file_is_an_error() {
 fn admin_listen_default_address_and_off() {
     let routes = format!("{GW}routes: [{{name: r}}]\n");
     let c = ok(&routes);
-    assert_eq!(c.admin_listen, Some("0.0.0.0:9090".parse().expect("addr")));
+    assert_eq!(c.admin_listen, Some("0.0.0.0:9095".parse().expect("addr")));
     let c = ok(&format!("admin_listen: 127.0.0.1:9191\n{routes}"));
     assert_eq!(
         c.admin_listen,
@@ -327,8 +327,8 @@ fn admin_listen_default_address_and_off() {
         None
     );
     one_error(
-        &format!("admin_listen: localhost:9090\n{routes}"),
-        "admin_listen: expected IP:port such as 0.0.0.0:9090",
+        &format!("admin_listen: localhost:9095\n{routes}"),
+        "admin_listen: expected IP:port such as 0.0.0.0:9095",
     );
 }
 

@@ -23,8 +23,10 @@ use crate::rules::{ReplySpec, Route, RuleSet, Unmatched};
 
 /// `listen` when the file does not say.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
-/// `admin_listen` when the file does not say.
-pub const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9090";
+/// `admin_listen` when the file does not say. Not 9090/9091: in a Knative pod those belong to
+/// the queue-proxy sidecar (autoscaler and user metrics; Serving reserves them with 8012, 8013,
+/// 8022 and 8008), which shares the pod's network namespace.
+pub const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9095";
 /// `limits.max_body` default: 4 MiB.
 pub const DEFAULT_MAX_BODY: usize = 4 << 20;
 /// Smallest accepted `max_body` / `max_message`: 64 KiB.

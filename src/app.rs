@@ -1,6 +1,7 @@
 //! Wiring for `flowbridge serve`: builds the shared state from a validated [`Config`] (a
 //! dispatcher per gateway, a dedup window per route that asks for one), binds the listener, flips
-//! readiness, and runs until SIGTERM/SIGINT.
+//! readiness, and runs until SIGTERM/SIGINT. A second listener (`admin_listen`) serves
+//! `/metrics` and the probes from the same state.
 //!
 //! Shutdown: on the signal readiness turns false at once, the listener stops accepting, and every
 //! event already received — in flight or waiting in a dispatcher queue, each has an HTTP request
@@ -19,16 +20,25 @@ use crate::dispatch::dedup::{self, Dedup};
 use crate::flow::FlowClient;
 use crate::ingress::{self, AppState};
 use crate::reply;
+use crate::telemetry::metrics::Metrics;
 
 /// Timeout for POSTing a reply event to a `reply.to` sink.
 const REPLY_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Run the sink until a shutdown signal arrives.
 pub async fn serve(config: Config) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::new(
+        config.rules.routes.iter().map(|r| r.name.as_str()),
+        config.gateways.keys().map(String::as_str),
+    ));
     let mut dispatchers = BTreeMap::new();
     for (name, spec) in &config.gateways {
         let client = FlowClient::new(spec).map_err(|e| format!("gateway {name}: {e}"))?;
-        dispatchers.insert(name.clone(), Dispatcher::new(client));
+        let gateway_metrics = metrics.gateway(name).unwrap_or_default();
+        dispatchers.insert(
+            name.clone(),
+            Dispatcher::with_metrics(client, gateway_metrics),
+        );
     }
     let mut windows = BTreeMap::new();
     for route in &config.rules.routes {
@@ -47,6 +57,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let admin = match config.admin_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (admin_listen): {e}"))?,
+        ),
+        None => None,
+    };
     for (name, spec) in &config.gateways {
         info!(
             gateway = %name,
@@ -65,8 +83,22 @@ pub async fn serve(config: Config) -> Result<(), String> {
         dedup: windows,
         replies,
         ready: AtomicBool::new(false),
+        metrics,
     });
     let app = ingress::router(state.clone());
+    if let Some(admin) = admin {
+        let address = admin
+            .local_addr()
+            .map_err(|e| format!("cannot read the bound admin address: {e}"))?;
+        let admin_app = ingress::admin_router(state.clone());
+        // Lives until the process exits, so metrics and probes answer during shutdown.
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(admin, admin_app).await {
+                warn!(error = %e, "admin listener stopped");
+            }
+        });
+        info!(address = %address, "admin listener (/metrics, /healthz, /readyz)");
+    }
     state.ready.store(true, Ordering::Relaxed);
     info!(address = %local, routes = state.config.rules.routes.len(), "flowbridge listening");
     let grace = state.config.shutdown_grace;

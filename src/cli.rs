@@ -80,6 +80,22 @@ pub struct ServeArgs {
     /// Port to listen on (replaces the port of `listen`).
     #[arg(long, env = "PORT")]
     pub port: Option<u16>,
+    /// Admin listener for /metrics, /healthz and /readyz (replaces `admin_listen`); IP:port, or
+    /// "" / off for none.
+    #[arg(long, env = "FLOWBRIDGE_ADMIN_LISTEN", value_name = "IP:PORT")]
+    pub admin_listen: Option<String>,
+    /// Log format on stderr [default: json when stderr is not a terminal, else text].
+    #[arg(long, env = "FLOWBRIDGE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (fields as keys).
+    Json,
+    /// Human-readable lines.
+    Text,
 }
 
 #[derive(Debug, Args)]
@@ -193,7 +209,13 @@ pub struct LoadArgs {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let json_logs = std::env::var("FLOWBRIDGE_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let json_logs = match &cli.command {
+        Command::Serve(args) => match args.log_format {
+            Some(format) => format == LogFormat::Json,
+            None => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        },
+        _ => std::env::var("FLOWBRIDGE_LOG_FORMAT").is_ok_and(|v| v == "json"),
+    };
     crate::telemetry::init(json_logs);
     match cli.command {
         Command::Check(args) => check(&args),
@@ -239,10 +261,19 @@ fn load(args: &ConfigArgs, port: Option<u16>) -> Result<Config, ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let config = match load(&args.config, args.port) {
+    let mut config = match load(&args.config, args.port) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Some(text) = &args.admin_listen {
+        match config::parse_admin_listen(text) {
+            Ok(addr) => config.admin_listen = addr,
+            Err(e) => {
+                eprintln!("--admin-listen / FLOWBRIDGE_ADMIN_LISTEN: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    }
     for w in &config.warnings {
         tracing::warn!(path = %w.path, "{}", w.message);
     }

@@ -1,5 +1,6 @@
 //! Logging: a `tracing` subscriber writing to stderr (stdout belongs to CLI output), filtered by
-//! `RUST_LOG` (default `info`), as text or JSON (`FLOWBRIDGE_LOG_FORMAT=json`).
+//! `RUST_LOG` (default `info`), as text or JSON (`serve --log-format`, `FLOWBRIDGE_LOG_FORMAT`).
+//! [`metrics`] owns the Prometheus registry.
 
 use std::io::IsTerminal;
 
@@ -20,3 +21,5 @@ pub fn init(json: bool) {
     // Already initialised (e.g. by a test): keep the existing subscriber.
     let _ = result;
 }
+
+pub mod metrics;

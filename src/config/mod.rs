@@ -35,6 +35,9 @@ pub const DEFAULT_GATEWAY: &str = "grpc://127.0.0.1:8080";
 #[derive(Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`); `None` when disabled
+    /// (`admin_listen: ""` or `off`).
+    pub admin_listen: Option<SocketAddr>,
     /// Largest accepted request body, bytes (≥ 64 KiB).
     pub max_body: usize,
     pub unmatched: Unmatched,
@@ -133,6 +136,17 @@ pub(crate) fn from_yaml_with(
     let config = validate::validate(raw, ctx, &mut report);
     report.sort_by_document(&doc);
     finish(config, report, overrides)
+}
+
+/// Parse an `admin_listen` value: `IP:port`, or `""` / `off` for no admin listener.
+pub fn parse_admin_listen(text: &str) -> Result<Option<SocketAddr>, String> {
+    let text = text.trim();
+    if text.is_empty() || text == "off" {
+        return Ok(None);
+    }
+    text.parse::<SocketAddr>().map(Some).map_err(|_| {
+        format!("expected IP:port such as 0.0.0.0:9095, or \"\" / off to disable, got {text:?}")
+    })
 }
 
 /// The config used without `--config`: listen on 0.0.0.0:8080, one gateway `default` (from

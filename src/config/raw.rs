@@ -23,6 +23,9 @@ pub struct RawConfig {
     pub routes: Option<Vec<RawRoute>>,
     /// Duration: how long queued and in-flight events may take to finish after SIGTERM.
     pub shutdown_grace: Option<Value>,
+    /// `IP:port` of the admin listener (metrics, probes); `""` or `off` disables it; default
+    /// `0.0.0.0:9095`.
+    pub admin_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -309,6 +309,30 @@ fn empty_file_is_an_error() {
 // ---------------------------------------------------------------- top-level values
 
 #[test]
+fn admin_listen_default_address_and_off() {
+    let routes = format!("{GW}routes: [{{name: r}}]\n");
+    let c = ok(&routes);
+    assert_eq!(c.admin_listen, Some("0.0.0.0:9095".parse().expect("addr")));
+    let c = ok(&format!("admin_listen: 127.0.0.1:9191\n{routes}"));
+    assert_eq!(
+        c.admin_listen,
+        Some("127.0.0.1:9191".parse().expect("addr"))
+    );
+    assert_eq!(
+        ok(&format!("admin_listen: \"\"\n{routes}")).admin_listen,
+        None
+    );
+    assert_eq!(
+        ok(&format!("admin_listen: 'off'\n{routes}")).admin_listen,
+        None
+    );
+    one_error(
+        &format!("admin_listen: localhost:9095\n{routes}"),
+        "admin_listen: expected IP:port such as 0.0.0.0:9095",
+    );
+}
+
+#[test]
 fn bad_listen() {
     one_error(
         &format!("listen: localhost:8080\n{GW}routes: [{{name: r}}]\n"),

@@ -23,6 +23,10 @@ use crate::rules::{ReplySpec, Route, RuleSet, Unmatched};
 
 /// `listen` when the file does not say.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// `admin_listen` when the file does not say. Not 9090/9091: in a Knative pod those belong to
+/// the queue-proxy sidecar (autoscaler and user metrics; Serving reserves them with 8012, 8013,
+/// 8022 and 8008), which shares the pod's network namespace.
+pub const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9095";
 /// `limits.max_body` default: 4 MiB.
 pub const DEFAULT_MAX_BODY: usize = 4 << 20;
 /// Smallest accepted `max_body` / `max_message`: 64 KiB.
@@ -64,6 +68,15 @@ pub fn validate(raw: RawConfig, ctx: &Context<'_>, report: &mut Report) -> Optio
     let root = Path::root();
 
     let listen = listen(raw.listen.as_deref(), &root.key("listen"), report);
+    let admin_listen = match super::parse_admin_listen(
+        raw.admin_listen.as_deref().unwrap_or(DEFAULT_ADMIN_LISTEN),
+    ) {
+        Ok(addr) => Some(addr),
+        Err(message) => {
+            report.error(root.key("admin_listen"), message);
+            None
+        }
+    };
 
     let max_body = match raw.limits.as_ref().and_then(|l| l.max_body.as_ref()) {
         None => Some(DEFAULT_MAX_BODY),
@@ -133,6 +146,7 @@ pub fn validate(raw: RawConfig, ctx: &Context<'_>, report: &mut Report) -> Optio
     }
     Some(Config {
         listen: listen?,
+        admin_listen: admin_listen?,
         max_body: max_body?,
         unmatched: unmatched?,
         gateways,

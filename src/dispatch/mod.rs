@@ -45,6 +45,7 @@ use tracing::{debug, info, warn};
 use crate::flow::client::{Backoff, PreparedDocs, RequestHead, SendError};
 use crate::flow::{FlowClient, FlowError};
 use crate::model::{FlowRequest, FlowResponse};
+use crate::telemetry::metrics::{GatewayGauges, GatewayMetrics};
 use batch::{Candidate, Caps};
 use bucket::TokenBucket;
 
@@ -98,6 +99,7 @@ pub struct Stats {
 
 struct Shared {
     client: FlowClient,
+    metrics: Arc<GatewayMetrics>,
     state: Mutex<State>,
     wake: Notify,
 }
@@ -133,6 +135,11 @@ enum Step {
 impl Dispatcher {
     /// Start the driver for `client`'s gateway (needs a tokio runtime).
     pub fn new(client: FlowClient) -> Dispatcher {
+        Dispatcher::with_metrics(client, Arc::new(GatewayMetrics::new()))
+    }
+
+    /// [`Dispatcher::new`] recording its requests in `metrics`.
+    pub fn with_metrics(client: FlowClient, metrics: Arc<GatewayMetrics>) -> Dispatcher {
         let now = Instant::now();
         let spec = &client.spec;
         let state = State {
@@ -146,6 +153,7 @@ impl Dispatcher {
         };
         let shared = Arc::new(Shared {
             client,
+            metrics,
             state: Mutex::new(state),
             wake: Notify::new(),
         });
@@ -166,6 +174,18 @@ impl Dispatcher {
     /// Events waiting to be sent.
     pub fn pending(&self) -> usize {
         self.shared.lock().queue.len()
+    }
+
+    /// The queue state for the metrics gauges, read now.
+    pub fn gauges(&self) -> GatewayGauges {
+        let state = self.shared.lock();
+        GatewayGauges {
+            gateway: self.shared.client.spec.name.clone(),
+            pending: state.queue.len() as u64,
+            in_flight: state.in_flight as u64,
+            cold: state.cold.is_some(),
+            overloaded: state.stats.overloaded,
+        }
     }
 
     /// Queue one event's request and wait for its own result.
@@ -352,9 +372,22 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool) {
     };
     let docs: usize = batch.iter().map(|p| p.ids.len()).sum();
     debug!(gateway = %gateway, request_id, events = batch.len(), docs, probe, "sending");
+    let metrics = &shared.metrics;
+    metrics.docs.observe(docs as f64);
+    metrics.events.observe(batch.len() as f64);
+    if probe {
+        metrics.probes.inc();
+    }
+    let started = std::time::Instant::now();
     let result = client
         .send(head, batch.iter().map(|p| p.docs.clone()), &request_id)
         .await;
+    let seconds = started.elapsed().as_secs_f64();
+    match &result {
+        Err(SendError::NotAccepted(_)) => metrics.retries.inc(),
+        Ok(_) => metrics.request_done("ok", seconds),
+        Err(SendError::Failed(e)) => metrics.request_done(outcome(e), seconds),
+    }
     let mut state = shared.lock();
     state.in_flight -= 1;
     match result {
@@ -384,6 +417,18 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool) {
         }
     }
     shared.wake.notify_one();
+}
+
+/// The `outcome` label of a failed Flow request.
+fn outcome(error: &FlowError) -> &'static str {
+    match error {
+        FlowError::Executor { .. } => "executor_error",
+        FlowError::Unavailable { .. } | FlowError::Overloaded { .. } => "unavailable",
+        FlowError::Deadline { .. } => "timeout",
+        FlowError::Gateway { .. } | FlowError::InvalidRequest { .. } | FlowError::Config { .. } => {
+            "gateway_error"
+        }
+    }
 }
 
 /// Give every event of a batch its result.

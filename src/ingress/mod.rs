@@ -1,6 +1,7 @@
 //! HTTP ingress: the axum router (`POST /` for CloudEvents, `GET /healthz`, `GET /readyz`, the
-//! CloudEvents webhook `OPTIONS` handshake), the bounded body read, and the per-event pipeline
-//! (route → map → Flow → reply). Submodules: [`binding`] (the CloudEvents HTTP binding) and
+//! CloudEvents webhook `OPTIONS` handshake), the admin router (`GET /metrics` and the probes),
+//! the bounded body read, and the per-event pipeline (route → map → Flow → reply), which counts
+//! each outcome once in the metrics registry. Submodules: [`binding`] (the CloudEvents HTTP binding) and
 //! [`error`] (the one place where errors become status codes).
 
 pub mod binding;
@@ -27,6 +28,7 @@ use crate::dispatch::dedup::{Claim, Dedup};
 use crate::model::CloudEvent;
 use crate::reply;
 use crate::rules::Unmatched;
+use crate::telemetry::metrics::{self, Metrics};
 use binding::Mode;
 use error::{IngressError, error_response};
 
@@ -41,6 +43,8 @@ pub struct AppState {
     pub replies: reply::Sender,
     /// Set once the listener is bound; cleared at shutdown.
     pub ready: AtomicBool,
+    /// The metrics registry (`/metrics` on the admin listener).
+    pub metrics: Arc<Metrics>,
 }
 
 /// The router for the event port.
@@ -50,6 +54,30 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(state)
+}
+
+/// The router for the admin port: `GET /metrics` (Prometheus text format) and the probes.
+pub fn admin_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    let gauges: Vec<_> = state.dispatchers.values().map(Dispatcher::gauges).collect();
+    let text = state
+        .metrics
+        .render(&gauges, crate::rules::filter::cesql_evaluation_errors());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
@@ -126,12 +154,18 @@ enum Outcome {
 async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let body = match read_body(&headers, body, state.config.max_body).await {
         Ok(b) => b,
-        Err(e) => return log_rejection(e),
+        Err(e) => return log_rejection(&state.metrics, e),
     };
     let decoded = match binding::decode(&headers, &body) {
         Ok(d) => d,
-        Err(e) => return log_rejection(e.into()),
+        Err(e) => return log_rejection(&state.metrics, e.into()),
     };
+    let mode = match decoded.mode {
+        Mode::Binary => "binary",
+        Mode::Structured => "structured",
+        Mode::Batched => "batched",
+    };
+    state.metrics.received(mode, decoded.events.len() as u64);
     for w in &decoded.warnings {
         warn!(warning = %w, "accepted event with a warning");
     }
@@ -176,7 +210,12 @@ async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
     }
 }
 
-fn log_rejection(e: IngressError) -> Response {
+/// A delivery refused before any event was read: counted under route `_none`.
+fn log_rejection(metrics: &Metrics, e: IngressError) -> Response {
+    metrics.rejected(e.code());
+    metrics
+        .route(metrics::NO_ROUTE)
+        .answered(e.status().as_u16());
     warn!(status = e.status().as_u16(), error = %e, "rejected delivery");
     e.into_response()
 }
@@ -195,9 +234,13 @@ async fn process(
     want_reply: bool,
 ) -> Result<Outcome, IngressError> {
     let started = Instant::now();
+    let m = &state.metrics;
     let Some(route) = state.config.rules.route(&event) else {
+        let unrouted = m.route(metrics::NO_ROUTE);
         return match state.config.unmatched {
             Unmatched::Accept => {
+                m.unmatched_accepted.inc();
+                unrouted.answered(StatusCode::ACCEPTED.as_u16());
                 info!(ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, "no route matched; accepted");
                 Ok(Outcome::Accepted)
             }
@@ -206,11 +249,16 @@ async fn process(
                     ty: event.ty.clone(),
                     event_source: event.source.clone(),
                 };
+                m.unmatched_rejected.inc();
+                m.rejected(e.code());
+                unrouted.answered(e.status().as_u16());
                 warn!(ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, "no route matched; rejected");
                 Err(e)
             }
         };
     };
+    let route_metrics = m.route(&route.name);
+    route_metrics.matched.inc();
     let mut redelivery = false;
     let result = match state.dedup.get(&route.name) {
         None => run_route(state, route, &event, want_reply).await,
@@ -241,7 +289,18 @@ async fn process(
         Ok((Outcome::Accepted, rid)) => (StatusCode::ACCEPTED.as_u16(), rid.clone()),
         Err((e, rid)) => (e.status().as_u16(), rid.clone()),
     };
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed_ms = elapsed * 1000.0;
+    route_metrics.answered(status);
+    route_metrics.latency.observe(elapsed);
+    match &result {
+        Ok((Outcome::Reply(_), _)) => route_metrics.reply_sent(true),
+        Ok(_) => {}
+        Err((e, _)) => m.rejected(e.code()),
+    }
+    if redelivery {
+        route_metrics.redeliveries.inc();
+    }
     match &result {
         Ok(_) if redelivery => {
             info!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, status, elapsed_ms, "redelivery within the dedup window; answered with the first outcome")
@@ -310,6 +369,7 @@ async fn run_route(
                     message,
                 })
             })?;
+            state.metrics.route(&route.name).reply_sent(false);
             Ok(accepted)
         }
         None => Ok(Processed {

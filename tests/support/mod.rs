@@ -393,6 +393,9 @@ pub fn shared_flow() -> &'static JinaFlow {
 /// drop. Not watched by anything if the test process is SIGKILLed; keep these per test.
 pub struct FlowBridge {
     pub port: u16,
+    /// The admin listener (`/metrics`): a free port per process, passed as
+    /// `FLOWBRIDGE_ADMIN_LISTEN` so parallel tests never share the default 9090.
+    pub admin_port: u16,
     /// stdout and stderr of the server.
     pub log: PathBuf,
     child: Option<Child>,
@@ -406,9 +409,11 @@ impl FlowBridge {
         Self::start_with(&["--config", &config], &[])
     }
 
-    /// `flowbridge serve <args> --port <free port>` with extra environment variables.
+    /// `flowbridge serve <args> --port <free port>` with extra environment variables (they may
+    /// override `FLOWBRIDGE_ADMIN_LISTEN=127.0.0.1:<free port>`).
     pub fn start_with(args: &[&str], envs: &[(&str, &str)]) -> FlowBridge {
         let port = free_port();
+        let admin_port = free_port();
         let dir = scratch_dir("flowbridge-");
         let log = dir.path().join("flowbridge.log");
         let out = std::fs::File::create(&log)
@@ -421,6 +426,7 @@ impl FlowBridge {
             .args(args)
             .arg("--port")
             .arg(port.to_string())
+            .env("FLOWBRIDGE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"))
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
@@ -430,6 +436,7 @@ impl FlowBridge {
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", flowbridge_bin().display()));
         let mut bridge = FlowBridge {
             port,
+            admin_port,
             log,
             child: Some(child),
             dir,

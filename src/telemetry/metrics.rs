@@ -1,0 +1,746 @@
+//! Prometheus metrics: the explicit registry ([`Metrics`]) of every counter, gauge and histogram
+//! flowbridge exports, and the text exposition format (version 0.0.4) served on `GET /metrics`
+//! of the admin listener.
+//!
+//! Hand-rolled on atomics rather than a metrics crate: the label sets are known at startup
+//! (routes and gateways come from the config; modes, outcomes and reasons are closed sets), so
+//! every series is a pre-created atomic reached by one map lookup on a route or gateway name —
+//! no locks and no allocation on the event path, and no extra dependency to build.
+//! Status codes index a fixed array per route. Labels never carry event ids.
+//!
+//! Gauges that describe queue state (pending events, in-flight requests, cold gateways) are read
+//! from the dispatchers at scrape time ([`GatewayGauges`]), so they cost nothing per event.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The `route` label of events answered before a route was chosen (rejected bodies, unmatched
+/// events). Route names cannot start with `_`, so it never collides with a real route.
+pub const NO_ROUTE: &str = "_none";
+
+/// Receiving modes of the CloudEvents HTTP binding (`mode` label).
+pub const MODES: [&str; 3] = ["binary", "structured", "batched"];
+
+/// Outcomes of a Flow request (`outcome` label).
+pub const OUTCOMES: [&str; 5] = [
+    "ok",
+    "executor_error",
+    "unavailable",
+    "timeout",
+    "gateway_error",
+];
+
+/// Reasons an event or a delivery was answered with an error (`reason` label): the `code` of
+/// the error body ([`crate::ingress::error::IngressError::code`]).
+pub const REASONS: [&str; 14] = [
+    "not_cloudevent",
+    "invalid_event",
+    "body_too_large",
+    "body_unreadable",
+    "no_route",
+    "mapping_failed",
+    "reply_failed",
+    "gateway_unavailable",
+    "overloaded",
+    "gateway_timeout",
+    "executor_error",
+    "gateway_error",
+    "reply_sink_failed",
+    "internal",
+];
+
+/// Where a reply event went (`destination` label).
+pub const DESTINATIONS: [&str; 2] = ["response", "sink"];
+
+/// Seconds: event and Flow request latencies (5 ms … 60 s).
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
+];
+/// Documents or events per Flow request.
+const SIZE_BUCKETS: [f64; 11] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A histogram with fixed upper bounds (`le`), a count and a sum.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// Observations per bucket (not cumulative; the encoder accumulates).
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    /// f64 bits, updated by compare-and-swap.
+    sum: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+
+    pub fn observe(&self, value: f64) {
+        if let Some(i) = self.bounds.iter().position(|&b| value <= b)
+            && let Some(bucket) = self.buckets.get(i)
+        {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .sum
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + value).to_bits())
+            });
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn sum(&self) -> f64 {
+        f64::from_bits(self.sum.load(Ordering::Relaxed))
+    }
+}
+
+/// Series of one route.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    pub matched: Counter,
+    /// Events by the HTTP status their own outcome maps to, indexed by status code.
+    status: Vec<Counter>,
+    pub latency: Histogram,
+    pub replies: [Counter; 2],
+    pub redeliveries: Counter,
+}
+
+impl RouteMetrics {
+    fn new() -> RouteMetrics {
+        RouteMetrics {
+            matched: Counter::default(),
+            status: (0..600).map(|_| Counter::default()).collect(),
+            latency: Histogram::new(&LATENCY_BUCKETS),
+            replies: Default::default(),
+            redeliveries: Counter::default(),
+        }
+    }
+
+    /// Count one event answered with `status`.
+    pub fn answered(&self, status: u16) {
+        if let Some(c) = self.status.get(usize::from(status)) {
+            c.inc();
+        }
+    }
+
+    /// Events answered with `status` so far.
+    pub fn answered_with(&self, status: u16) -> u64 {
+        self.status.get(usize::from(status)).map_or(0, Counter::get)
+    }
+
+    /// Count one reply event: `in_response` true for the HTTP response, false for `reply.to`.
+    pub fn reply_sent(&self, in_response: bool) {
+        self.replies[usize::from(!in_response)].inc();
+    }
+}
+
+/// Series of one gateway, updated by its dispatcher.
+#[derive(Debug)]
+pub struct GatewayMetrics {
+    /// Flow requests by outcome, indexed like [`OUTCOMES`].
+    pub requests: [Counter; 5],
+    pub latency: Histogram,
+    pub docs: Histogram,
+    pub events: Histogram,
+    /// Requests the gateway did not accept; their events went back to the queue.
+    pub retries: Counter,
+    /// Requests sent as the single probe of a cold gateway.
+    pub probes: Counter,
+}
+
+impl GatewayMetrics {
+    pub fn new() -> GatewayMetrics {
+        GatewayMetrics {
+            requests: Default::default(),
+            latency: Histogram::new(&LATENCY_BUCKETS),
+            docs: Histogram::new(&SIZE_BUCKETS),
+            events: Histogram::new(&SIZE_BUCKETS),
+            retries: Counter::default(),
+            probes: Counter::default(),
+        }
+    }
+
+    /// Count one finished request with `outcome` (one of [`OUTCOMES`]) that took `seconds`.
+    pub fn request_done(&self, outcome: &str, seconds: f64) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.requests[i].inc();
+        }
+        self.latency.observe(seconds);
+    }
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        GatewayMetrics::new()
+    }
+}
+
+/// Queue state of one gateway, read at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayGauges {
+    pub gateway: String,
+    pub pending: u64,
+    pub in_flight: u64,
+    pub cold: bool,
+    pub overloaded: u64,
+}
+
+/// The registry: every series flowbridge exports.
+#[derive(Debug)]
+pub struct Metrics {
+    received: [Counter; 3],
+    pub unmatched_accepted: Counter,
+    pub unmatched_rejected: Counter,
+    rejected: [Counter; 14],
+    /// Deliveries answered before any event was read (bad body), by status code.
+    no_route: RouteMetrics,
+    routes: BTreeMap<String, RouteMetrics>,
+    gateways: BTreeMap<String, std::sync::Arc<GatewayMetrics>>,
+}
+
+impl Metrics {
+    /// A registry with the series of these routes and gateways.
+    pub fn new<'a>(
+        routes: impl IntoIterator<Item = &'a str>,
+        gateways: impl IntoIterator<Item = &'a str>,
+    ) -> Metrics {
+        Metrics {
+            received: Default::default(),
+            unmatched_accepted: Counter::default(),
+            unmatched_rejected: Counter::default(),
+            rejected: Default::default(),
+            no_route: RouteMetrics::new(),
+            routes: routes
+                .into_iter()
+                .map(|r| (r.to_owned(), RouteMetrics::new()))
+                .collect(),
+            gateways: gateways
+                .into_iter()
+                .map(|g| (g.to_owned(), std::sync::Arc::new(GatewayMetrics::new())))
+                .collect(),
+        }
+    }
+
+    /// Count `n` events received in `mode` (one of [`MODES`]).
+    pub fn received(&self, mode: &str, n: u64) {
+        if let Some(i) = MODES.iter().position(|m| *m == mode) {
+            self.received[i].add(n);
+        }
+    }
+
+    /// Count one error answer with `reason` (one of [`REASONS`]).
+    pub fn rejected(&self, reason: &str) {
+        if let Some(i) = REASONS.iter().position(|r| *r == reason) {
+            self.rejected[i].inc();
+        }
+    }
+
+    /// The series of `route`, or those of [`NO_ROUTE`] for an unknown name.
+    pub fn route(&self, route: &str) -> &RouteMetrics {
+        self.routes.get(route).unwrap_or(&self.no_route)
+    }
+
+    /// The series of `gateway` (shared with its dispatcher).
+    pub fn gateway(&self, gateway: &str) -> Option<std::sync::Arc<GatewayMetrics>> {
+        self.gateways.get(gateway).cloned()
+    }
+
+    /// The whole registry in the Prometheus text format, with the queue `gauges` read now and
+    /// `cesql_errors` from the process-wide counter.
+    pub fn render(&self, gauges: &[GatewayGauges], cesql_errors: u64) -> String {
+        let mut out = String::with_capacity(8 << 10);
+        let o = &mut out;
+
+        family(
+            o,
+            "flowbridge_events_received_total",
+            "counter",
+            "CloudEvents decoded from HTTP requests, by binding mode.",
+        );
+        for (mode, c) in MODES.iter().zip(&self.received) {
+            sample(
+                o,
+                "flowbridge_events_received_total",
+                &[("mode", mode)],
+                c.get(),
+            );
+        }
+        family(
+            o,
+            "flowbridge_events_matched_total",
+            "counter",
+            "Events that matched a route.",
+        );
+        for (route, m) in &self.routes {
+            sample(
+                o,
+                "flowbridge_events_matched_total",
+                &[("route", route)],
+                m.matched.get(),
+            );
+        }
+        family(
+            o,
+            "flowbridge_events_unmatched_total",
+            "counter",
+            "Events no route matched, by what `unmatched` did with them.",
+        );
+        sample(
+            o,
+            "flowbridge_events_unmatched_total",
+            &[("action", "accept")],
+            self.unmatched_accepted.get(),
+        );
+        sample(
+            o,
+            "flowbridge_events_unmatched_total",
+            &[("action", "reject")],
+            self.unmatched_rejected.get(),
+        );
+        family(
+            o,
+            "flowbridge_events_rejected_total",
+            "counter",
+            "Deliveries and events answered with an error status, by the error code of the body.",
+        );
+        for (reason, c) in REASONS.iter().zip(&self.rejected) {
+            sample(
+                o,
+                "flowbridge_events_rejected_total",
+                &[("reason", reason)],
+                c.get(),
+            );
+        }
+        family(
+            o,
+            "flowbridge_event_count_total",
+            "counter",
+            "Events (and unreadable deliveries, route _none) by route and the HTTP status of their outcome.",
+        );
+        let all_routes = || {
+            self.routes
+                .iter()
+                .map(|(r, m)| (r.as_str(), m))
+                .chain(std::iter::once((NO_ROUTE, &self.no_route)))
+        };
+        for (route, m) in all_routes() {
+            for (code, c) in m.status.iter().enumerate() {
+                let n = c.get();
+                if n > 0 {
+                    let code = code.to_string();
+                    sample(
+                        o,
+                        "flowbridge_event_count_total",
+                        &[("route", route), ("response_code", &code)],
+                        n,
+                    );
+                }
+            }
+        }
+        family(
+            o,
+            "flowbridge_event_dispatch_latencies_seconds",
+            "histogram",
+            "Time from routing an event to its answer (mapping, Flow request, reply), by route.",
+        );
+        for (route, m) in &self.routes {
+            histogram(
+                o,
+                "flowbridge_event_dispatch_latencies_seconds",
+                ("route", route),
+                &m.latency,
+            );
+        }
+        family(
+            o,
+            "flowbridge_replies_sent_total",
+            "counter",
+            "Reply events sent, by route and destination (HTTP response or reply.to sink).",
+        );
+        for (route, m) in &self.routes {
+            for (dest, c) in DESTINATIONS.iter().zip(&m.replies) {
+                sample(
+                    o,
+                    "flowbridge_replies_sent_total",
+                    &[("route", route), ("destination", dest)],
+                    c.get(),
+                );
+            }
+        }
+        family(
+            o,
+            "flowbridge_dedup_redeliveries_total",
+            "counter",
+            "Redeliveries answered from a route's dedup window without calling the Flow.",
+        );
+        for (route, m) in &self.routes {
+            sample(
+                o,
+                "flowbridge_dedup_redeliveries_total",
+                &[("route", route)],
+                m.redeliveries.get(),
+            );
+        }
+        family(
+            o,
+            "flowbridge_flow_requests_total",
+            "counter",
+            "Flow DataRequests answered, by gateway and outcome.",
+        );
+        for (gw, m) in &self.gateways {
+            for (outcome, c) in OUTCOMES.iter().zip(&m.requests) {
+                sample(
+                    o,
+                    "flowbridge_flow_requests_total",
+                    &[("gateway", gw), ("outcome", outcome)],
+                    c.get(),
+                );
+            }
+        }
+        family(
+            o,
+            "flowbridge_flow_request_duration_seconds",
+            "histogram",
+            "Duration of answered Flow requests, by gateway.",
+        );
+        for (gw, m) in &self.gateways {
+            histogram(
+                o,
+                "flowbridge_flow_request_duration_seconds",
+                ("gateway", gw),
+                &m.latency,
+            );
+        }
+        family(
+            o,
+            "flowbridge_flow_request_docs",
+            "histogram",
+            "Documents per Flow request sent, by gateway.",
+        );
+        for (gw, m) in &self.gateways {
+            histogram(o, "flowbridge_flow_request_docs", ("gateway", gw), &m.docs);
+        }
+        family(
+            o,
+            "flowbridge_flow_request_events",
+            "histogram",
+            "Events per Flow request sent (micro-batching), by gateway.",
+        );
+        for (gw, m) in &self.gateways {
+            histogram(
+                o,
+                "flowbridge_flow_request_events",
+                ("gateway", gw),
+                &m.events,
+            );
+        }
+        family(
+            o,
+            "flowbridge_flow_retries_total",
+            "counter",
+            "Flow requests the gateway did not accept (cold start, connect error); their events were queued again.",
+        );
+        for (gw, m) in &self.gateways {
+            sample(
+                o,
+                "flowbridge_flow_retries_total",
+                &[("gateway", gw)],
+                m.retries.get(),
+            );
+        }
+        family(
+            o,
+            "flowbridge_flow_cold_start_probes_total",
+            "counter",
+            "Flow requests sent as the single probe of a gateway that was not accepting.",
+        );
+        for (gw, m) in &self.gateways {
+            sample(
+                o,
+                "flowbridge_flow_cold_start_probes_total",
+                &[("gateway", gw)],
+                m.probes.get(),
+            );
+        }
+        let gauge_family = |o: &mut String,
+                            name: &str,
+                            kind: &str,
+                            help: &str,
+                            f: &dyn Fn(&GatewayGauges) -> u64| {
+            family(o, name, kind, help);
+            for g in gauges {
+                sample(o, name, &[("gateway", &g.gateway)], f(g));
+            }
+        };
+        gauge_family(
+            o,
+            "flowbridge_flow_in_flight_requests",
+            "gauge",
+            "Flow requests in flight now.",
+            &|g| g.in_flight,
+        );
+        gauge_family(
+            o,
+            "flowbridge_pending_events",
+            "gauge",
+            "Events waiting in the gateway's queue now.",
+            &|g| g.pending,
+        );
+        gauge_family(
+            o,
+            "flowbridge_gateway_cold",
+            "gauge",
+            "1 while the gateway is not accepting requests (events wait for a probe to succeed).",
+            &|g| u64::from(g.cold),
+        );
+        gauge_family(
+            o,
+            "flowbridge_events_overloaded_total",
+            "counter",
+            "Events refused with 429 because max_pending events already waited.",
+            &|g| g.overloaded,
+        );
+        family(
+            o,
+            "flowbridge_cesql_evaluation_errors_total",
+            "counter",
+            "cesql filter evaluations that failed with an error (the event was treated as not matching).",
+        );
+        sample(
+            o,
+            "flowbridge_cesql_evaluation_errors_total",
+            &[],
+            cesql_errors,
+        );
+        out
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn labels(out: &mut String, labels: &[(&str, &str)]) {
+    if labels.is_empty() {
+        return;
+    }
+    out.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
+}
+
+fn sample(out: &mut String, name: &str, l: &[(&str, &str)], value: u64) {
+    out.push_str(name);
+    labels(out, l);
+    let _ = writeln!(out, " {value}");
+}
+
+fn histogram(out: &mut String, name: &str, label: (&str, &str), h: &Histogram) {
+    let mut cumulative = 0;
+    for (bound, bucket) in h.bounds.iter().zip(&h.buckets) {
+        cumulative += bucket.load(Ordering::Relaxed);
+        let le = bound.to_string();
+        sample(
+            out,
+            &format!("{name}_bucket"),
+            &[label, ("le", &le)],
+            cumulative,
+        );
+    }
+    let count = h.count();
+    sample(
+        out,
+        &format!("{name}_bucket"),
+        &[label, ("le", "+Inf")],
+        count,
+    );
+    out.push_str(name);
+    out.push_str("_sum");
+    labels(out, &[label]);
+    let _ = writeln!(out, " {}", h.sum());
+    sample(out, &format!("{name}_count"), &[label], count);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str, series: &str) -> Option<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ').map(str::to_owned))
+    }
+
+    #[test]
+    fn counters_render_with_labels_and_types() {
+        let m = Metrics::new(["orders"], ["default"]);
+        m.received("binary", 2);
+        m.received("batched", 3);
+        m.rejected("invalid_event");
+        m.route("orders").matched.inc();
+        m.route("orders").answered(202);
+        m.route("orders").answered(202);
+        m.route("nonexistent").answered(413);
+        m.route("orders").reply_sent(false);
+        let text = m.render(
+            &[GatewayGauges {
+                gateway: "default".into(),
+                pending: 4,
+                in_flight: 1,
+                cold: true,
+                overloaded: 7,
+            }],
+            9,
+        );
+        let v = |s: &str| value(&text, s);
+        assert_eq!(
+            v("flowbridge_events_received_total{mode=\"binary\"}").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            v("flowbridge_events_received_total{mode=\"batched\"}").as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            v("flowbridge_events_received_total{mode=\"structured\"}").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            v("flowbridge_events_rejected_total{reason=\"invalid_event\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("flowbridge_event_count_total{route=\"orders\",response_code=\"202\"}").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            v("flowbridge_event_count_total{route=\"_none\",response_code=\"413\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("flowbridge_replies_sent_total{route=\"orders\",destination=\"sink\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("flowbridge_pending_events{gateway=\"default\"}").as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            v("flowbridge_gateway_cold{gateway=\"default\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("flowbridge_events_overloaded_total{gateway=\"default\"}").as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            v("flowbridge_cesql_evaluation_errors_total").as_deref(),
+            Some("9")
+        );
+        assert!(text.contains("# TYPE flowbridge_event_count_total counter\n"));
+        assert!(text.contains("# TYPE flowbridge_flow_request_duration_seconds histogram\n"));
+        // Every sample line is `name{labels} value` or `name value`; every family has a TYPE.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_default();
+            assert!(value.parse::<f64>().is_ok(), "bad value in {line:?}");
+            let name = series.split('{').next().unwrap_or_default();
+            let base = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(
+                text.contains(&format!("# TYPE {name} "))
+                    || text.contains(&format!("# TYPE {base} histogram")),
+                "no TYPE for {line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_with_sum_and_count() {
+        let m = Metrics::new(["r"], ["g"]);
+        let g = m.gateway("g").unwrap_or_default();
+        g.request_done("ok", 0.00390625);
+        g.request_done("ok", 0.25);
+        g.request_done("timeout", 100.0);
+        let text = m.render(&[], 0);
+        let v = |s: &str| value(&text, s);
+        let b = |le: &str| {
+            v(&format!(
+                "flowbridge_flow_request_duration_seconds_bucket{{gateway=\"g\",le=\"{le}\"}}"
+            ))
+        };
+        assert_eq!(b("0.005").as_deref(), Some("1"));
+        assert_eq!(b("0.1").as_deref(), Some("1"));
+        assert_eq!(b("0.5").as_deref(), Some("2"));
+        assert_eq!(b("0.25").as_deref(), Some("2"));
+        assert_eq!(b("60").as_deref(), Some("2"));
+        assert_eq!(b("+Inf").as_deref(), Some("3"));
+        assert_eq!(
+            v("flowbridge_flow_request_duration_seconds_count{gateway=\"g\"}").as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            v("flowbridge_flow_request_duration_seconds_sum{gateway=\"g\"}").as_deref(),
+            Some("100.25390625")
+        );
+        assert_eq!(
+            v("flowbridge_flow_requests_total{gateway=\"g\",outcome=\"ok\"}").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            v("flowbridge_flow_requests_total{gateway=\"g\",outcome=\"timeout\"}").as_deref(),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        sample(&mut out, "x", &[("a", "q\"b\\n\nz")], 1);
+        assert_eq!(out, "x{a=\"q\\\"b\\\\n\\nz\"} 1\n");
+    }
+}

@@ -162,7 +162,8 @@ def serve(args, gateway, log_name, concurrency=None):
         )
         target = ["--config", config]
     proc = spawn(
-        [args.bin, "serve", *target, "--port", port],
+        # No admin listener: runs follow each other quickly and must not race for its port.
+        [args.bin, "serve", *target, "--port", port, "--admin-listen", "off"],
         log_name,
         env={"RUST_LOG": args.rust_log} if args.rust_log else None,
     )
@@ -203,7 +204,10 @@ def measure_startup(args, gateway, runs=7):
     for i in range(runs):
         port = free_port()
         t0 = time.perf_counter()
-        proc = spawn([args.bin, "serve", "--gateway", gateway, "--port", port], "startup.log")
+        proc = spawn(
+            [args.bin, "serve", "--gateway", gateway, "--port", port, "--admin-listen", "off"],
+            "startup.log",
+        )
         while not connects(port):
             if proc.poll() is not None:
                 raise SystemExit(f"bench: flowbridge serve exited with {proc.returncode}")

@@ -49,7 +49,7 @@ echo "Flow ready"
 
 step "4/5 starting flowbridge on http://127.0.0.1:$PORT with config/demo.yaml"
 "$BIN" check --config config/demo.yaml
-setsid "$BIN" serve --config config/demo.yaml --port "$PORT" >"$LOGS/flowbridge.log" 2>&1 </dev/null &
+setsid "$BIN" serve --config config/demo.yaml --port "$PORT" --log-format text >"$LOGS/flowbridge.log" 2>&1 </dev/null &
 pids+=($!)
 wait_for "flowbridge" 30 curl -fsS "http://127.0.0.1:$PORT/readyz"
 

@@ -6,26 +6,12 @@
 
 mod support;
 
-use std::path::PathBuf;
+use support::{unique, write_config};
+
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{FlowBridge, HttpResponse, JinaFlow, shared_flow, try_http_request};
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-fn write_config(text: &str) -> PathBuf {
-    let dir = tempfile::Builder::new()
-        .prefix("flowbridge-delivery-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 fn post(port: u16, id: &str, ty: &str, reply: bool) -> HttpResponse {
     let mut headers = vec![

@@ -7,15 +7,13 @@
 
 mod support;
 
+use support::{unique, write_config};
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::{FlowBridge, HttpResponse, JinaFlow, shared_flow};
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
 
 /// The config every test shares: one route per behaviour, told apart by event type.
 fn config_for(flow_url: &str, extra: &str) -> PathBuf {
@@ -70,14 +68,7 @@ routes:
 {extra}
 "#
     );
-    let dir = tempfile::Builder::new()
-        .prefix("flowbridge-e2e-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+    write_config(&text)
 }
 
 fn bridge() -> (&'static JinaFlow, FlowBridge) {

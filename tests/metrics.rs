@@ -7,16 +7,14 @@
 
 mod support;
 
+use support::unique;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use support::{FlowBridge, http_request, shared_flow};
 
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-fn write_config(flow_url: &str) -> PathBuf {
+fn metrics_config(flow_url: &str) -> PathBuf {
     let text = format!(
         r#"
 unmatched: reject
@@ -36,14 +34,7 @@ routes:
     parameters: '{{"raise": true}}'
 "#
     );
-    let dir = tempfile::Builder::new()
-        .prefix("flowbridge-metrics-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+    support::write_config(&text)
 }
 
 /// Every sample of a text-format scrape by its series (`name{labels}`), checking that each
@@ -103,7 +94,7 @@ fn binary(bridge: &FlowBridge, id: &str, ty: &str, extra: &[(&str, &str)]) -> u1
 #[test]
 fn counters_after_a_known_mix_of_events_through_the_real_flow() {
     let flow = shared_flow();
-    let bridge = FlowBridge::start(&write_config(&flow.grpc_url()));
+    let bridge = FlowBridge::start(&metrics_config(&flow.grpc_url()));
 
     // Two ok events: binary asking for a reply (200), structured without (202).
     assert_eq!(
@@ -263,7 +254,7 @@ fn counters_after_a_known_mix_of_events_through_the_real_flow() {
 #[test]
 fn admin_listener_off_leaves_the_port_closed() {
     let flow = shared_flow();
-    let config = write_config(&flow.grpc_url());
+    let config = metrics_config(&flow.grpc_url());
     let config = config.to_string_lossy().into_owned();
     let bridge = FlowBridge::start_with(
         &["--config", &config, "--log-format", "json"],

@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::{unique, write_config};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -17,10 +19,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::{FlowBridge, JinaFlow, flowbridge_bin, repo_root, shared_flow};
 
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
 /// An example config from `config/`, pointed at the test Flow.
 fn example(name: &str, flow: &JinaFlow) -> PathBuf {
     let text = std::fs::read_to_string(repo_root().join("config").join(name)).unwrap();
@@ -28,18 +26,7 @@ fn example(name: &str, flow: &JinaFlow) -> PathBuf {
         "grpc://gateway.default.svc.cluster.local:8080",
         &flow.grpc_url(),
     );
-    write_temp(&text)
-}
-
-fn write_temp(text: &str) -> PathBuf {
-    let dir = tempfile::Builder::new()
-        .prefix("flowbridge-src-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    let path = dir.join("config.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+    write_config(&text)
 }
 
 fn record_for(flow: &JinaFlow, doc_id: &str) -> Value {
@@ -282,7 +269,7 @@ impl Sink {
 }
 
 fn sink_config(flow: &JinaFlow) -> PathBuf {
-    write_temp(&format!(
+    write_config(&format!(
         r#"
 gateways: {{ main: {{ url: {} }} }}
 routes:
@@ -442,7 +429,7 @@ fn check_accepts_every_example_config() {
 
 #[test]
 fn check_lists_every_error_with_its_path() {
-    let bad = write_temp(
+    let bad = write_config(
         r#"
 limits: { max_body: 1KiB }
 gateways:
@@ -476,12 +463,12 @@ routes:
     }
 
     let syntax =
-        write_temp("gateways:\n  main: { url: grpc://127.0.0.1:1 }\nroutes:\n  - name: [x\n");
+        write_config("gateways:\n  main: { url: grpc://127.0.0.1:1 }\nroutes:\n  - name: [x\n");
     let (code, _, err) = flowbridge(&["check", "--config", syntax.to_str().unwrap()]);
     assert_eq!(code, 64);
     assert!(err.contains("line "), "{err}");
 
-    let unknown = write_temp("gateways:\n  main: { url: grpc://127.0.0.1:1 }\nroutez: []\n");
+    let unknown = write_config("gateways:\n  main: { url: grpc://127.0.0.1:1 }\nroutez: []\n");
     let (code, _, err) = flowbridge(&["check", "--config", unknown.to_str().unwrap()]);
     assert_eq!(code, 64);
     assert!(err.contains("routez"), "{err}");

@@ -76,6 +76,24 @@ pub fn port_accepts(port: u16) -> bool {
 }
 
 /// A fresh directory under `target/tmp/` for one child's logs and files.
+/// A test-unique id: `<prefix>-<32 hex>`, so tests sharing one Flow can find their own records.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Writes `text` to `config.yaml` in a fresh directory that outlives the test (a flowbridge
+/// child process reads it) and returns the path.
+pub fn write_config(text: &str) -> PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix("flowbridge-config-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create a config directory: {e}"))
+        .keep();
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    path
+}
+
 fn scratch_dir(prefix: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(prefix)

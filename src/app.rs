@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::dedup::{self, Dedup};
@@ -27,10 +28,13 @@ const REPLY_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Run the sink until a shutdown signal arrives.
 pub async fn serve(config: Config) -> Result<(), String> {
-    let metrics = Arc::new(Metrics::new(
-        config.rules.routes.iter().map(|r| r.name.as_str()),
-        config.gateways.keys().map(String::as_str),
-    ));
+    let metrics = Arc::new(
+        Metrics::new(
+            config.rules.routes.iter().map(|r| r.name.as_str()),
+            config.gateways.keys().map(String::as_str),
+        )
+        .with_webhooks(config.webhooks.iter().map(|w| w.name.as_str())),
+    );
     let mut dispatchers = BTreeMap::new();
     for (name, spec) in &config.gateways {
         let client = FlowClient::new(spec).map_err(|e| format!("gateway {name}: {e}"))?;
@@ -77,6 +81,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
             "gateway configured"
         );
     }
+    let auth = Auth::from_config(&config);
+    log_auth(&config, &auth);
+    auth.prefetch().await;
     let state = Arc::new(AppState {
         config,
         dispatchers,
@@ -84,6 +91,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         replies,
         ready: AtomicBool::new(false),
         metrics,
+        auth,
     });
     let app = ingress::router(state.clone());
     if let Some(admin) = admin {
@@ -131,6 +139,27 @@ pub async fn serve(config: Config) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// One line per endpoint saying how it is protected; a warning for each open one.
+fn log_auth(config: &Config, auth: &Auth) {
+    match auth.main() {
+        Some(v) => info!(endpoint = "POST /", methods = ?v.method_names(), "inbound auth"),
+        None => warn!(
+            endpoint = "POST /",
+            "no auth configured: anyone who can reach this port can send events to the Flow \
+             (see docs/auth.md)"
+        ),
+    }
+    for w in &config.webhooks {
+        let endpoint = format!("POST /webhooks/{}", w.name);
+        match auth.webhook(&w.name) {
+            Some(v) => info!(endpoint = %endpoint, methods = ?v.method_names(), "inbound auth"),
+            None => {
+                warn!(endpoint = %endpoint, "no auth configured for this webhook: anyone who can reach this port can send events to the Flow (see docs/auth.md)")
+            }
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT; readiness turns false at once, in-flight requests finish.

@@ -18,6 +18,8 @@
 //!   per-route dedup window.
 //! * [`flow`]: the Jina gateway client; generated protobuf types never leave it.
 //! * [`reply`]: builds reply events and delivers them to a sink when configured.
+//! * [`auth`]: inbound auth (OIDC JWTs, static bearer tokens, webhook HMAC signatures); the
+//!   ingress asks it before an event goes anywhere.
 //! * [`config`]: parse → validate the YAML config, every error at once, before any socket opens.
 //! * [`cli`], [`telemetry`]: the command line, logging and the Prometheus metrics registry.
 //! * [`knative`]: `flowbridge knative`, `jina export kubernetes` output → Knative Services.
@@ -25,6 +27,7 @@
 //! * [`model`]: plain data shared by the modules (events, documents, Flow requests/responses).
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

@@ -13,6 +13,7 @@
 //! YAML crate: `serde_norway`, the maintained fork of `serde_yaml` with the same serde API
 //! (`serde_yaml` is archived and unmaintained).
 
+mod auth;
 mod path;
 pub mod raw;
 pub mod validate;
@@ -45,6 +46,10 @@ pub struct Config {
     pub rules: RuleSet,
     /// How long queued and in-flight events may take to finish after SIGTERM.
     pub shutdown_grace: std::time::Duration,
+    /// Inbound auth of `POST /` (and of webhooks without their own); `None`: open.
+    pub auth: Option<crate::auth::spec::AuthSpec>,
+    /// `POST /webhooks/<name>` endpoints.
+    pub webhooks: Vec<crate::auth::spec::WebhookSpec>,
     /// Suspicious but legal settings (a reply the route would match again, no routes), in
     /// document order; `flowbridge check` prints them, `serve` logs them.
     pub warnings: Vec<ConfigError>,

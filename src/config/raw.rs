@@ -26,6 +26,10 @@ pub struct RawConfig {
     /// `IP:port` of the admin listener (metrics, probes); `""` or `off` disables it; default
     /// `0.0.0.0:9095`.
     pub admin_listen: Option<String>,
+    /// Inbound auth of `POST /` (and of webhooks without their own `auth`).
+    pub auth: Option<RawAuth>,
+    /// Plain webhooks turned into CloudEvents at `POST /webhooks/<name>`.
+    pub webhooks: Option<Vec<RawWebhook>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,4 +123,70 @@ pub struct RawReply {
     pub data: Option<String>,
     /// An `http(s)` URL, or `$NAME` to read it from the environment at load.
     pub to: Option<String>,
+}
+
+/// An `auth:` block (top level or per webhook); any listed method passing accepts a request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub oidc: Option<RawOidc>,
+    pub bearer: Option<RawBearer>,
+    pub hmac: Option<RawHmac>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    pub issuer: Option<String>,
+    pub audiences: Option<Vec<String>>,
+    pub jwks_file: Option<String>,
+    pub jwks_url: Option<String>,
+    pub ca_file: Option<String>,
+    pub token_file: Option<String>,
+    pub subjects: Option<Vec<String>>,
+    /// Duration, `0s` allowed.
+    pub leeway: Option<Value>,
+    /// Duration.
+    pub refresh_interval: Option<Value>,
+    /// Duration, `0s` allowed.
+    pub refresh_min_interval: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBearer {
+    pub tokens_from: Option<Vec<RawSecretRef>>,
+}
+
+/// Where a secret is: exactly one of `file` and `env`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecretRef {
+    pub file: Option<String>,
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHmac {
+    pub header: Option<String>,
+    /// `sha256` (default) or `sha1`.
+    pub algorithm: Option<String>,
+    pub prefix: Option<String>,
+    /// `hex` (default) or `base64`.
+    pub encoding: Option<String>,
+    pub secret: Option<RawSecretRef>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub name: Option<String>,
+    pub source: Option<String>,
+    #[serde(rename = "type")]
+    pub ty: Option<String>,
+    pub type_header: Option<String>,
+    pub id_header: Option<String>,
+    pub subject_header: Option<String>,
+    pub auth: Option<RawAuth>,
 }

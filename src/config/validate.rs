@@ -141,6 +141,10 @@ pub fn validate(raw: RawConfig, ctx: &Context<'_>, report: &mut Report) -> Optio
         }
     }
 
+    let auth = super::auth::auth(raw.auth.as_ref(), &root.key("auth"), false, ctx, report);
+    let webhooks =
+        super::auth::webhooks(raw.webhooks.as_deref(), &root.key("webhooks"), ctx, report);
+
     if report.has_errors() {
         return None;
     }
@@ -152,6 +156,8 @@ pub fn validate(raw: RawConfig, ctx: &Context<'_>, report: &mut Report) -> Optio
         gateways,
         rules: RuleSet { routes },
         shutdown_grace: shutdown_grace?,
+        auth: auth?,
+        webhooks: webhooks?,
         warnings: Vec::new(),
     })
 }
@@ -180,7 +186,7 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(b))
 }
 
-const NAME_RULE: &str = "1-63 characters: lower-case letters, digits, '-', '_' and '.', starting with a letter or digit";
+pub(super) const NAME_RULE: &str = "1-63 characters: lower-case letters, digits, '-', '_' and '.', starting with a letter or digit";
 
 fn gateway(name: &str, raw: &RawGateway, path: &Path, report: &mut Report) -> Option<GatewaySpec> {
     let mut ok = true;
@@ -513,7 +519,7 @@ fn size(value: &Value, path: &Path, report: &mut Report) -> Option<usize> {
     }
 }
 
-fn duration(value: &Value, path: &Path, report: &mut Report) -> Option<Duration> {
+pub(super) fn duration(value: &Value, path: &Path, report: &mut Report) -> Option<Duration> {
     let parsed = match value {
         Value::String(s) => humantime::parse_duration(s.trim())
             .map_err(|e| format!("expected a duration such as 60s, 2m or 1m30s, got {s:?} ({e})")),

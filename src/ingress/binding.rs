@@ -139,6 +139,21 @@ pub fn is_json_media_type(media_type: &str) -> bool {
     }
 }
 
+/// The body of a plain (non-CloudEvents) request as event data, read by its `Content-Type` like
+/// a binary-mode body (JSON parsed, `text/*` as text, anything else as bytes): the content type
+/// and the data. Used by webhooks.
+pub fn plain_body(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Option<String>, Option<Data>), BindingError> {
+    let content_type = content_type(headers)?;
+    if let Some(ct) = &content_type {
+        check_media_type(ct).map_err(|rule| Fault::attr("datacontenttype", rule).single())?;
+    }
+    let data = binary_data(content_type.as_deref(), body).map_err(Fault::single)?;
+    Ok((content_type, data))
+}
+
 /// The context attributes both encodings write as strings, in spec order: the required ones, then
 /// `dataschema` (`schemaurl` in 0.3), `subject` and `time` when set. `datacontenttype` is not
 /// among them (binary mode carries it as `Content-Type`), nor are extensions.

@@ -5,6 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::{AuthError, Reason};
 use crate::flow::FlowError;
 use crate::ingress::binding::BindingError;
 use crate::rules::mapping::MappingError;
@@ -41,6 +42,16 @@ pub enum IngressError {
     },
     #[error("route {route}: gateway {gateway} is not configured")]
     NoGateway { route: String, gateway: String },
+    /// Refused by the endpoint's `auth` (401, 403 for a subject not allowed, 503 when the
+    /// issuer's keys cannot be loaded).
+    #[error("{endpoint}: not authorized ({error})")]
+    Auth { endpoint: String, error: AuthError },
+    #[error(
+        "no webhook named {name:?} (configured: {known:?}); webhooks are served at POST /webhooks/<name>"
+    )]
+    UnknownWebhook { name: String, known: Vec<String> },
+    #[error("webhook {name}: {message}")]
+    Webhook { name: String, message: String },
 }
 
 impl IngressError {
@@ -67,6 +78,13 @@ impl IngressError {
             },
             IngressError::ReplySink { .. } => StatusCode::BAD_GATEWAY,
             IngressError::NoGateway { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            IngressError::Auth { error, .. } => match error.reason {
+                Reason::SubjectNotAllowed => StatusCode::FORBIDDEN,
+                Reason::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNAUTHORIZED,
+            },
+            IngressError::UnknownWebhook { .. } => StatusCode::NOT_FOUND,
+            IngressError::Webhook { .. } => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -91,6 +109,13 @@ impl IngressError {
             },
             IngressError::ReplySink { .. } => "reply_sink_failed",
             IngressError::NoGateway { .. } => "internal",
+            IngressError::Auth { error, .. } => match error.reason {
+                Reason::SubjectNotAllowed => "forbidden",
+                Reason::KeysUnavailable => "auth_unavailable",
+                _ => "unauthenticated",
+            },
+            IngressError::UnknownWebhook { .. } => "unknown_webhook",
+            IngressError::Webhook { .. } => "invalid_webhook_request",
         }
     }
 
@@ -101,6 +126,9 @@ impl IngressError {
                 error: FlowError::Overloaded { .. },
                 ..
             } => Some(RETRY_AFTER_SECS),
+            IngressError::Auth { error, .. } if error.reason == Reason::KeysUnavailable => {
+                Some(RETRY_AFTER_SECS)
+            }
             _ => None,
         }
     }
@@ -135,6 +163,14 @@ pub fn error_response(error: &IngressError, prefix: &str) -> Response {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if let IngressError::Auth { error: auth, .. } = error
+        && error.status() == StatusCode::UNAUTHORIZED
+        && let Ok(value) = HeaderValue::from_str(&auth.challenge)
+    {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
     }
     response
 }
@@ -225,6 +261,41 @@ mod tests {
         for (error, status) in cases {
             assert_eq!(error.status().as_u16(), status, "{error}");
         }
+    }
+
+    fn auth(reason: Reason) -> IngressError {
+        IngressError::Auth {
+            endpoint: "POST /".into(),
+            error: AuthError {
+                method: "oidc",
+                reason,
+                detail: "token expired at 2030-01-01T00:00:00+00:00".into(),
+                challenge: "Bearer realm=\"flowbridge\", error=\"invalid_token\"".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn auth_statuses_and_challenge() {
+        let expired = error_response(&auth(Reason::Expired), "");
+        assert_eq!(expired.status().as_u16(), 401);
+        assert_eq!(
+            expired.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"flowbridge\", error=\"invalid_token\""
+        );
+        let forbidden = error_response(&auth(Reason::SubjectNotAllowed), "");
+        assert_eq!(forbidden.status().as_u16(), 403);
+        assert!(forbidden.headers().get(header::WWW_AUTHENTICATE).is_none());
+        assert_eq!(auth(Reason::SubjectNotAllowed).code(), "forbidden");
+        assert_eq!(auth(Reason::KeysUnavailable).status().as_u16(), 503);
+        assert_eq!(auth(Reason::Missing).code(), "unauthenticated");
+        let body = auth(Reason::Expired).body("");
+        assert!(body.contains("oidc: token expired"), "{body}");
+        let unknown = IngressError::UnknownWebhook {
+            name: "gh".into(),
+            known: vec!["github".into()],
+        };
+        assert_eq!(unknown.status().as_u16(), 404);
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! HTTP ingress: the axum router (`POST /` for CloudEvents, `GET /healthz`, `GET /readyz`, the
-//! CloudEvents webhook `OPTIONS` handshake), the admin router (`GET /metrics` and the probes),
-//! the bounded body read, and the per-event pipeline (route → map → Flow → reply), which counts
-//! each outcome once in the metrics registry. Submodules: [`binding`] (the CloudEvents HTTP binding) and
-//! [`error`] (the one place where errors become status codes).
+//! HTTP ingress: the axum router (`POST /` for CloudEvents, `POST /webhooks/<name>` for plain
+//! webhooks, `GET /healthz`, `GET /readyz`, the CloudEvents webhook `OPTIONS` handshake on both),
+//! the admin router (`GET /metrics` and the probes), the auth check ([`crate::auth`]) before an
+//! event is decoded, the bounded body read, and the per-event pipeline (route → map → Flow →
+//! reply), which counts each outcome once in the metrics registry. Submodules: [`binding`] (the
+//! CloudEvents HTTP binding), [`webhook`] (plain request → CloudEvent) and [`error`] (the one
+//! place where errors become status codes).
 
 pub mod binding;
 pub mod error;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,6 +25,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tracing::{info, warn};
 
+use crate::auth::Auth;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::dedup::{Claim, Dedup};
@@ -45,12 +49,18 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// The metrics registry (`/metrics` on the admin listener).
     pub metrics: Arc<Metrics>,
+    /// Inbound auth of `POST /` and each webhook, built from `config` by [`Auth::from_config`].
+    pub auth: Arc<Auth>,
 }
 
 /// The router for the event port.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", post(receive).options(webhook_handshake))
+        .route(
+            "/webhooks/{name}",
+            post(receive_webhook).options(named_webhook_handshake),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -98,6 +108,107 @@ async fn webhook_handshake(headers: HeaderMap) -> Response {
         h.insert("webhook-allowed-rate", HeaderValue::from_static("*"));
     }
     response
+}
+
+/// The handshake on `/webhooks/<name>`: 404 for a name that is not configured.
+async fn named_webhook_handshake(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match find_webhook(&state, &name) {
+        Ok(_) => webhook_handshake(headers).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn find_webhook<'a>(
+    state: &'a AppState,
+    name: &str,
+) -> Result<&'a crate::auth::spec::WebhookSpec, IngressError> {
+    state
+        .config
+        .webhooks
+        .iter()
+        .find(|w| w.name == name)
+        .ok_or_else(|| IngressError::UnknownWebhook {
+            name: error::truncate(name, 64),
+            known: state
+                .config
+                .webhooks
+                .iter()
+                .map(|w| w.name.clone())
+                .collect(),
+        })
+}
+
+/// Reads the body and runs `verifier` (if any): before reading when no method needs the body
+/// (a refused sender's body is never read), after otherwise. Refusals are logged and counted
+/// here, under `endpoint`.
+async fn authorized_body(
+    state: &AppState,
+    verifier: Option<&crate::auth::Verifier>,
+    endpoint: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, IngressError> {
+    let refuse = |error: crate::auth::AuthError| {
+        state
+            .metrics
+            .auth_failure(endpoint, error.method, error.reason);
+        warn!(endpoint, method = error.method, reason = error.reason.as_str(), error = %error.detail, "request refused by auth");
+        IngressError::Auth {
+            endpoint: format!("POST {endpoint}"),
+            error,
+        }
+    };
+    let Some(verifier) = verifier else {
+        return read_body(headers, body, state.config.max_body).await;
+    };
+    if !verifier.needs_body() {
+        verifier.check(headers, b"").await.map_err(refuse)?;
+        return read_body(headers, body, state.config.max_body).await;
+    }
+    let bytes = read_body(headers, body, state.config.max_body).await?;
+    verifier.check(headers, &bytes).await.map_err(refuse)?;
+    Ok(bytes)
+}
+
+async fn receive_webhook(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let spec = match find_webhook(&state, &name) {
+        Ok(spec) => spec,
+        Err(e) => return log_rejection(&state.metrics, e),
+    };
+    state.metrics.webhook_received(&spec.name);
+    let endpoint = metrics::webhook_endpoint(&spec.name);
+    let verifier = state.auth.webhook(&spec.name);
+    let body = match authorized_body(&state, verifier, &endpoint, &headers, body).await {
+        Ok(b) => b,
+        Err(e) => return log_rejection(&state.metrics, e),
+    };
+    let event = match webhook::to_event(spec, &headers, &body) {
+        Ok(event) => event,
+        Err(message) => {
+            return log_rejection(
+                &state.metrics,
+                IngressError::Webhook {
+                    name: spec.name.clone(),
+                    message,
+                },
+            );
+        }
+    };
+    let want_reply = prefers_reply(&headers);
+    match process(&state, event, want_reply).await {
+        Ok(Outcome::Accepted) => StatusCode::ACCEPTED.into_response(),
+        Ok(Outcome::Reply(reply)) => reply_response(&reply),
+        Err(e) => error_response(&e, ""),
+    }
 }
 
 /// Read at most `limit` bytes of body; 413 beyond (checked against `Content-Length` first, so an
@@ -152,7 +263,9 @@ enum Outcome {
 }
 
 async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_body(&headers, body, state.config.max_body).await {
+    let verifier = state.auth.main();
+    let body = match authorized_body(&state, verifier, metrics::MAIN_ENDPOINT, &headers, body).await
+    {
         Ok(b) => b,
         Err(e) => return log_rejection(&state.metrics, e),
     };

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::auth::{METHODS, Reason};
+
 /// The `route` label of events answered before a route was chosen (rejected bodies, unmatched
 /// events). Route names cannot start with `_`, so it never collides with a real route.
 pub const NO_ROUTE: &str = "_none";
@@ -33,7 +35,7 @@ pub const OUTCOMES: [&str; 5] = [
 
 /// Reasons an event or a delivery was answered with an error (`reason` label): the `code` of
 /// the error body ([`crate::ingress::error::IngressError::code`]).
-pub const REASONS: [&str; 14] = [
+pub const REASONS: [&str; 19] = [
     "not_cloudevent",
     "invalid_event",
     "body_too_large",
@@ -48,6 +50,11 @@ pub const REASONS: [&str; 14] = [
     "gateway_error",
     "reply_sink_failed",
     "internal",
+    "unauthenticated",
+    "forbidden",
+    "auth_unavailable",
+    "unknown_webhook",
+    "invalid_webhook_request",
 ];
 
 /// Where a reply event went (`destination` label).
@@ -219,11 +226,30 @@ pub struct Metrics {
     received: [Counter; 3],
     pub unmatched_accepted: Counter,
     pub unmatched_rejected: Counter,
-    rejected: [Counter; 14],
+    rejected: [Counter; REASONS.len()],
     /// Deliveries answered before any event was read (bad body), by status code.
     no_route: RouteMetrics,
     routes: BTreeMap<String, RouteMetrics>,
     gateways: BTreeMap<String, std::sync::Arc<GatewayMetrics>>,
+    /// Refused requests by endpoint (`/`, `/webhooks/<name>`), indexed
+    /// `[method * Reason::ALL.len() + reason]`.
+    auth_failures: BTreeMap<String, Vec<Counter>>,
+    /// Requests received by each webhook (before auth).
+    webhooks: BTreeMap<String, Counter>,
+}
+
+/// The `endpoint` label of `POST /`.
+pub const MAIN_ENDPOINT: &str = "/";
+
+/// The `endpoint` label of a webhook.
+pub fn webhook_endpoint(name: &str) -> String {
+    format!("/webhooks/{name}")
+}
+
+fn auth_counters() -> Vec<Counter> {
+    (0..METHODS.len() * Reason::ALL.len())
+        .map(|_| Counter::default())
+        .collect()
 }
 
 impl Metrics {
@@ -246,6 +272,36 @@ impl Metrics {
                 .into_iter()
                 .map(|g| (g.to_owned(), std::sync::Arc::new(GatewayMetrics::new())))
                 .collect(),
+            auth_failures: BTreeMap::from([(MAIN_ENDPOINT.to_string(), auth_counters())]),
+            webhooks: BTreeMap::new(),
+        }
+    }
+
+    /// This registry with the series of these webhooks.
+    pub fn with_webhooks<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Metrics {
+        for name in names {
+            self.webhooks.insert(name.to_owned(), Counter::default());
+            self.auth_failures
+                .insert(webhook_endpoint(name), auth_counters());
+        }
+        self
+    }
+
+    /// Count one request refused at `endpoint` by `method` (one of [`METHODS`]) for `reason`.
+    pub fn auth_failure(&self, endpoint: &str, method: &str, reason: Reason) {
+        let m = METHODS.iter().position(|x| *x == method);
+        let r = Reason::ALL.iter().position(|x| *x == reason);
+        if let (Some(counters), Some(m), Some(r)) = (self.auth_failures.get(endpoint), m, r)
+            && let Some(c) = counters.get(m * Reason::ALL.len() + r)
+        {
+            c.inc();
+        }
+    }
+
+    /// Count one request received by webhook `name`.
+    pub fn webhook_received(&self, name: &str) {
+        if let Some(c) = self.webhooks.get(name) {
+            c.inc();
         }
     }
 
@@ -530,6 +586,45 @@ impl Metrics {
         );
         family(
             o,
+            "flowbridge_auth_failures_total",
+            "counter",
+            "Requests refused by auth, by endpoint, method and reason (a series appears at its first failure).",
+        );
+        for (endpoint, counters) in &self.auth_failures {
+            for (i, c) in counters.iter().enumerate() {
+                let n = c.get();
+                let method = METHODS.get(i / Reason::ALL.len());
+                let reason = Reason::ALL.get(i % Reason::ALL.len());
+                if let (true, Some(method), Some(reason)) = (n > 0, method, reason) {
+                    sample(
+                        o,
+                        "flowbridge_auth_failures_total",
+                        &[
+                            ("endpoint", endpoint),
+                            ("method", method),
+                            ("reason", reason.as_str()),
+                        ],
+                        n,
+                    );
+                }
+            }
+        }
+        family(
+            o,
+            "flowbridge_webhook_requests_total",
+            "counter",
+            "Requests received on POST /webhooks/<name> (before auth), by webhook.",
+        );
+        for (name, c) in &self.webhooks {
+            sample(
+                o,
+                "flowbridge_webhook_requests_total",
+                &[("webhook", name)],
+                c.get(),
+            );
+        }
+        family(
+            o,
             "flowbridge_cesql_evaluation_errors_total",
             "counter",
             "cesql filter evaluations that failed with an error (the event was treated as not matching).",
@@ -733,6 +828,37 @@ mod tests {
         );
         assert_eq!(
             v("flowbridge_flow_requests_total{gateway=\"g\",outcome=\"timeout\"}").as_deref(),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn auth_failures_and_webhooks() {
+        let m = Metrics::new(["r"], ["g"]).with_webhooks(["github"]);
+        m.auth_failure("/", "oidc", Reason::Expired);
+        m.auth_failure("/", "oidc", Reason::Expired);
+        m.auth_failure("/webhooks/github", "hmac", Reason::BadSignature);
+        m.auth_failure("/webhooks/unknown", "hmac", Reason::BadSignature);
+        m.webhook_received("github");
+        let text = m.render(&[], 0);
+        let v = |s: &str| value(&text, s);
+        assert_eq!(
+            v("flowbridge_auth_failures_total{endpoint=\"/\",method=\"oidc\",reason=\"expired\"}")
+                .as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            v("flowbridge_auth_failures_total{endpoint=\"/webhooks/github\",method=\"hmac\",reason=\"bad_signature\"}")
+                .as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            text.matches("flowbridge_auth_failures_total{").count(),
+            2,
+            "only series that counted something"
+        );
+        assert_eq!(
+            v("flowbridge_webhook_requests_total{webhook=\"github\"}").as_deref(),
             Some("1")
         );
     }

@@ -1,0 +1,508 @@
+//! JSON Web Token verification (RFC 7519 / 7515 compact form) with ring: header, signature
+//! against a key of the issuer's [`KeySet`], then the claims (`iss`, `aud`, `exp`, `nbf`, `sub`).
+//! The signature is checked before any claim is trusted.
+//!
+//! Accepted algorithms: RS256/384/512, PS256/384/512 (RSA keys of at least 2048 bits), ES256
+//! (P-256) and ES384 (P-384). `none` and the HMAC family (`HS*`) are refused outright: a public
+//! key must never be usable as a shared secret. A key whose JWKS entry pins an `alg` only
+//! verifies tokens with that `alg`.
+//!
+//! Pure: no I/O, the time is a parameter.
+
+use base64::Engine as _;
+use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use serde_json::Value;
+
+use super::Reason;
+use super::jwks::{B64URL, Curve, Jwk, KeyMaterial, KeySet};
+
+/// Algorithms verified, as written in a JWT header.
+pub const ALGORITHMS: [&str; 8] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+];
+
+/// Longest echo of a claim value in a message.
+const MAX_ECHO: usize = 100;
+
+/// Why a token was refused (no part of the token in `detail` beyond claim values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+fn fail<T>(reason: Reason, detail: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure {
+        reason,
+        detail: detail.into(),
+    })
+}
+
+/// What the claims must satisfy.
+#[derive(Debug, Clone)]
+pub struct Policy<'a> {
+    pub issuer: &'a str,
+    pub audiences: &'a [String],
+    /// Empty: any subject.
+    pub subjects: &'a [String],
+    pub leeway_secs: u64,
+    /// Seconds since the Unix epoch.
+    pub now: u64,
+}
+
+/// The decoded (not yet verified) header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub alg: String,
+    pub kid: Option<String>,
+}
+
+/// A token split and decoded, signature not yet checked.
+#[derive(Debug)]
+pub struct Parsed<'t> {
+    pub header: Header,
+    signed: &'t str,
+    signature: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+fn echo(s: &str) -> String {
+    let cut: String = s.chars().take(MAX_ECHO).collect();
+    if cut.len() < s.len() {
+        format!("{cut:?}…")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
+/// Splits and decodes a compact JWT, and checks its `alg` is one we verify.
+pub fn parse(token: &str) -> Result<Parsed<'_>, Failure> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return fail(
+            Reason::Malformed,
+            "not a JWT: expected three base64url parts separated by dots",
+        );
+    };
+    let signed = &token[..h.len() + 1 + p.len()];
+    let header_bytes = B64URL.decode(h).map_err(|_| Failure {
+        reason: Reason::Malformed,
+        detail: "JWT header is not base64url".into(),
+    })?;
+    let header: Value = serde_json::from_slice(&header_bytes).map_err(|_| Failure {
+        reason: Reason::Malformed,
+        detail: "JWT header is not a JSON object".into(),
+    })?;
+    let Some(alg) = header.get("alg").and_then(Value::as_str) else {
+        return fail(Reason::Malformed, "JWT header has no `alg`");
+    };
+    if alg.eq_ignore_ascii_case("none") {
+        return fail(
+            Reason::UnsupportedAlgorithm,
+            "alg \"none\" (an unsigned token) is not accepted",
+        );
+    }
+    if alg.starts_with("HS") {
+        return fail(
+            Reason::UnsupportedAlgorithm,
+            format!(
+                "alg {} (shared-secret HMAC) is not accepted: tokens must be signed with the issuer's private key",
+                echo(alg)
+            ),
+        );
+    }
+    if !ALGORITHMS.contains(&alg) {
+        return fail(
+            Reason::UnsupportedAlgorithm,
+            format!(
+                "alg {} is not accepted; expected one of {ALGORITHMS:?}",
+                echo(alg)
+            ),
+        );
+    }
+    let kid = header
+        .get("kid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let payload = B64URL.decode(p).map_err(|_| Failure {
+        reason: Reason::Malformed,
+        detail: "JWT payload is not base64url".into(),
+    })?;
+    let signature = B64URL.decode(s).map_err(|_| Failure {
+        reason: Reason::Malformed,
+        detail: "JWT signature is not base64url".into(),
+    })?;
+    Ok(Parsed {
+        header: Header {
+            alg: alg.to_string(),
+            kid,
+        },
+        signed,
+        signature,
+        payload,
+    })
+}
+
+/// Verifies a parsed token against `keys` and `policy`; returns its subject (`sub`, may be empty).
+pub fn verify(parsed: &Parsed<'_>, keys: &KeySet, policy: &Policy<'_>) -> Result<String, Failure> {
+    let kid = parsed.header.kid.as_deref();
+    let Some(key) = keys.find(kid) else {
+        return match kid {
+            Some(kid) => fail(
+                Reason::UnknownKey,
+                format!(
+                    "key id {} is not in the issuer's key set (known: {:?})",
+                    echo(kid),
+                    keys.kids()
+                ),
+            ),
+            None => fail(
+                Reason::UnknownKey,
+                format!(
+                    "the token names no key (`kid`) and the key set has {} keys",
+                    keys.keys.len()
+                ),
+            ),
+        };
+    };
+    check_signature(parsed, key)?;
+    let claims: Value = serde_json::from_slice(&parsed.payload).map_err(|_| Failure {
+        reason: Reason::Malformed,
+        detail: "JWT payload is not a JSON object".into(),
+    })?;
+    if !claims.is_object() {
+        return fail(Reason::Malformed, "JWT payload is not a JSON object");
+    }
+    check_claims(&claims, policy)
+}
+
+fn check_signature(parsed: &Parsed<'_>, key: &Jwk) -> Result<(), Failure> {
+    let alg = parsed.header.alg.as_str();
+    let name = key
+        .kid
+        .as_deref()
+        .map_or_else(|| "the key".to_string(), echo);
+    if let Some(pinned) = &key.alg
+        && pinned != alg
+    {
+        return fail(
+            Reason::BadSignature,
+            format!(
+                "key {name} is for alg {}, the token says {alg}",
+                echo(pinned)
+            ),
+        );
+    }
+    let message = parsed.signed.as_bytes();
+    let sig = parsed.signature.as_slice();
+    let ok = match (&key.material, alg) {
+        (KeyMaterial::Rsa { n, e }, _) if alg.starts_with("RS") || alg.starts_with("PS") => {
+            let params: &signature::RsaParameters = match alg {
+                "RS256" => &signature::RSA_PKCS1_2048_8192_SHA256,
+                "RS384" => &signature::RSA_PKCS1_2048_8192_SHA384,
+                "RS512" => &signature::RSA_PKCS1_2048_8192_SHA512,
+                "PS256" => &signature::RSA_PSS_2048_8192_SHA256,
+                "PS384" => &signature::RSA_PSS_2048_8192_SHA384,
+                _ => &signature::RSA_PSS_2048_8192_SHA512,
+            };
+            RsaPublicKeyComponents { n, e }
+                .verify(params, message, sig)
+                .is_ok()
+        }
+        (KeyMaterial::Ec { curve, point }, "ES256" | "ES384") => {
+            let algorithm = match (curve, alg) {
+                (Curve::P256, "ES256") => &signature::ECDSA_P256_SHA256_FIXED,
+                (Curve::P384, "ES384") => &signature::ECDSA_P384_SHA384_FIXED,
+                _ => {
+                    return fail(
+                        Reason::BadSignature,
+                        format!("key {name} is on curve {curve:?}, which alg {alg} does not use"),
+                    );
+                }
+            };
+            UnparsedPublicKey::new(algorithm, point)
+                .verify(message, sig)
+                .is_ok()
+        }
+        (material, _) => {
+            let kty = match material {
+                KeyMaterial::Rsa { .. } => "an RSA key",
+                KeyMaterial::Ec { .. } => "an EC key",
+            };
+            return fail(
+                Reason::BadSignature,
+                format!("key {name} is {kty}, which alg {alg} does not use"),
+            );
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        fail(
+            Reason::BadSignature,
+            format!("signature does not verify with key {name} ({alg})"),
+        )
+    }
+}
+
+fn numeric(claims: &Value, name: &str) -> Result<Option<u64>, Failure> {
+    match claims.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(f) if f >= 0.0 => Ok(Some(f as u64)),
+            _ => fail(
+                Reason::Malformed,
+                format!("claim `{name}` is not a NumericDate"),
+            ),
+        },
+    }
+}
+
+fn rfc3339(secs: u64) -> String {
+    chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX), 0)
+        .map_or_else(|| secs.to_string(), |t| t.to_rfc3339())
+}
+
+fn check_claims(claims: &Value, policy: &Policy<'_>) -> Result<String, Failure> {
+    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+    if iss != policy.issuer {
+        return fail(
+            Reason::WrongIssuer,
+            format!(
+                "issuer {} not accepted; expected {:?}",
+                echo(iss),
+                policy.issuer
+            ),
+        );
+    }
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !audiences
+        .iter()
+        .any(|a| policy.audiences.iter().any(|p| p == a))
+    {
+        let shown: Vec<String> = audiences.iter().take(5).map(|a| echo(a)).collect();
+        return fail(
+            Reason::WrongAudience,
+            format!(
+                "audience [{}] not accepted; expected one of {:?}",
+                shown.join(", "),
+                policy.audiences
+            ),
+        );
+    }
+    let Some(exp) = numeric(claims, "exp")? else {
+        return fail(Reason::Malformed, "the token has no `exp` claim");
+    };
+    if policy.now > exp.saturating_add(policy.leeway_secs) {
+        return fail(
+            Reason::Expired,
+            format!(
+                "token expired at {} ({}s ago, leeway {}s)",
+                rfc3339(exp),
+                policy.now - exp,
+                policy.leeway_secs
+            ),
+        );
+    }
+    if let Some(nbf) = numeric(claims, "nbf")?
+        && policy.now.saturating_add(policy.leeway_secs) < nbf
+    {
+        return fail(
+            Reason::NotYetValid,
+            format!(
+                "token not valid before {} ({}s from now, leeway {}s)",
+                rfc3339(nbf),
+                nbf - policy.now,
+                policy.leeway_secs
+            ),
+        );
+    }
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !policy.subjects.is_empty() && !policy.subjects.iter().any(|s| s == sub) {
+        return fail(
+            Reason::SubjectNotAllowed,
+            format!("subject {} is not allowed", echo(sub)),
+        );
+    }
+    Ok(sub.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use serde_json::json;
+
+    fn ec_key() -> (EcdsaKeyPair, Jwk) {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let jwk = Jwk {
+            kid: Some("ec1".into()),
+            alg: None,
+            material: KeyMaterial::Ec {
+                curve: Curve::P256,
+                point: pair.public_key().as_ref().to_vec(),
+            },
+        };
+        (pair, jwk)
+    }
+
+    fn sign(pair: &EcdsaKeyPair, header: Value, claims: Value) -> String {
+        let h = B64URL.encode(header.to_string());
+        let p = B64URL.encode(claims.to_string());
+        let signed = format!("{h}.{p}");
+        let sig = pair.sign(&SystemRandom::new(), signed.as_bytes()).unwrap();
+        format!("{signed}.{}", B64URL.encode(sig.as_ref()))
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn policy<'a>(aud: &'a [String], subjects: &'a [String]) -> Policy<'a> {
+        Policy {
+            issuer: "https://issuer.test",
+            audiences: aud,
+            subjects,
+            leeway_secs: 30,
+            now: NOW,
+        }
+    }
+
+    fn claims() -> Value {
+        json!({"iss": "https://issuer.test", "aud": ["sink"], "sub": "system:serviceaccount:ns:sa",
+               "exp": NOW + 60, "nbf": NOW - 60})
+    }
+
+    fn check(token: &str, keys: &KeySet, subjects: &[String]) -> Result<String, Failure> {
+        let aud = vec!["sink".to_string()];
+        let parsed = parse(token)?;
+        verify(&parsed, keys, &policy(&aud, subjects))
+    }
+
+    fn with(mut v: Value, k: &str, x: Value) -> Value {
+        v[k] = x;
+        v
+    }
+
+    #[test]
+    fn es256_claims_table() {
+        let (pair, jwk) = ec_key();
+        let keys = KeySet { keys: vec![jwk] };
+        let header = json!({"alg": "ES256", "kid": "ec1"});
+        let ok = sign(&pair, header.clone(), claims());
+        assert_eq!(
+            check(&ok, &keys, &[]).unwrap(),
+            "system:serviceaccount:ns:sa"
+        );
+        let cases = [
+            (with(claims(), "exp", json!(NOW - 31)), Reason::Expired),
+            (with(claims(), "nbf", json!(NOW + 31)), Reason::NotYetValid),
+            (
+                with(claims(), "iss", json!("https://other")),
+                Reason::WrongIssuer,
+            ),
+            (with(claims(), "aud", json!("other")), Reason::WrongAudience),
+            (with(claims(), "exp", Value::Null), Reason::Malformed),
+        ];
+        for (c, reason) in cases {
+            let t = sign(&pair, header.clone(), c.clone());
+            assert_eq!(check(&t, &keys, &[]).unwrap_err().reason, reason, "{c}");
+        }
+        // Within the leeway.
+        let t = sign(
+            &pair,
+            header.clone(),
+            with(claims(), "exp", json!(NOW - 29)),
+        );
+        assert!(check(&t, &keys, &[]).is_ok());
+        // Subjects.
+        let other = vec!["system:serviceaccount:ns:other".to_string()];
+        let e = check(&ok, &keys, &other).unwrap_err();
+        assert_eq!(e.reason, Reason::SubjectNotAllowed);
+        assert!(
+            e.detail.contains("system:serviceaccount:ns:sa"),
+            "{}",
+            e.detail
+        );
+    }
+
+    #[test]
+    fn audience_message_names_both_sides() {
+        let (pair, jwk) = ec_key();
+        let keys = KeySet { keys: vec![jwk] };
+        let t = sign(
+            &pair,
+            json!({"alg": "ES256", "kid": "ec1"}),
+            with(claims(), "aud", json!("x")),
+        );
+        let e = check(&t, &keys, &[]).unwrap_err();
+        assert_eq!(
+            e.detail,
+            r#"audience ["x"] not accepted; expected one of ["sink"]"#
+        );
+    }
+
+    #[test]
+    fn signature_kid_and_algorithm_failures() {
+        let (pair, jwk) = ec_key();
+        let (other, _) = ec_key();
+        let keys = KeySet { keys: vec![jwk] };
+        let forged = sign(&other, json!({"alg": "ES256", "kid": "ec1"}), claims());
+        assert_eq!(
+            check(&forged, &keys, &[]).unwrap_err().reason,
+            Reason::BadSignature
+        );
+        let unknown = sign(&pair, json!({"alg": "ES256", "kid": "nope"}), claims());
+        assert_eq!(
+            check(&unknown, &keys, &[]).unwrap_err().reason,
+            Reason::UnknownKey
+        );
+        let no_kid = sign(&pair, json!({"alg": "ES256"}), claims());
+        assert!(
+            check(&no_kid, &keys, &[]).is_ok(),
+            "one key: used without a kid"
+        );
+        let wrong_alg = sign(&pair, json!({"alg": "RS256", "kid": "ec1"}), claims());
+        assert_eq!(
+            check(&wrong_alg, &keys, &[]).unwrap_err().reason,
+            Reason::BadSignature
+        );
+        // alg none: header + payload + empty signature.
+        let none = format!(
+            "{}.{}.",
+            B64URL.encode(json!({"alg": "none"}).to_string()),
+            B64URL.encode(claims().to_string())
+        );
+        assert_eq!(
+            check(&none, &keys, &[]).unwrap_err().reason,
+            Reason::UnsupportedAlgorithm
+        );
+        let hs = format!(
+            "{}.{}.AAAA",
+            B64URL.encode(json!({"alg": "HS256", "kid": "ec1"}).to_string()),
+            B64URL.encode(claims().to_string())
+        );
+        assert_eq!(
+            check(&hs, &keys, &[]).unwrap_err().reason,
+            Reason::UnsupportedAlgorithm
+        );
+        for bad in ["", "a.b", "a.b.c.d", "!!.e30.AA"] {
+            assert_eq!(
+                check(bad, &keys, &[]).unwrap_err().reason,
+                Reason::Malformed,
+                "{bad}"
+            );
+        }
+    }
+}

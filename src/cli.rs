@@ -345,6 +345,20 @@ fn check(args: &ConfigArgs) -> ExitCode {
         );
     }
     println!(
+        "auth POST /: {}",
+        crate::auth::spec::describe(config.auth.as_ref())
+    );
+    for w in &config.webhooks {
+        println!(
+            "webhook {}: POST /webhooks/{} → type {}, source {}; auth {}",
+            w.name,
+            w.name,
+            w.describe_type(),
+            w.source,
+            crate::auth::spec::describe(w.auth.as_ref().or(config.auth.as_ref())),
+        );
+    }
+    println!(
         "ok: {} route(s), {} gateway(s), listen {}, unmatched {}",
         config.rules.routes.len(),
         config.gateways.len(),

@@ -95,14 +95,16 @@ impl Reason {
         }
     }
 
-    /// Which failure wins when every method failed: a refused identity (403) over a bad
-    /// credential over an unavailable verifier over no credential at all.
+    /// Which failure wins when every method failed: a refused identity (403) over a credential
+    /// the method could read but not accept, over one it could not read (a static token is
+    /// not a JWT), over an unavailable verifier, over no credential at all.
     fn rank(self) -> u8 {
         match self {
-            Reason::SubjectNotAllowed => 3,
+            Reason::SubjectNotAllowed => 4,
             Reason::Missing => 0,
             Reason::KeysUnavailable => 1,
-            _ => 2,
+            Reason::Malformed => 2,
+            _ => 3,
         }
     }
 }

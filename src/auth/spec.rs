@@ -134,3 +134,48 @@ pub struct WebhookSpec {
     /// The webhook's own auth; `None` = the top-level `auth`.
     pub auth: Option<AuthSpec>,
 }
+
+impl WebhookSpec {
+    /// `com.github.{header} ({header} = X-GitHub-Event)`, for `check`.
+    pub fn describe_type(&self) -> String {
+        match &self.type_header {
+            Some(h) => format!("{} ({{header}} = {h})", self.ty),
+            None => self.ty.clone(),
+        }
+    }
+}
+
+/// One line describing an `auth:` block, for `flowbridge check` (never a secret).
+pub fn describe(spec: Option<&AuthSpec>) -> String {
+    let Some(spec) = spec else {
+        return "none (open: every request is accepted)".to_string();
+    };
+    let mut parts = Vec::new();
+    if let Some(o) = &spec.oidc {
+        let keys = match &o.jwks {
+            JwksSource::File(p) => format!("keys from {}", p.display()),
+            JwksSource::Url(u) => format!("keys from {u}"),
+            JwksSource::Discovery => "keys by discovery".to_string(),
+        };
+        let subjects = if o.subjects.is_empty() {
+            "any subject".to_string()
+        } else {
+            format!("subjects {:?}", o.subjects)
+        };
+        parts.push(format!(
+            "oidc (issuer {}, audiences {:?}, {subjects}, {keys})",
+            o.issuer, o.audiences
+        ));
+    }
+    if let Some(b) = &spec.bearer {
+        parts.push(format!("bearer ({} token(s))", b.tokens.len()));
+    }
+    if let Some(h) = &spec.hmac {
+        let alg = match h.algorithm {
+            HmacAlgorithm::Sha256 => "sha256",
+            HmacAlgorithm::Sha1 => "sha1",
+        };
+        parts.push(format!("hmac ({alg} in {})", h.header));
+    }
+    parts.join(" or ")
+}

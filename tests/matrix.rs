@@ -574,7 +574,9 @@ fn every_cell_sees_the_same_documents() {
     let text_id = format!("{run}-text");
     let arrays_id = format!("{run}-arrays");
     let blob_id = format!("{run}-blob");
-    let events: Vec<(String, Box<dyn Fn(&FlowBridge) -> HttpResponse>)> = vec![
+    // (id of a document the event makes, how to send the event)
+    type Send = Box<dyn Fn(&FlowBridge) -> HttpResponse>;
+    let events: Vec<(String, Send)> = vec![
         (text_id.clone(), {
             let id = text_id.clone();
             Box::new(move |b| {

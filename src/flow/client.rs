@@ -250,6 +250,27 @@ impl FlowClient {
         })
     }
 
+    /// Check one event's documents against what the gateway is known to accept (without asking
+    /// it): the v2 HTTP gateway refuses some documents (`flow::json`). Checked per event so that
+    /// one event's refusal does not fail the others batched with it.
+    pub async fn admit(&self, docs: &PreparedDocs) -> Result<(), FlowError> {
+        if !matches!(self.transport, Transport::Http(_)) {
+            return Ok(());
+        }
+        let known = self.known.lock().await.as_ref().map(|(g, _)| g.format);
+        if known != Some(DocFormat::V2) {
+            return Ok(());
+        }
+        for (i, d) in docs.docs.iter().enumerate() {
+            super::json::document_to_v2(d, &format!("docs[{i}]")).map_err(|e| {
+                FlowError::InvalidRequest {
+                    message: e.to_string(),
+                }
+            })?;
+        }
+        Ok(())
+    }
+
     /// What the gateway speaks: asked once (see the module docs), then cached until a
     /// connection loss. A gateway that cannot be reached is [`SendError::NotAccepted`].
     pub(crate) async fn gateway(&self) -> Result<Gateway, SendError> {
@@ -313,7 +334,7 @@ impl FlowClient {
     }
 
     /// A configured format that differs from the reported one fails the request.
-    fn check_format(&self, gateway: &Gateway) -> Result<(), SendError> {
+    pub(crate) fn check_format(&self, gateway: &Gateway) -> Result<(), SendError> {
         let configured = match self.spec.docarray {
             DocarrayMode::Auto => return Ok(()),
             DocarrayMode::V1 => DocFormat::V1,

@@ -57,7 +57,7 @@ pub async fn probe(spec: &GatewaySpec) -> ProbeReport {
             mismatch: None,
         };
     };
-    let mismatch = match client.gateway().await {
+    let mismatch = match client.check_format(&gateway) {
         Err(SendError::Failed(e)) => Some(e.to_string()),
         _ => None,
     };

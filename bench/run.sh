@@ -20,7 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export JINA_OPTOUT_TELEMETRY=1
 venv="${FLOWBRIDGE_JINA_VENV:-$HOME/.cache/flowbridge/jina-venv}"
 
-./scripts/jina-env.sh
+./scripts/jina-env.sh v1
 echo "bench: building release binaries (the first build takes a few minutes)" >&2
 cargo build --release --quiet --features null-gateway --bin flowbridge --example null_gateway
 

@@ -35,7 +35,7 @@ wait_for() { # wait_for <what> <seconds> <command...>
 }
 
 step "1/5 Jina environment (Python venv with jina 3.34 + docarray 0.21, cached in $VENV)"
-./scripts/jina-env.sh
+./scripts/jina-env.sh v1
 
 step "2/5 building flowbridge"
 cargo build --quiet

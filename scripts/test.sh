@@ -3,8 +3,9 @@
 #
 #   ./scripts/test.sh
 #
-# 1. scripts/jina-env.sh: the Python 3.11 venv with jina, docarray and the cloudevents SDK
-#    (created once, cached in ${FLOWBRIDGE_JINA_VENV:-~/.cache/flowbridge/jina-venv}).
+# 1. scripts/jina-env.sh: the two Python 3.11 venvs with jina, docarray and the cloudevents SDK,
+#    created once and cached: docarray v1 in ${FLOWBRIDGE_JINA_VENV:-~/.cache/flowbridge/jina-venv},
+#    docarray v2 in ${FLOWBRIDGE_JINA_V2_VENV:-~/.cache/flowbridge/jina-v2-venv}.
 # 2. cargo fmt --check
 # 3. cargo clippy --all-targets -- -D warnings, and again with the feature null-gateway (the
 #    benchmarks' null gateway, examples/null_gateway.rs), so the bench harness keeps compiling.
@@ -19,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export FLOWBRIDGE_JINA_VENV="${FLOWBRIDGE_JINA_VENV:-$HOME/.cache/flowbridge/jina-venv}"
+export FLOWBRIDGE_JINA_V2_VENV="${FLOWBRIDGE_JINA_V2_VENV:-$HOME/.cache/flowbridge/jina-v2-venv}"
 export JINA_OPTOUT_TELEMETRY=1
 
 now() { date +%s.%N; }
@@ -38,7 +40,7 @@ step() {
 }
 
 total_start="$(now)"
-step jina-env ./scripts/jina-env.sh
+step jina-env ./scripts/jina-env.sh all
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets -- -D warnings
 step clippy-bench cargo clippy --all-targets --features null-gateway -- -D warnings

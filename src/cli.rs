@@ -38,8 +38,10 @@ pub enum Command {
     )]
     Serve(ServeArgs),
     /// Validate a config; print one line per route. Exit 0, or 64 listing every error.
-    #[command(after_help = "Example:\n  flowbridge check --config config/demo.yaml")]
-    Check(ConfigArgs),
+    #[command(
+        after_help = "Example:\n  flowbridge check --config config/demo.yaml\n  flowbridge check --config config/demo.yaml --probe\n\nWith --probe each gateway is asked once what it speaks (protocol, docarray, jina) and which\nendpoints it serves; a route endpoint it does not serve is a warning (exit stays 0).\nExit 2 when a gateway cannot be reached or reports another docarray than configured."
+    )]
+    Check(CheckArgs),
     /// Show which route each event matches and the exact Jina request it becomes (no gateway needed).
     #[command(
         after_help = "Example:\n  flowbridge explain --config config/demo.yaml event.json\n  echo '{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"t\"}' | flowbridge explain -"
@@ -72,6 +74,18 @@ pub struct ConfigArgs {
     #[arg(long, env = "FLOWBRIDGE_GATEWAY")]
     pub gateway: Option<String>,
 }
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Also connect to each gateway: print what it speaks and check the routes' endpoints.
+    #[arg(long)]
+    pub probe: bool,
+}
+
+/// `check --probe`: a gateway could not be reached, or speaks another docarray than configured.
+pub const EXIT_PROBE: u8 = 2;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -218,7 +232,14 @@ pub fn main() -> ExitCode {
     };
     crate::telemetry::init(json_logs);
     match cli.command {
-        Command::Check(args) => check(&args),
+        Command::Check(args) => {
+            let code = check(&args.config);
+            if args.probe && code == ExitCode::SUCCESS {
+                with_runtime(probe(args.config))
+            } else {
+                code
+            }
+        }
         Command::Explain(args) => explain(&args),
         Command::Serve(args) => with_runtime(serve(args)),
         Command::Send(args) => with_runtime(send(args)),
@@ -369,6 +390,74 @@ fn check(args: &ConfigArgs) -> ExitCode {
         }
     );
     ExitCode::SUCCESS
+}
+
+/// `check --probe`: ask every gateway, then check each route's literal endpoint against what its
+/// gateway serves.
+async fn probe(args: ConfigArgs) -> ExitCode {
+    use crate::rules::mapping::Expr;
+    let config = match load(&args, None) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut failed = false;
+    for (name, spec) in &config.gateways {
+        let report = crate::flow::probe::probe(spec).await;
+        let gateway = match &report.gateway {
+            Ok(g) => g,
+            Err(e) => {
+                println!("probe gateway {name} ({}): error: {e}", spec.url);
+                failed = true;
+                continue;
+            }
+        };
+        println!(
+            "probe gateway {name} ({}): {}, docarray {} ({}), jina {}, configured docarray: {}",
+            spec.url,
+            gateway.protocol,
+            gateway.docarray.as_deref().unwrap_or("not reported"),
+            gateway.format.as_str(),
+            gateway.jina.as_deref().unwrap_or("not reported"),
+            spec.docarray.as_str(),
+        );
+        if let Some(mismatch) = &report.mismatch {
+            println!("probe gateway {name}: error: {mismatch}");
+            failed = true;
+        }
+        match &report.endpoints {
+            Ok(served) => println!(
+                "probe gateway {name}: serves endpoints {}",
+                served.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            Err(why) => println!("probe gateway {name}: endpoints: {why}"),
+        }
+        let Ok(served) = &report.endpoints else {
+            continue;
+        };
+        for route in config.rules.routes.iter().filter(|r| &r.gateway == name) {
+            let endpoint = match &route.mapping.spec.endpoint {
+                None => "/".to_owned(),
+                Some(Expr::Literal(e)) => e.clone(),
+                Some(Expr::Cel(_)) => {
+                    println!(
+                        "note: route {}: endpoint is computed per event (cel); not checked",
+                        route.name
+                    );
+                    continue;
+                }
+            };
+            match crate::flow::probe::check_endpoint(served, &endpoint) {
+                Ok(None) => {}
+                Ok(Some(note)) => println!("note: route {}: {note}", route.name),
+                Err(warning) => println!("warning: route {}: {warning}", route.name),
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(EXIT_PROBE)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// One-line summary of a route's mapping for `check`.

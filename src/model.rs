@@ -156,8 +156,11 @@ pub struct FlowResponse {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewaySpec {
     pub name: String,
-    /// `grpc://host:port` (h2c) or `grpcs://host:port` (TLS).
+    /// `grpc://host:port` (h2c) or `grpcs://host:port` (TLS): the gRPC gateway;
+    /// `http://host:port`: the HTTP gateway.
     pub url: String,
+    /// Which docarray document format the gateway speaks (`auto`: ask it).
+    pub docarray: DocarrayMode,
     /// Deadline of one Flow request once sent (waiting for the gateway is `connect_timeout`).
     pub timeout: Duration,
     /// Largest gRPC message flowbridge decodes from the gateway.
@@ -255,6 +258,27 @@ impl GatewaySpec {
             max_pending: 10_000,
             batch: BatchSpec::default(),
             retry: RetrySpec::default(),
+            docarray: DocarrayMode::Auto,
+        }
+    }
+}
+
+/// The document format of a gateway, as configured (`docarray: v1 | v2 | auto`). A jina gateway
+/// speaks docarray v1 when docarray < 0.30 is installed next to it, v2 otherwise; nothing on the
+/// wire says which, so `auto` asks the gateway's status (`_status` / `GET /status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocarrayMode {
+    V1,
+    V2,
+    Auto,
+}
+
+impl DocarrayMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocarrayMode::V1 => "v1",
+            DocarrayMode::V2 => "v2",
+            DocarrayMode::Auto => "auto",
         }
     }
 }

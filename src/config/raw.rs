@@ -57,6 +57,8 @@ pub struct RawGateway {
     pub max_pending: Option<Value>,
     pub batch: Option<RawBatch>,
     pub retry: Option<RawRetry>,
+    /// `v1`, `v2` or `auto` (default): the gateway's docarray document format.
+    pub docarray: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -231,14 +231,21 @@ fn embedded_default_takes_the_gateway_override() {
     let c = load(None, &overrides).expect("default config");
     assert_eq!(c.gateways["default"].url, "grpcs://flow.example.com:443");
 
-    let bad = Overrides {
+    let http = Overrides {
         gateway: Some("http://flow:80".into()),
+        port: None,
+    };
+    let c = load(None, &http).expect("an HTTP gateway");
+    assert_eq!(c.gateways["default"].url, "http://flow:80");
+
+    let bad = Overrides {
+        gateway: Some("ws://flow:80".into()),
         port: None,
     };
     let errs = errors_of(load(None, &bad));
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
-        errs[0].starts_with("--gateway / FLOWBRIDGE_GATEWAY: unsupported scheme http://"),
+        errs[0].starts_with("--gateway / FLOWBRIDGE_GATEWAY: unsupported scheme ws://"),
         "{errs:?}"
     );
 }
@@ -407,8 +414,12 @@ fn bad_duration() {
 fn bad_gateway_urls() {
     let gw = |u: &str| format!("gateways:\n  default: {{url: \"{u}\"}}\nroutes: [{{name: r}}]\n");
     one_error(
-        &gw("http://h:1"),
-        "gateways.default.url: unsupported scheme http:// in \"http://h:1\"; use grpc://",
+        &gw("https://h:1"),
+        "gateways.default.url: \"https://h:1\": https:// HTTP gateways are not supported",
+    );
+    one_error(
+        &gw("ftp://h:1"),
+        "gateways.default.url: unsupported scheme ftp:// in \"ftp://h:1\"; use grpc://",
     );
     one_error(
         &gw("grpc://h"),
@@ -806,7 +817,7 @@ routes:
 listen: nonsense
 gateways:
   default:
-    url: http://h:1
+    url: ws://h:1
     timeout: never
 limits: {max_body: 10}
 "#;
@@ -1151,4 +1162,30 @@ fn empty_auth_and_bad_jwks_file_are_errors() {
         "auth.oidc.jwks_file:",
     );
     assert!(e.contains("no usable signature key"), "{e}");
+}
+
+#[test]
+fn docarray_defaults_to_auto_and_rejects_other_values() {
+    let gw = |d: &str| {
+        format!("gateways:\n  default: {{url: \"grpc://h:1\"{d}}}\nroutes: [{{name: r}}]\n")
+    };
+    let c = parse(&gw("")).expect("valid");
+    assert_eq!(
+        c.gateways["default"].docarray,
+        crate::model::DocarrayMode::Auto
+    );
+    let c = parse(&gw(", docarray: v2")).expect("valid");
+    assert_eq!(
+        c.gateways["default"].docarray,
+        crate::model::DocarrayMode::V2
+    );
+    let c = parse(&gw(", docarray: v1")).expect("valid");
+    assert_eq!(
+        c.gateways["default"].docarray,
+        crate::model::DocarrayMode::V1
+    );
+    one_error(
+        &gw(", docarray: v3"),
+        "gateways.default.docarray: expected v1 (docarray < 0.30), v2 (docarray >= 0.30) or auto",
+    );
 }

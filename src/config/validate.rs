@@ -15,7 +15,7 @@ use serde_norway::Value;
 use super::Config;
 use super::path::{Path, Report};
 use super::raw::{RawBatch, RawConfig, RawFilter, RawGateway, RawReply, RawRetry, RawRoute};
-use crate::model::{BatchSpec, GRPC_CODES, GatewaySpec, RetrySpec};
+use crate::model::{BatchSpec, DocarrayMode, GRPC_CODES, GatewaySpec, RetrySpec};
 use crate::rules::cel::Predicate;
 use crate::rules::filter::{Filter, is_valid_attribute_name};
 use crate::rules::mapping::{Expr, FieldError, Mapping, MappingSpec, ReplyData};
@@ -240,6 +240,23 @@ fn gateway(name: &str, raw: &RawGateway, path: &Path, report: &mut Report) -> Op
     };
     let batch = batch(raw.batch.as_ref(), &path.key("batch"), report);
     let retry = retry(raw.retry.as_ref(), &path.key("retry"), report);
+    let docarray = match &raw.docarray {
+        None => Some(DocarrayMode::Auto),
+        Some(Value::String(s)) if s.trim() == "v1" => Some(DocarrayMode::V1),
+        Some(Value::String(s)) if s.trim() == "v2" => Some(DocarrayMode::V2),
+        Some(Value::String(s)) if s.trim() == "auto" => Some(DocarrayMode::Auto),
+        Some(other) => {
+            report.error(
+                path.key("docarray"),
+                format!(
+                    "expected v1 (docarray < 0.30), v2 (docarray >= 0.30) or auto (ask the \
+                     gateway), got {}",
+                    show(other)
+                ),
+            );
+            None
+        }
+    };
     if !ok {
         return None;
     }
@@ -254,6 +271,7 @@ fn gateway(name: &str, raw: &RawGateway, path: &Path, report: &mut Report) -> Op
         max_pending: max_pending?,
         batch: batch?,
         retry: retry?,
+        docarray: docarray?,
     })
 }
 
@@ -395,7 +413,8 @@ fn retry(raw: Option<&RawRetry>, path: &Path, report: &mut Report) -> Option<Ret
     })
 }
 
-/// Checks a gateway URL: `grpc://` or `grpcs://`, host and port, nothing else. Returns it in the
+/// Checks a gateway URL: `grpc://` or `grpcs://` (gRPC gateway), `http://` (HTTP gateway), host
+/// and port, nothing else. Returns it in the
 /// normal form `scheme://host:port`.
 pub fn gateway_url(text: &str) -> Result<String, String> {
     let uri: http::Uri = text
@@ -403,10 +422,17 @@ pub fn gateway_url(text: &str) -> Result<String, String> {
         .parse()
         .map_err(|e| format!("not a URL ({e}): {text:?}; expected grpc://host:port"))?;
     let scheme = match uri.scheme_str() {
-        Some(s @ ("grpc" | "grpcs")) => s,
+        Some("https") => {
+            return Err(format!(
+                "{text:?}: {}",
+                crate::flow::http::HTTPS_UNSUPPORTED
+            ));
+        }
+        Some(s @ ("grpc" | "grpcs" | "http")) => s,
         Some(other) => {
             return Err(format!(
-                "unsupported scheme {other}:// in {text:?}; use grpc:// (plain HTTP/2) or grpcs:// (TLS)"
+                "unsupported scheme {other}:// in {text:?}; use grpc:// (plain HTTP/2) or grpcs:// \
+                 (TLS) for a gRPC gateway, http:// for an HTTP gateway"
             ));
         }
         None => return Err(format!("{text:?} has no scheme; expected grpc://host:port")),

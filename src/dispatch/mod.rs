@@ -191,6 +191,7 @@ impl Dispatcher {
     /// Queue one event's request and wait for its own result.
     pub async fn submit(&self, request: FlowRequest) -> Answer {
         let docs = FlowClient::prepare(&request.docs)?;
+        self.shared.client.admit(&docs).await?;
         let ids: Vec<String> = docs.ids().map(str::to_owned).collect();
         let alone = batch::has_duplicate_ids(&ids);
         let head = RequestHead {

@@ -1,5 +1,22 @@
-//! [`FlowClient`]: the gRPC connection to one Jina gateway and the retry/deadline logic of one
-//! Flow call over `/jina.JinaRPC/Call`.
+//! [`FlowClient`]: the connection to one Jina gateway and the retry/deadline logic of one Flow
+//! call, over gRPC (`/jina.JinaRPC/Call`) or jina's HTTP gateway (`flow::http`), in the
+//! gateway's docarray format (v1 or v2, `flow::format`).
+//!
+//! # Transports and formats
+//!
+//! The URL scheme picks the transport: `grpc://`/`grpcs://` for the gRPC gateway,
+//! `http://` for the HTTP gateway. The document format is `docarray: v1 | v2 | auto`:
+//! before the first request (and again after the connection was lost) the client asks the
+//! gateway's status (`/jina.JinaInfoRPC/_status` or `GET /status`), which names the installed
+//! docarray version; below 0.30 is v1, else v2. A gateway that cannot be reached for that question
+//! counts as not accepting the request (retried like any cold start). A gateway reporting another
+//! format than the configured one fails every request with a [`FlowError::Gateway`] naming both,
+//! so v1 bytes never reach a v2 gateway; a gateway without the status service (jina < 3.10,
+//! gRPC only) is v1 under `auto` and trusted under `v1`/`v2`.
+//!
+//! The gRPC call itself is format-agnostic: the request and response are the shared
+//! `DataRequestProto` fields (header, parameters) plus the `data` field as opaque bytes encoded
+//! by the format (`RawRequest`/`RawResponse`, same field numbers, same wire bytes).
 //!
 //! One bidi stream per Flow request: send one `DataRequestProto`, close the send side, read until
 //! the stream ends. All streams share one lazily connected HTTP/2 connection (a cloned tonic
@@ -35,10 +52,13 @@
 //! cause; running out of `timeout` during an attempt yields `Deadline`.
 //!
 //! [`FlowClient::call`] runs that whole loop for one request. The dispatcher
-//! ([`crate::dispatch`]) instead uses the pieces: [`FlowClient::prepare`] converts one event's
-//! documents once (and measures them), [`FlowClient::send`] makes exactly one attempt with the
-//! documents of several events, and leaves retrying to the dispatcher, which probes a cold
-//! gateway with one request at a time while the others wait in its queue.
+//! ([`crate::dispatch`]) instead uses the pieces: [`FlowClient::prepare`] checks one event's
+//! documents once (and measures them as docarray v1 protobuf, the size estimate batching uses for
+//! every format), [`FlowClient::send`] makes exactly one attempt with the documents of several
+//! events, encoded for the gateway's format, and leaves retrying to the dispatcher, which probes
+//! a cold gateway with one request at a time while the others wait in its queue. The HTTP
+//! transport follows the same rules: connection errors and proxy 502/503/504 answers without a
+//! jina body are "not accepted"; a jina 503/504 is `Unavailable`/`Deadline` without retry.
 
 use std::time::Duration;
 
@@ -46,25 +66,60 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
-use super::convert;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
 use super::error::FlowError;
-use super::proto::docarray::DocumentProto;
-use super::proto::jina::DataRequestProto;
-use super::proto::jina::jina_rpc_client::JinaRpcClient;
+use super::format::{DocFormat, Gateway};
+use super::proto::jina::HeaderProto;
+use super::proto::jina::jina_info_rpc_client::JinaInfoRpcClient;
 use super::proto::jina::status_proto::StatusCode;
-use crate::model::{Document, FlowRequest, FlowResponse, GRPC_CODES, GatewaySpec};
+use super::{convert, convert_v2, http as http_gateway};
+use crate::model::{DocarrayMode, Document, FlowRequest, FlowResponse, GRPC_CODES, GatewaySpec};
 
 /// A single TCP/TLS connect attempt is abandoned after this long (or `connect_timeout` when
 /// shorter), so that a blackholed address is re-dialled by the next retry.
 const CONNECT_TIMEOUT_CAP: Duration = Duration::from_secs(5);
 
-/// A client for one gateway. Cheap to clone (clones share the HTTP/2 connection).
+/// A client for one gateway. Cheap to clone (clones share the connection and what was learnt
+/// about the gateway).
 #[derive(Debug, Clone)]
 pub struct FlowClient {
     pub spec: GatewaySpec,
-    channel: Channel,
+    transport: Transport,
     retry_codes: Vec<Code>,
+    /// What the gateway said it speaks, with the count of closed connections at that time;
+    /// `None` until asked, and again after a connection loss.
+    known: Arc<tokio::sync::Mutex<Option<(Gateway, u64)>>>,
+    /// gRPC: connections to the gateway closed so far (a new connection may reach a different
+    /// gateway, e.g. a redeployed one with another docarray).
+    closed: Arc<AtomicU64>,
 }
+
+/// How the gateway is reached.
+#[derive(Debug, Clone)]
+pub(crate) enum Transport {
+    Grpc(Channel),
+    Http(http_gateway::HttpGateway),
+}
+
+/// The `DataRequestProto` fields every docarray build shares, with `data` (field 4, a message in
+/// both builds) as its encoded bytes: the same bytes on the wire as either typed build.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct RawRequest {
+    #[prost(message, optional, tag = "1")]
+    pub header: Option<HeaderProto>,
+    #[prost(message, optional, tag = "2")]
+    pub parameters: Option<prost_types::Struct>,
+    #[prost(bytes = "vec", tag = "4")]
+    pub data: Vec<u8>,
+}
+
+/// A response read as [`RawRequest`] (routes, field 3, are skipped).
+pub(crate) type RawResponse = RawRequest;
 
 /// How one attempt ended without a usable response.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,10 +131,12 @@ pub enum SendError {
     Failed(FlowError),
 }
 
-/// One event's documents, converted for the wire once, with their encoded size.
+/// One event's documents, checked once (every document must be expressible in docarray v1, the
+/// strictest format, so an event behaves the same on every gateway), with their encoded size as
+/// docarray v1 protobuf.
 #[derive(Debug, Clone)]
 pub struct PreparedDocs {
-    docs: Vec<DocumentProto>,
+    docs: Vec<Document>,
     bytes: usize,
 }
 
@@ -102,6 +159,11 @@ impl PreparedDocs {
     pub fn ids(&self) -> impl Iterator<Item = &str> {
         self.docs.iter().map(|d| d.id.as_str())
     }
+
+    /// The documents.
+    pub fn docs(&self) -> &[Document] {
+        &self.docs
+    }
 }
 
 /// What a Flow request carries besides its documents; requests with equal heads can share one
@@ -117,12 +179,27 @@ impl FlowClient {
     /// Build the client without connecting (the gateway may be down or cold).
     ///
     /// `grpc://host[:port]` is h2c (default port 80), `grpcs://host[:port]` is TLS with the
-    /// system's root certificates (default port 443), as in jina's own client.
+    /// system's root certificates (default port 443), as in jina's own client;
+    /// `http://host[:port]` is jina's HTTP gateway.
     pub fn new(spec: &GatewaySpec) -> Result<FlowClient, FlowError> {
         let config_error = |message: String| FlowError::Config {
             gateway: spec.name.clone(),
             message,
         };
+        let retry_codes = retry_codes(spec).map_err(config_error)?;
+        let known = Arc::new(tokio::sync::Mutex::new(None));
+        let closed = Arc::new(AtomicU64::new(0));
+        if spec.url.starts_with("http://") || spec.url.starts_with("https://") {
+            // https:// is refused by HttpGateway::new with an explanation.
+            let gateway = http_gateway::HttpGateway::new(spec).map_err(config_error)?;
+            return Ok(FlowClient {
+                spec: spec.clone(),
+                transport: Transport::Http(gateway),
+                retry_codes,
+                known,
+                closed,
+            });
+        }
         let (http_url, tls) = endpoint_url(&spec.url).map_err(config_error)?;
         let connect_timeout = spec.connect_timeout.min(CONNECT_TIMEOUT_CAP);
         // No HTTP/2 keepalive pings and no adaptive-window (BDP) pings: the jina 3.34 gateway
@@ -137,43 +214,143 @@ impl FlowClient {
                 .tls_config(ClientTlsConfig::new().with_native_roots())
                 .map_err(|e| config_error(format!("TLS setup for {:?}: {e}", spec.url)))?;
         }
-        let mut retry_codes = Vec::new();
-        for name in &spec.retry.codes {
-            let code = GRPC_CODES
-                .iter()
-                .position(|c| c.eq_ignore_ascii_case(name))
-                .and_then(|i| i32::try_from(i).ok())
-                .map(Code::from_i32)
-                .ok_or_else(|| config_error(format!("retry.codes: unknown gRPC code {name:?}")))?;
-            retry_codes.push(code);
-        }
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let connector = TrackingConnector {
+            inner: http,
+            closed: Arc::clone(&closed),
+        };
         Ok(FlowClient {
             spec: spec.clone(),
-            channel: endpoint.connect_lazy(),
+            transport: Transport::Grpc(endpoint.connect_with_connector_lazy(connector)),
             retry_codes,
+            known,
+            closed,
         })
     }
 
-    /// Convert one event's documents for the wire (errors name the document: `docs[2].blob`).
+    /// Check one event's documents for the wire (errors name the document: `docs[2].blob`).
     pub fn prepare(docs: &[Document]) -> Result<PreparedDocs, FlowError> {
         use prost::Message as _;
-        let docs = docs
-            .iter()
-            .enumerate()
-            .map(|(i, d)| convert::document_to_proto(d, &format!("docs[{i}]")))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| FlowError::InvalidRequest {
-                message: e.to_string(),
+        let mut bytes = 0;
+        for (i, d) in docs.iter().enumerate() {
+            let proto = convert::document_to_proto(d, &format!("docs[{i}]")).map_err(|e| {
+                FlowError::InvalidRequest {
+                    message: e.to_string(),
+                }
             })?;
-        let bytes = docs
-            .iter()
-            .map(|d| {
-                let len = d.encoded_len();
-                // field tag + length prefix inside the DocumentArrayProto
-                len + 1 + prost::encoding::encoded_len_varint(len as u64)
-            })
-            .sum();
-        Ok(PreparedDocs { docs, bytes })
+            let len = proto.encoded_len();
+            // field tag + length prefix inside the DocumentArrayProto
+            bytes += len + 1 + prost::encoding::encoded_len_varint(len as u64);
+        }
+        Ok(PreparedDocs {
+            docs: docs.to_vec(),
+            bytes,
+        })
+    }
+
+    /// Check one event's documents against what the gateway is known to accept (without asking
+    /// it): the v2 HTTP gateway refuses some documents (`flow::json`). Checked per event so that
+    /// one event's refusal does not fail the others batched with it.
+    pub async fn admit(&self, docs: &PreparedDocs) -> Result<(), FlowError> {
+        if !matches!(self.transport, Transport::Http(_)) {
+            return Ok(());
+        }
+        let known = self.known.lock().await.as_ref().map(|(g, _)| g.format);
+        if known != Some(DocFormat::V2) {
+            return Ok(());
+        }
+        for (i, d) in docs.docs.iter().enumerate() {
+            super::json::document_to_v2(d, &format!("docs[{i}]")).map_err(|e| {
+                FlowError::InvalidRequest {
+                    message: e.to_string(),
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// What the gateway speaks: asked once (see the module docs), then cached until a
+    /// connection loss. A gateway that cannot be reached is [`SendError::NotAccepted`].
+    pub(crate) async fn gateway(&self) -> Result<Gateway, SendError> {
+        let mut known = self.known.lock().await;
+        let closed = self.closed.load(Ordering::SeqCst);
+        let gateway = match known.as_ref() {
+            Some((g, at)) if *at == closed => g.clone(),
+            _ => {
+                let g = self.ask().await?;
+                tracing::info!(
+                    gateway = %self.spec.name,
+                    format = g.format.as_str(),
+                    docarray = g.docarray.as_deref().unwrap_or("not reported"),
+                    jina = g.jina.as_deref().unwrap_or("not reported"),
+                    "gateway format detected"
+                );
+                // Counted before asking: a connection closed while asking makes the next request
+                // ask again.
+                *known = Some((g.clone(), closed));
+                g
+            }
+        };
+        drop(known);
+        self.check_format(&gateway)?;
+        Ok(gateway)
+    }
+
+    pub(crate) fn transport_ref(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Forget what the gateway said (its connection was lost: it may have been replaced).
+    async fn forget(&self) {
+        *self.known.lock().await = None;
+    }
+
+    /// Ask the gateway (no cache).
+    pub(crate) async fn ask(&self) -> Result<Gateway, SendError> {
+        match &self.transport {
+            Transport::Http(http) => http.ask(self).await,
+            Transport::Grpc(channel) => {
+                let mut client = JinaInfoRpcClient::new(channel.clone());
+                let mut request = tonic::Request::new(());
+                request.set_timeout(self.spec.timeout);
+                match client.status(request).await {
+                    Ok(info) => Ok(Gateway::from_status(
+                        &info.into_inner().jina,
+                        self.spec.docarray,
+                    )),
+                    // jina < 3.10 has no _status; those gateways are docarray v1 only.
+                    Err(status) if status.code() == Code::Unimplemented => {
+                        Ok(Gateway::unreported(self.spec.docarray, "grpc"))
+                    }
+                    Err(status) if self.retry_codes.contains(&status.code()) => Err(
+                        SendError::NotAccepted(format!("status: {}", describe_status(&status))),
+                    ),
+                    Err(status) => Err(SendError::Failed(self.status_error(&status))),
+                }
+            }
+        }
+    }
+
+    /// A configured format that differs from the reported one fails the request.
+    pub(crate) fn check_format(&self, gateway: &Gateway) -> Result<(), SendError> {
+        let configured = match self.spec.docarray {
+            DocarrayMode::Auto => return Ok(()),
+            DocarrayMode::V1 => DocFormat::V1,
+            DocarrayMode::V2 => DocFormat::V2,
+        };
+        if configured == gateway.format {
+            return Ok(());
+        }
+        Err(SendError::Failed(self.gateway_error(format!(
+            "configured docarray: {} but the gateway reports docarray {} ({}); nothing was \
+             sent. Set docarray: {} or auto",
+            configured.as_str(),
+            gateway.docarray.as_deref().unwrap_or("?"),
+            gateway.format.as_str(),
+            gateway.format.as_str(),
+        ))))
     }
 
     /// Exactly one attempt: one DataRequest with `head` and the documents of `parts`, in order.
@@ -184,19 +361,35 @@ impl FlowClient {
         parts: impl IntoIterator<Item = PreparedDocs>,
         request_id: &str,
     ) -> Result<FlowResponse, SendError> {
-        let docs: Vec<DocumentProto> = parts.into_iter().flat_map(|p| p.docs).collect();
-        let message = convert::build_message(
-            &head.endpoint,
-            head.target_executor.as_deref(),
-            &head.parameters,
-            docs,
-            request_id,
-        );
+        let docs: Vec<Document> = parts.into_iter().flat_map(|p| p.docs).collect();
         let timeout = self.spec.timeout;
-        match tokio::time::timeout(timeout, self.attempt(message, timeout, request_id)).await {
+        let attempt = async {
+            let gateway = self.gateway().await?;
+            match &self.transport {
+                Transport::Grpc(channel) => {
+                    self.attempt(channel, gateway.format, head, &docs, timeout, request_id)
+                        .await
+                }
+                Transport::Http(http) => {
+                    http.attempt(self, &gateway, head, &docs, request_id).await
+                }
+            }
+        };
+        let result = match tokio::time::timeout(timeout, attempt).await {
             Err(_elapsed) => Err(SendError::Failed(self.deadline_error())),
             Ok(result) => result,
+        };
+        // The gateway may have changed under us: ask again before the next request. A gateway
+        // error covers the case of a replaced HTTP gateway (another docarray answers 404 on
+        // the other format's route) or a gRPC gateway failing to decode our documents.
+        if matches!(
+            result,
+            Err(SendError::NotAccepted(_)
+                | SendError::Failed(FlowError::Unavailable { .. } | FlowError::Gateway { .. }))
+        ) {
+            self.forget().await;
         }
+        result
     }
 
     /// Send one DataRequest with the given `request_id`; wait for its result, retrying while the
@@ -255,19 +448,47 @@ impl FlowClient {
         }
     }
 
-    /// One `/jina.JinaRPC/Call` stream carrying `message`.
+    /// One `/jina.JinaRPC/Call` stream carrying one DataRequest with the documents in `format`.
     async fn attempt(
         &self,
-        message: DataRequestProto,
+        channel: &Channel,
+        format: DocFormat,
+        head: &RequestHead,
+        docs: &[Document],
         remaining: Duration,
         request_id: &str,
     ) -> Result<FlowResponse, SendError> {
-        let mut client = JinaRpcClient::new(self.channel.clone())
+        let data = match format {
+            DocFormat::V1 => convert::encode_data(docs),
+            DocFormat::V2 => convert_v2::encode_data(docs),
+        }
+        .map_err(|e| {
+            SendError::Failed(FlowError::InvalidRequest {
+                message: e.to_string(),
+            })
+        })?;
+        let message = RawRequest {
+            header: Some(HeaderProto {
+                request_id: request_id.to_owned(),
+                status: None,
+                exec_endpoint: Some(head.endpoint.clone()),
+                target_executor: head.target_executor.clone(),
+                timeout: None,
+            }),
+            parameters: Some(convert::json_to_struct(&head.parameters)),
+            data,
+        };
+        let mut grpc = tonic::client::Grpc::new(channel.clone())
             .max_decoding_message_size(self.spec.max_message_bytes)
             .max_encoding_message_size(usize::MAX);
+        if let Err(e) = grpc.ready().await {
+            return Err(SendError::NotAccepted(format!("connection not ready: {e}")));
+        }
         let mut request = tonic::Request::new(tokio_stream::once(message));
         request.set_timeout(remaining);
-        let response = match client.call(request).await {
+        let codec = tonic_prost::ProstCodec::<RawRequest, RawResponse>::default();
+        let path = http::uri::PathAndQuery::from_static("/jina.JinaRPC/Call");
+        let response = match grpc.streaming(request, path, codec).await {
             Ok(response) => response,
             // Before response headers: the gateway has not accepted the request (module docs).
             Err(status) if self.retry_codes.contains(&status.code()) => {
@@ -277,7 +498,7 @@ impl FlowClient {
         };
         // From here on the gateway has the request: never retry.
         let mut stream = response.into_inner();
-        let mut answer: Option<DataRequestProto> = None;
+        let mut answer: Option<RawResponse> = None;
         let mut foreign: Option<String> = None;
         loop {
             match stream.message().await {
@@ -308,21 +529,33 @@ impl FlowClient {
             };
             return Err(SendError::Failed(self.gateway_error(message)));
         };
-        if let Some(error) = executor_error(&answer) {
+        if let Some(error) = executor_error(answer.header.as_ref()) {
             return Err(SendError::Failed(error));
         }
-        convert::read_response(answer)
-            .map_err(|e| SendError::Failed(self.gateway_error(format!("unusable response: {e}"))))
+        let docs = match format {
+            DocFormat::V1 => convert::decode_data(&answer.data),
+            DocFormat::V2 => convert_v2::decode_data(&answer.data),
+        }
+        .map_err(|e| SendError::Failed(self.gateway_error(format!("unusable response: {e}"))))?;
+        Ok(FlowResponse {
+            request_id: answer.header.map(|h| h.request_id).unwrap_or_default(),
+            docs,
+            parameters: answer
+                .parameters
+                .as_ref()
+                .map(convert::struct_to_json)
+                .unwrap_or_default(),
+        })
     }
 
-    fn deadline_error(&self) -> FlowError {
+    pub(crate) fn deadline_error(&self) -> FlowError {
         FlowError::Deadline {
             gateway: self.spec.name.clone(),
             timeout_ms: u64::try_from(self.spec.timeout.as_millis()).unwrap_or(u64::MAX),
         }
     }
 
-    fn gateway_error(&self, message: String) -> FlowError {
+    pub(crate) fn gateway_error(&self, message: String) -> FlowError {
         FlowError::Gateway {
             gateway: self.spec.name.clone(),
             message,
@@ -436,9 +669,107 @@ fn caused_by<T: std::error::Error + 'static>(status: &Status) -> bool {
     false
 }
 
+/// tonic's HTTP connector, counting the connections that close (their IO is dropped when hyper
+/// ends the connection: the peer closed it, it broke, or the channel went away).
+#[derive(Clone)]
+struct TrackingConnector {
+    inner: hyper_util::client::legacy::connect::HttpConnector,
+    closed: Arc<AtomicU64>,
+}
+
+type ConnectFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl tonic::codegen::Service<http::Uri> for TrackingConnector {
+    type Response = Tracked<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
+    type Error = <hyper_util::client::legacy::connect::HttpConnector as tonic::codegen::Service<
+        http::Uri,
+    >>::Error;
+    type Future = ConnectFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let closed = Arc::clone(&self.closed);
+        Box::pin(async move {
+            let io = connecting.await?;
+            Ok(Tracked { io, closed })
+        })
+    }
+}
+
+/// A connection's IO that counts itself closed when dropped.
+struct Tracked<T> {
+    io: T,
+    closed: Arc<AtomicU64>,
+}
+
+impl<T> Drop for Tracked<T> {
+    fn drop(&mut self) {
+        self.closed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Tracked<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Tracked<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+/// The configured `retry.codes` as gRPC codes.
+fn retry_codes(spec: &GatewaySpec) -> Result<Vec<Code>, String> {
+    let mut codes = Vec::new();
+    for name in &spec.retry.codes {
+        let code = GRPC_CODES
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))
+            .and_then(|i| i32::try_from(i).ok())
+            .map(Code::from_i32)
+            .ok_or_else(|| format!("retry.codes: unknown gRPC code {name:?}"))?;
+        codes.push(code);
+    }
+    Ok(codes)
+}
+
 /// The executor error carried by a gRPC-OK response whose header status is ERROR.
-fn executor_error(response: &DataRequestProto) -> Option<FlowError> {
-    let status = response.header.as_ref()?.status.as_ref()?;
+fn executor_error(header: Option<&HeaderProto>) -> Option<FlowError> {
+    let status = header?.status.as_ref()?;
     if status.code != StatusCode::Error as i32 {
         return None;
     }
@@ -508,8 +839,8 @@ fn jittered(ceiling: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::proto::jina::StatusProto;
     use crate::flow::proto::jina::status_proto::ExceptionProto;
-    use crate::flow::proto::jina::{HeaderProto, StatusProto};
 
     #[test]
     fn urls_map_to_http_endpoints_with_default_ports() {
@@ -533,7 +864,7 @@ mod tests {
 
     #[test]
     fn bad_urls_are_explained() {
-        let err = endpoint_url("http://x:1").unwrap_err();
+        let err = endpoint_url("ws://x:1").unwrap_err();
         assert!(err.contains("expected grpc://"), "{err}");
         let err = endpoint_url("grpc://x:1/path").unwrap_err();
         assert!(err.contains("path"), "{err}");
@@ -560,20 +891,17 @@ mod tests {
         assert!(FlowClient::new(&spec).is_ok());
     }
 
-    fn with_status(status: StatusProto) -> DataRequestProto {
-        DataRequestProto {
-            header: Some(HeaderProto {
-                request_id: "r".into(),
-                status: Some(status),
-                ..HeaderProto::default()
-            }),
-            ..DataRequestProto::default()
-        }
+    fn with_status(status: StatusProto) -> Option<HeaderProto> {
+        Some(HeaderProto {
+            request_id: "r".into(),
+            status: Some(status),
+            ..HeaderProto::default()
+        })
     }
 
     #[test]
     fn executor_error_uses_first_arg_else_description() {
-        let err = executor_error(&with_status(StatusProto {
+        let header = with_status(StatusProto {
             code: StatusCode::Error as i32,
             description: "ValueError('boom', 42)".into(),
             exception: Some(ExceptionProto {
@@ -582,7 +910,8 @@ mod tests {
                 stacks: vec![],
                 executor: "Echo".into(),
             }),
-        }));
+        });
+        let err = executor_error(header.as_ref());
         assert_eq!(
             err,
             Some(FlowError::Executor {
@@ -591,11 +920,12 @@ mod tests {
                 message: "boom".into(),
             })
         );
-        let err = executor_error(&with_status(StatusProto {
+        let header2 = with_status(StatusProto {
             code: StatusCode::Error as i32,
             description: "RuntimeError()".into(),
             exception: None,
-        }));
+        });
+        let err = executor_error(header2.as_ref());
         assert_eq!(
             err,
             Some(FlowError::Executor {
@@ -604,8 +934,11 @@ mod tests {
                 message: "RuntimeError()".into(),
             })
         );
-        assert_eq!(executor_error(&with_status(StatusProto::default())), None);
-        assert_eq!(executor_error(&DataRequestProto::default()), None);
+        assert_eq!(
+            executor_error(with_status(StatusProto::default()).as_ref()),
+            None
+        );
+        assert_eq!(executor_error(None), None);
     }
 
     #[tokio::test]

@@ -25,8 +25,10 @@ use super::proto::docarray::{
     DenseNdArrayProto, DocumentArrayProto, DocumentProto, NamedScoreProto, NdArrayProto,
     document_proto, nd_array_proto,
 };
+use super::proto::jina::DataRequestProto;
+#[cfg(test)]
+use super::proto::jina::HeaderProto;
 use super::proto::jina::data_request_proto::{DataContentProto, data_content_proto};
-use super::proto::jina::{DataRequestProto, HeaderProto};
 #[cfg(test)]
 use crate::model::FlowRequest;
 use crate::model::{Document, FlowResponse, Tensor};
@@ -80,7 +82,7 @@ pub(crate) fn value_to_json(value: &prost_types::Value) -> Value {
     }
 }
 
-fn number_to_json(n: f64) -> Value {
+pub(crate) fn number_to_json(n: f64) -> Value {
     if n.is_finite() && n.fract() == 0.0 && n.abs() <= MAX_EXACT_INT {
         // Exact: |n| ≤ 2^53 fits an i64 without rounding.
         Value::from(n as i64)
@@ -442,6 +444,7 @@ pub(crate) fn build_request(
 }
 
 /// A DataRequest from its parts, documents already converted.
+#[cfg(test)]
 pub(crate) fn build_message(
     endpoint: &str,
     target_executor: Option<&str>,
@@ -465,6 +468,38 @@ pub(crate) fn build_message(
             })),
         }),
     }
+}
+
+/// `DataRequestProto.data` (field 4) for a v1 gateway, encoded.
+pub(crate) fn encode_data(docs: &[Document]) -> Result<Vec<u8>, ConvertError> {
+    use prost::Message as _;
+    let docs = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| document_to_proto(d, &format!("docs[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let data = DataContentProto {
+        documents: Some(data_content_proto::Documents::Docs(DocumentArrayProto {
+            docs,
+        })),
+    };
+    Ok(data.encode_to_vec())
+}
+
+/// The documents of an encoded v1 `DataRequestProto.data`.
+pub(crate) fn decode_data(bytes: &[u8]) -> Result<Vec<Document>, ConvertError> {
+    use prost::Message as _;
+    let data = DataContentProto::decode(bytes).map_err(|e| {
+        ConvertError::new(
+            "data",
+            format!("not a docarray v1 DocumentArrayProto ({e}); is the gateway docarray v2?"),
+        )
+    })?;
+    read_response(DataRequestProto {
+        data: Some(data),
+        ..DataRequestProto::default()
+    })
+    .map(|r| r.docs)
 }
 
 /// Decode a successful response (the executor status is checked by the caller).

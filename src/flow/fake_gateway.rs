@@ -18,9 +18,11 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::proto::docarray::{DenseNdArrayProto, NdArrayProto, nd_array_proto};
+use super::proto::jina::jina_info_rpc_server::{JinaInfoRpc, JinaInfoRpcServer};
 use super::proto::jina::jina_rpc_server::{JinaRpc, JinaRpcServer};
 use super::proto::jina::status_proto::{ExceptionProto, StatusCode};
 use super::proto::jina::{DataRequestProto, HeaderProto, StatusProto};
+use super::proto::v2;
 use super::{FlowClient, FlowError, convert};
 use crate::model::{Document, FlowRequest, GatewaySpec};
 
@@ -55,11 +57,42 @@ pub(crate) enum Mode {
 #[derive(Default)]
 pub(crate) struct Seen {
     pub(crate) calls: AtomicUsize,
+    /// `/jina.JinaInfoRPC/_status` calls.
+    pub(crate) status_calls: AtomicUsize,
     peers: Mutex<HashSet<SocketAddr>>,
     requests: Mutex<Vec<(DataRequestProto, Option<String>)>>,
+    /// Requests received by a docarray v2 fake.
+    v2_requests: Mutex<Vec<v2::jina::DataRequestProto>>,
+}
+
+/// Which docarray the fake gateway has "installed".
+#[derive(Clone, Debug)]
+pub(crate) enum Docarray {
+    /// v1 documents; `_status` reports this version (e.g. `0.21.1`).
+    V1(&'static str),
+    /// v2 documents (`DocListProto`); `_status` reports this version (e.g. `0.40.0`).
+    V2(&'static str),
+    /// v1 documents and no `_status` service (jina < 3.10).
+    Unreported,
 }
 
 impl Seen {
+    /// The documents of every request a v2 fake received, as docarray v2 protos.
+    pub(crate) fn v2_docs(&self) -> Vec<Vec<v2::docarray::DocProto>> {
+        use v2::jina::data_request_proto::data_content_proto::Documents;
+        self.v2_requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(
+                |r| match r.data.as_ref().and_then(|d| d.documents.as_ref()) {
+                    Some(Documents::Docs(list)) => list.docs.clone(),
+                    _ => Vec::new(),
+                },
+            )
+            .collect()
+    }
+
     /// The document ids of every request received, in arrival order.
     pub(crate) fn doc_ids(&self) -> Vec<Vec<String>> {
         use super::proto::jina::data_request_proto::data_content_proto::Documents;
@@ -242,16 +275,134 @@ fn echo(mut request: DataRequestProto, padding: usize) -> DataRequestProto {
 }
 
 pub(crate) async fn serve_on(listener: TcpListener, mode: Mode) -> Arc<Seen> {
-    let seen = Arc::new(Seen::default());
-    let fake = Fake {
+    serve_as(
+        listener,
         mode,
-        seen: Arc::clone(&seen),
+        Docarray::V1("0.21.1"),
+        std::future::pending(),
+    )
+    .await
+}
+
+/// The fake's `_status`.
+struct Info {
+    version: &'static str,
+    seen: Arc<Seen>,
+}
+
+#[tonic::async_trait]
+impl JinaInfoRpc for Info {
+    async fn status(
+        &self,
+        _request: Request<()>,
+    ) -> Result<Response<super::proto::jina::JinaInfoProto>, Status> {
+        self.seen.status_calls.fetch_add(1, Ordering::SeqCst);
+        let mut info = super::proto::jina::JinaInfoProto::default();
+        info.jina.insert("jina".into(), "3.34.0".into());
+        info.jina.insert("docarray".into(), self.version.into());
+        Ok(Response::new(info))
+    }
+}
+
+/// A docarray v2 fake: echoes the documents, adding `tags.seen = 1`; an executor error when a
+/// document has `tags.raise`.
+struct FakeV2 {
+    seen: Arc<Seen>,
+}
+
+type CallStreamV2 = Pin<Box<dyn Stream<Item = Result<v2::jina::DataRequestProto, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl v2::jina::jina_rpc_server::JinaRpc for FakeV2 {
+    type CallStream = CallStreamV2;
+
+    async fn call(
+        &self,
+        request: Request<Streaming<v2::jina::DataRequestProto>>,
+    ) -> Result<Response<CallStreamV2>, Status> {
+        use v2::docarray::node_proto::Content;
+        use v2::jina::data_request_proto::data_content_proto::Documents;
+        self.seen.calls.fetch_add(1, Ordering::SeqCst);
+        let mut stream = request.into_inner();
+        let mut out = Vec::new();
+        while let Some(mut message) = stream.message().await? {
+            self.seen.v2_requests.lock().unwrap().push(message.clone());
+            let mut raise = false;
+            if let Some(Documents::Docs(list)) =
+                message.data.as_mut().and_then(|d| d.documents.as_mut())
+            {
+                for doc in &mut list.docs {
+                    let tags =
+                        doc.data
+                            .entry("tags".into())
+                            .or_insert_with(|| v2::docarray::NodeProto {
+                                content: Some(Content::Dict(Default::default())),
+                                docarray_type: None,
+                            });
+                    if let Some(Content::Dict(dict)) = tags.content.as_mut() {
+                        raise |= dict.data.contains_key("raise");
+                        dict.data.insert(
+                            "seen".into(),
+                            v2::docarray::NodeProto {
+                                content: Some(Content::Integer(1)),
+                                docarray_type: None,
+                            },
+                        );
+                    }
+                }
+            }
+            if raise && let Some(h) = message.header.as_mut() {
+                h.status = Some(v2::jina::StatusProto {
+                    code: v2::jina::status_proto::StatusCode::Error as i32,
+                    description: "ValueError('boom')".into(),
+                    exception: Some(v2::jina::status_proto::ExceptionProto {
+                        name: "ValueError".into(),
+                        args: vec!["boom".into()],
+                        stacks: vec![],
+                        executor: "Echo".into(),
+                    }),
+                });
+            }
+            out.push(Ok(message));
+        }
+        Ok(Response::new(Box::pin(tokio_stream::iter(out))))
+    }
+}
+
+/// Serve a fake with the given docarray until `stop` resolves. v2 fakes always echo (`mode` is
+/// for v1 fakes).
+pub(crate) async fn serve_as(
+    listener: TcpListener,
+    mode: Mode,
+    docarray: Docarray,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Arc<Seen> {
+    let seen = Arc::new(Seen::default());
+    let info = |version| {
+        JinaInfoRpcServer::new(Info {
+            version,
+            seen: Arc::clone(&seen),
+        })
     };
-    tokio::spawn(
-        Server::builder()
-            .add_service(JinaRpcServer::new(fake))
-            .serve_with_incoming(TcpIncoming::from(listener)),
-    );
+    let mut builder = Server::builder();
+    let router = match docarray {
+        Docarray::V2(version) => builder
+            .add_service(v2::jina::jina_rpc_server::JinaRpcServer::new(FakeV2 {
+                seen: Arc::clone(&seen),
+            }))
+            .add_service(info(version)),
+        Docarray::V1(version) => builder
+            .add_service(JinaRpcServer::new(Fake {
+                mode,
+                seen: Arc::clone(&seen),
+            }))
+            .add_service(info(version)),
+        Docarray::Unreported => builder.add_service(JinaRpcServer::new(Fake {
+            mode,
+            seen: Arc::clone(&seen),
+        })),
+    };
+    tokio::spawn(router.serve_with_incoming_shutdown(TcpIncoming::from(listener), stop));
     seen
 }
 
@@ -574,4 +725,159 @@ async fn configured_retry_codes_are_retried_only_before_acceptance() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
     assert!(seen.calls.load(Ordering::SeqCst) >= 2, "retried");
+}
+
+async fn start_as(docarray: Docarray) -> (SocketAddr, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (
+        addr,
+        serve_as(listener, Mode::Echo, docarray, std::future::pending()).await,
+    )
+}
+
+fn client_with(addr: SocketAddr, docarray: crate::model::DocarrayMode) -> FlowClient {
+    let mut spec = GatewaySpec::with_defaults("fake", &format!("grpc://{addr}"));
+    spec.timeout = Duration::from_secs(5);
+    spec.connect_timeout = Duration::from_secs(5);
+    spec.docarray = docarray;
+    FlowClient::new(&spec).unwrap()
+}
+
+#[tokio::test]
+async fn auto_detects_a_v2_gateway_and_speaks_doclist() {
+    use super::proto::v2::docarray::node_proto::Content;
+    let (addr, seen) = start_as(Docarray::V2("0.40.0")).await;
+    let flow = client_with(addr, crate::model::DocarrayMode::Auto);
+    let mut req = request();
+    req.docs[0].embedding = Some(crate::model::Tensor {
+        shape: vec![2],
+        values: vec![0.5, 0.25],
+    });
+    let response = flow.call(req.clone(), "v2-1").await.unwrap();
+    assert_eq!(response.request_id, "v2-1");
+    let doc = &response.docs[0];
+    assert_eq!(doc.id, "doc-1");
+    assert_eq!(doc.text.as_deref(), Some("hello"));
+    assert_eq!(doc.embedding, req.docs[0].embedding);
+    assert_eq!(
+        Value::Object(doc.tags.clone()),
+        json!({"lang": "en", "seen": 1})
+    );
+    assert_eq!(
+        Value::Object(response.parameters),
+        json!({"tenant": "t1", "k": 3})
+    );
+    // What the gateway received is docarray v2: id as a typed text node.
+    let docs = seen.v2_docs();
+    let id = &docs[0][0].data["id"];
+    assert_eq!(id.content, Some(Content::Text("doc-1".into())));
+    // Asked once, then cached.
+    flow.call(request(), "v2-2").await.unwrap();
+    assert_eq!(seen.status_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn auto_detects_v1_and_gateways_without_status_are_v1() {
+    let (addr, seen) = start_as(Docarray::V1("0.21.1")).await;
+    let flow = client_with(addr, crate::model::DocarrayMode::Auto);
+    flow.call(request(), "a").await.unwrap();
+    assert_eq!(seen.doc_ids(), vec![vec!["doc-1".to_owned()]]);
+    assert_eq!(seen.status_calls.load(Ordering::SeqCst), 1);
+
+    let (addr, seen) = start_as(Docarray::Unreported).await;
+    let flow = client_with(addr, crate::model::DocarrayMode::Auto);
+    let response = flow.call(request(), "b").await.unwrap();
+    assert_eq!(response.docs[0].id, "doc-1");
+    assert_eq!(seen.doc_ids(), vec![vec!["doc-1".to_owned()]]);
+}
+
+#[tokio::test]
+async fn a_configured_v1_never_sends_to_a_v2_gateway() {
+    let (addr, seen) = start_as(Docarray::V2("0.40.0")).await;
+    let flow = client_with(addr, crate::model::DocarrayMode::V1);
+    let err = flow.call(request(), "x").await.unwrap_err();
+    match &err {
+        FlowError::Gateway { message, .. } => {
+            assert!(
+                message.contains("configured docarray: v1") && message.contains("0.40.0 (v2)"),
+                "{message}"
+            )
+        }
+        other => panic!("expected Gateway, got {other:?}"),
+    }
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 0, "nothing was sent");
+    // The matching setting works.
+    let flow = client_with(addr, crate::model::DocarrayMode::V2);
+    assert!(flow.call(request(), "y").await.is_ok());
+}
+
+#[tokio::test]
+async fn v2_executor_errors_are_executor_errors() {
+    let (addr, _) = start_as(Docarray::V2("0.40.0")).await;
+    let flow = client_with(addr, crate::model::DocarrayMode::Auto);
+    let mut req = request();
+    req.docs[0].tags.insert("raise".into(), json!(true));
+    let err = flow.call(req, "x").await.unwrap_err();
+    assert_eq!(
+        err,
+        FlowError::Executor {
+            executor: "Echo".into(),
+            exception: "ValueError".into(),
+            message: "boom".into(),
+        }
+    );
+}
+
+#[tokio::test]
+async fn detection_waits_for_a_cold_gateway_and_is_redone_after_a_connection_loss() {
+    // Cold: nothing listens yet; detection failing is "not accepted" and retried.
+    let addr = free_port().await;
+    let flow = client_with(addr, crate::model::DocarrayMode::Auto);
+    let call = {
+        let flow = flow.clone();
+        tokio::spawn(async move { flow.call(request(), "cold").await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let v1 = serve_as(listener, Mode::Echo, Docarray::V1("0.21.1"), async {
+        let _ = stop_rx.await;
+    })
+    .await;
+    call.await.unwrap().unwrap();
+    assert_eq!(v1.status_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(v1.calls.load(Ordering::SeqCst), 1);
+
+    // The gateway is replaced by a docarray v2 one on the same address.
+    let _ = stop_tx.send(());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let listener = loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let v2 = serve_as(
+        listener,
+        Mode::Echo,
+        Docarray::V2("0.40.0"),
+        std::future::pending(),
+    )
+    .await;
+    // The first call after the switch may meet the dead connection (Unavailable); the client then
+    // forgets what it knew, so a later call asks again and speaks v2.
+    let mut answer = flow.call(request(), "after-1").await;
+    if answer.is_err() {
+        answer = flow.call(request(), "after-2").await;
+    }
+    let response = answer.unwrap();
+    assert_eq!(response.docs[0].id, "doc-1");
+    assert_eq!(
+        v2.status_calls.load(Ordering::SeqCst),
+        1,
+        "asked the new gateway"
+    );
+    assert_eq!(v2.v2_docs().len(), 1, "and sent it docarray v2");
 }

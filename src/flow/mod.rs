@@ -3,16 +3,25 @@
 //! gateway has not accepted the request, and mapping of gRPC / executor errors to [`FlowError`].
 //! Generated protobuf types stay inside this module.
 //!
-//! * [`client`] — connection settings, the call, retries and deadline.
+//! * [`client`] — connection settings, format detection, the call, retries and deadline.
+//! * [`format`] — docarray v1 / v2 and what a gateway reported about itself.
 //! * `convert` — model ↔ docarray v1 / jina protobuf conversions.
+//! * `convert_v2` — model ↔ docarray v2 protobuf (`DocProto` nodes).
+//! * `http` — jina's HTTP gateway (v1 `POST /post`, v2 `POST /<endpoint>`); `json` its bodies.
+//! * [`probe`] — `flowbridge check --probe`: what a gateway speaks and serves.
 //! * [`error`] — [`FlowError`].
-//! * `proto` — the code generated from `proto/*.proto` by `build.rs`.
+//! * `proto` — the code generated from `proto/*.proto` and `proto/v2/*.proto` by `build.rs`.
 //! * `null_gateway` (feature `null-gateway`) — a gateway answering every call at once, for
 //!   benchmarks.
 
 pub mod client;
 mod convert;
+mod convert_v2;
 pub mod error;
+pub mod format;
+pub mod http;
+mod json;
+pub mod probe;
 mod proto;
 
 #[cfg(test)]

@@ -1,15 +1,26 @@
 """The real Jina 3.34 Flow that flowbridge's integration tests talk to.
 
-    python tests/flow/flow.py --port P --record FILE [--executor-name recorder] [--watch-stdin]
+    python tests/flow/flow.py --port P --record FILE [--protocol grpc|http]
+                              [--executor-name recorder] [--watch-stdin]
 
-Starts a Flow with a gRPC gateway on 127.0.0.1:P and two executors, in this order:
+Runs under either docarray: with the v1 venv (docarray 0.21, ``scripts/jina-requirements.txt``)
+the Flow speaks ``DocumentArrayProto``; with the v2 venv (docarray 0.40,
+``scripts/jina-v2-requirements.txt``) it speaks ``DocListProto``, and the executors below, whose
+handlers have no type hints, receive ``DocList[LegacyDocumentJina]`` (jina's v1-shaped v2
+document: id, text, url, blob, tensor, embedding, tags, scores, chunks, matches; no mime_type).
 
-* ``recorder`` (class ``Recorder``, name overridable): a bare ``@requests`` handler, so it takes
-  every endpoint. For each request it appends one JSON line to FILE as soon as the request
-  arrives (before sleeping or raising), describing exactly what it received (endpoint,
-  request_id, parameters, every document field, chunks and matches included), then marks
-  the documents (``tags.seen_by = "recorder"``, ``tags.length = len(text)`` when text is set).
-  ``parameters.sleep = <seconds>`` makes it wait before answering (timeout tests);
+Starts a Flow with one gateway on 127.0.0.1:P speaking ``--protocol`` (gRPC by default, or HTTP:
+v1 serves ``POST /post``, v2 serves ``POST /<endpoint>`` for every endpoint the executors
+declare) and two executors, in this order:
+
+* ``recorder`` (class ``Recorder``, name overridable): handles ``/index``, ``/search`` and
+  ``/echo`` explicitly and every other endpoint through a bare ``@requests`` (``/default``). The
+  explicit ones exist because a v2 HTTP gateway only routes the endpoints an executor declares.
+  For each request it appends one JSON line to FILE as soon as the request arrives (before
+  sleeping or raising), describing exactly what it received, in ONE shape for both docarray
+  versions (see ``_doc``), so that tests can compare what executors see across Flows. Then it
+  marks the documents (``tags.seen_by = "recorder"``, ``tags.length = len(text)`` when text is
+  set). ``parameters.sleep = <seconds>`` makes it wait before answering (timeout tests);
   ``parameters.raise = true`` or a document with ``tags.raise == true`` makes it raise
   ``ValueError("boom", <doc id>)`` (executor error tests).
 * ``tagger`` (class ``Tagger``): sets ``tags.tagged_by = "tagger"``. A request sent with
@@ -39,6 +50,11 @@ os.environ.setdefault("JINA_LOG_LEVEL", "WARNING")
 os.environ.setdefault("JINA_DEFAULT_HOST", "127.0.0.1")
 
 from jina import Executor, Flow, requests  # noqa: E402
+from jina._docarray import docarray_v2  # noqa: E402
+
+DOCARRAY = "v2" if docarray_v2 else "v1"
+# Endpoints the recorder declares explicitly (see the module doc).
+EXPLICIT_ENDPOINTS = ["/index", "/search", "/echo"]
 
 # Jina hands a handler only `docs`, `parameters`, `docs_matrix`, `docs_map` and `tracing_context`:
 # the endpoint is not among them, and for a bare `@requests` handler jina has already replaced it
@@ -83,24 +99,43 @@ def _ndarray(value):
         return {"unreadable": repr(exc), "type": type(value).__name__}
 
 
+def _scores(scores):
+    """{name: value}: v1 NamedScores and v2 plain dicts alike."""
+    out = {}
+    for name, score in (scores or {}).items():
+        value = getattr(score, "value", score)
+        if isinstance(value, dict):
+            value = value.get("value")
+        out[name] = value
+    return out
+
+
 def _doc(d):
+    """One received document, in the same JSON shape for docarray v1 and v2.
+
+    Every key is always present; unset values are null (or {} / [] for tags, scores, chunks,
+    matches). ``uri`` is v1 ``uri`` or v2 ``url``. ``mime_type`` exists only in v1: a v2
+    ``LegacyDocumentJina`` has no such field, so it is always null on a v2 Flow.
+    """
+    if docarray_v2:
+        uri = getattr(d, "url", None)
+        mime_type = None
+    else:
+        uri = d.uri
+        mime_type = d.mime_type
+    blob = d.blob
     return {
         "id": d.id,
-        "parent_id": d.parent_id or None,
-        "granularity": d.granularity,
-        "adjacency": d.adjacency,
         "text": d.text or None,
-        "uri": d.uri or None,
-        "mime_type": d.mime_type or None,
+        "uri": uri or None,
+        "mime_type": mime_type or None,
         "tags": dict(d.tags) if d.tags else {},
-        "blob": base64.b64encode(d.blob).decode("ascii") if d.blob else None,
+        "blob": base64.b64encode(blob).decode("ascii") if blob else None,
         "embedding": _ndarray(d.embedding),
         "tensor": _ndarray(d.tensor),
-        "weight": d.weight,
-        "modality": d.modality or None,
-        "scores": {k: v.value for k, v in d.scores.items()} if d.scores else {},
-        "chunks": [_doc(c) for c in d.chunks],
-        "matches": [_doc(m) for m in d.matches],
+        "scores": _scores(d.scores),
+        "chunks": [_doc(c) for c in (d.chunks or [])],
+        "matches": [_doc(m) for m in (d.matches or [])],
     }
 
 
@@ -111,21 +146,30 @@ def _truthy(value):
 class Recorder(Executor):
     """Appends what it received to the record file, marks the docs, can sleep or raise."""
 
-    def __init__(self, record: str = "", **kwargs):
+    def __init__(self, record: str = "", protocol: str = "grpc", **kwargs):
         super().__init__(**kwargs)
         _install_header_probe()
         self._record = record
+        self._protocol = protocol
         self._lock = threading.Lock()
+
+    @requests(on=EXPLICIT_ENDPOINTS)
+    async def record_explicit(self, docs, parameters, **kwargs):
+        await self._handle(docs, parameters)
 
     @requests
     async def record(self, docs, parameters, **kwargs):
+        await self._handle(docs, parameters)
+
+    async def _handle(self, docs, parameters):
         header = _CURRENT_HEADER.get()
         parameters = dict(parameters or {})
         entry = {
             "executor": self.runtime_args.name.split("/")[0],
+            "docarray": DOCARRAY,
+            "protocol": self._protocol,
             "endpoint": header.exec_endpoint if header is not None else None,
             "request_id": header.request_id if header is not None else None,
-            "handler_kwargs": sorted(["docs", "parameters", *kwargs]),
             "parameters": parameters,
             "docs": [_doc(d) for d in docs],
         }
@@ -141,7 +185,7 @@ class Recorder(Executor):
         if _truthy(parameters.get("raise")):
             raise ValueError("boom", docs[0].id if len(docs) else "")
         for d in docs:
-            if _truthy(d.tags.get("raise")):
+            if _truthy((d.tags or {}).get("raise")):
                 raise ValueError("boom", d.id)
 
         for d in docs:
@@ -178,7 +222,10 @@ def _watch_stdin(stop):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, required=True, help="gRPC gateway port on 127.0.0.1")
+    parser.add_argument("--port", type=int, required=True, help="gateway port on 127.0.0.1")
+    parser.add_argument(
+        "--protocol", choices=["grpc", "http"], default="grpc", help="the gateway's protocol"
+    )
     parser.add_argument("--record", required=True, help="JSONL file the recorder appends to")
     parser.add_argument("--executor-name", default="recorder", help="deployment name of the recorder")
     parser.add_argument(
@@ -203,15 +250,23 @@ def main():
         threading.Thread(target=_watch_stdin, args=(stop,), daemon=True).start()
 
     flow = (
-        Flow(protocol="grpc", port=args.port, host="127.0.0.1")
-        .add(name=args.executor_name, uses=Recorder, uses_with={"record": record})
+        Flow(protocol=args.protocol, port=args.port, host="127.0.0.1")
+        .add(
+            name=args.executor_name,
+            uses=Recorder,
+            uses_with={"record": record, "protocol": args.protocol},
+        )
         .add(name="tagger", uses=Tagger)
     )
     started = time.monotonic()
     with flow:
         if stop.is_set():
             return
-        print(f"FLOW READY port={args.port} after {time.monotonic() - started:.1f}s", flush=True)
+        print(
+            f"FLOW READY port={args.port} protocol={args.protocol} docarray={DOCARRAY}"
+            f" after {time.monotonic() - started:.1f}s",
+            flush=True,
+        )
         flow.block(stop_event=stop)
 
 

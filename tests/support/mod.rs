@@ -1,5 +1,6 @@
 //! Test harness shared by the integration tests (`mod support;`): the real Jina Flow
-//! (`tests/flow/flow.py`, run with the venv made by `scripts/jina-env.sh`), a `flowbridge serve`
+//! (`tests/flow/flow.py`, run with one of the two venvs made by `scripts/jina-env.sh`: docarray
+//! v1 or v2, with a gRPC or an HTTP gateway, see [`FlowKind`] and [`Protocol`]), a `flowbridge serve`
 //! child process, free ports and a dependency-free blocking HTTP/1.1 client.
 //!
 //! Every child runs in its own process group and is stopped with its whole group (SIGTERM, then
@@ -30,25 +31,90 @@ pub const BRIDGE_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Grace period between SIGTERM and SIGKILL when stopping a child's process group.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// The venv's Python interpreter (`$FLOWBRIDGE_JINA_VENV`, default
+/// The v1 venv's Python interpreter (`$FLOWBRIDGE_JINA_VENV`, default
 /// `~/.cache/flowbridge/jina-venv`, the same default as `scripts/jina-env.sh`).
 pub fn venv_python() -> PathBuf {
-    let venv = match std::env::var_os("FLOWBRIDGE_JINA_VENV") {
+    venv_python_for(FlowKind::V1)
+}
+
+/// The Python interpreter of the venv for a docarray kind: v1 as [`venv_python`]; v2 from
+/// `$FLOWBRIDGE_JINA_V2_VENV`, default `~/.cache/flowbridge/jina-v2-venv` (`scripts/jina-env.sh v2`).
+pub fn venv_python_for(kind: FlowKind) -> PathBuf {
+    let (variable, default) = match kind {
+        FlowKind::V1 => ("FLOWBRIDGE_JINA_VENV", ".cache/flowbridge/jina-venv"),
+        FlowKind::V2 => ("FLOWBRIDGE_JINA_V2_VENV", ".cache/flowbridge/jina-v2-venv"),
+    };
+    let venv = match std::env::var_os(variable) {
         Some(v) if !v.is_empty() => PathBuf::from(v),
         _ => {
             let home =
                 std::env::var_os("HOME").expect("HOME is not set, cannot locate the jina venv");
-            PathBuf::from(home).join(".cache/flowbridge/jina-venv")
+            PathBuf::from(home).join(default)
         }
     };
     let python = venv.join("bin/python");
     assert!(
         python.exists(),
-        "no Python in the jina venv: {} does not exist.\n\
-         Run ./scripts/jina-env.sh first (or set FLOWBRIDGE_JINA_VENV to the venv it created).",
+        "no Python in the jina {kind} venv: {} does not exist.\n\
+         Run ./scripts/jina-env.sh {kind} first (or set {variable} to the venv it created).",
         python.display()
     );
     python
+}
+
+/// Which docarray the test Flow runs with (which venv starts `tests/flow/flow.py`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlowKind {
+    /// docarray 0.21 (`DocumentArrayProto`; HTTP `POST /post`).
+    V1,
+    /// docarray 0.40 (`DocListProto` of `LegacyDocumentJina`; HTTP `POST /<endpoint>`).
+    V2,
+}
+
+impl FlowKind {
+    pub const ALL: [FlowKind; 2] = [FlowKind::V1, FlowKind::V2];
+}
+
+impl std::fmt::Display for FlowKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FlowKind::V1 => "v1",
+            FlowKind::V2 => "v2",
+        })
+    }
+}
+
+/// The protocol of the test Flow's gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Grpc,
+    Http,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 2] = [Protocol::Grpc, Protocol::Http];
+
+    /// The `--protocol` value of `tests/flow/flow.py` and the URL scheme of a flowbridge gateway.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::Http => "http",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every (docarray, protocol) cell of the test matrix.
+pub fn matrix_cells() -> Vec<(FlowKind, Protocol)> {
+    FlowKind::ALL
+        .iter()
+        .flat_map(|k| Protocol::ALL.iter().map(move |p| (*k, *p)))
+        .collect()
 }
 
 /// A loopback port that was free a moment ago (bind port 0, read it, release it).
@@ -186,6 +252,10 @@ fn watch_stdout(
 /// `tagger`. See the docstring of `tests/flow/flow.py` for what the executors do.
 pub struct JinaFlow {
     pub port: u16,
+    /// The docarray the Flow runs with.
+    pub kind: FlowKind,
+    /// The gateway's protocol.
+    pub protocol: Protocol,
     /// The recorder's JSONL file (one line per request it received).
     pub record: PathBuf,
     /// stdout and stderr of the Flow.
@@ -205,16 +275,28 @@ impl JinaFlow {
     /// Starts a Flow on `port` (e.g. a port a flowbridge was configured with before the Flow
     /// existed, for cold-start tests).
     pub fn start_on(port: u16) -> JinaFlow {
-        Self::try_start(port, "recorder").unwrap_or_else(|e| panic!("{e}"))
+        Self::try_start(port, "recorder", FlowKind::V1, Protocol::Grpc)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Starts a Flow whose recorder deployment is called `executor_name`.
     pub fn start_named(port: u16, executor_name: &str) -> JinaFlow {
-        Self::try_start(port, executor_name).unwrap_or_else(|e| panic!("{e}"))
+        Self::try_start(port, executor_name, FlowKind::V1, Protocol::Grpc)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn try_start(port: u16, executor_name: &str) -> Result<JinaFlow, String> {
-        let python = venv_python();
+    /// Starts a Flow of this docarray kind with a gateway of this protocol on `port`.
+    pub fn start_kind(port: u16, kind: FlowKind, protocol: Protocol) -> JinaFlow {
+        Self::try_start(port, "recorder", kind, protocol).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start(
+        port: u16,
+        executor_name: &str,
+        kind: FlowKind,
+        protocol: Protocol,
+    ) -> Result<JinaFlow, String> {
+        let python = venv_python_for(kind);
         let dir = scratch_dir("jina-flow-");
         let record = dir.path().join("record.jsonl");
         let log = dir.path().join("flow.log");
@@ -231,6 +313,8 @@ impl JinaFlow {
             .arg(port.to_string())
             .arg("--record")
             .arg(&record)
+            .arg("--protocol")
+            .arg(protocol.as_str())
             .arg("--executor-name")
             .arg(executor_name)
             .arg("--watch-stdin")
@@ -268,19 +352,22 @@ impl JinaFlow {
             let mut dir = dir;
             dir.disable_cleanup(true);
             return Err(format!(
-                "Jina Flow on port {port} failed to start: {why} (exit status: {status:?}).\n\
+                "Jina Flow ({kind}, {protocol}) on port {port} failed to start: {why} \
+                 (exit status: {status:?}).\n\
                  log {}, last lines:\n{}",
                 log.display(),
                 log_tail(&log, 40)
             ));
         }
         eprintln!(
-            "[support] Jina Flow ready on 127.0.0.1:{port} in {:.1}s (log {})",
+            "[support] Jina Flow ({kind}, {protocol}) ready on 127.0.0.1:{port} in {:.1}s (log {})",
             started.elapsed().as_secs_f64(),
             log.display()
         );
         Ok(JinaFlow {
             port,
+            kind,
+            protocol,
             record,
             log,
             child: Mutex::new(Some(child)),
@@ -289,9 +376,15 @@ impl JinaFlow {
         })
     }
 
-    /// `grpc://127.0.0.1:<port>`, the gateway URL for a flowbridge config.
+    /// `grpc://127.0.0.1:<port>`, the gateway URL for a flowbridge config (of a gRPC Flow).
     pub fn grpc_url(&self) -> String {
         format!("grpc://127.0.0.1:{}", self.port)
+    }
+
+    /// The gateway URL for a flowbridge config, with the scheme of the Flow's protocol:
+    /// `grpc://127.0.0.1:<port>` or `http://127.0.0.1:<port>`.
+    pub fn gateway_url(&self) -> String {
+        format!("{}://127.0.0.1:{}", self.protocol.as_str(), self.port)
     }
 
     /// Every request the recorder has received so far, in order.
@@ -396,14 +489,32 @@ impl Drop for JinaFlow {
     }
 }
 
-/// One Flow for the whole test binary, started on first use. Statics are never dropped: the
-/// Flow stops itself when this process exits and its stdin pipe closes.
+/// One Flow for the whole test binary (docarray v1, gRPC), started on first use. Statics are
+/// never dropped: the Flow stops itself when this process exits and its stdin pipe closes.
 pub fn shared_flow() -> &'static JinaFlow {
-    static FLOW: OnceLock<Result<JinaFlow, String>> = OnceLock::new();
-    match FLOW.get_or_init(|| JinaFlow::try_start(free_port(), "recorder")) {
+    shared_flow_of(FlowKind::V1, Protocol::Grpc)
+}
+
+/// One Flow per (docarray, protocol) cell for the whole test binary, each started on first use
+/// (at most four Flow processes per binary; [`shared_flow`] is the v1 gRPC one). A cell whose
+/// Flow failed to start fails every test that needs it with the same message, without retrying.
+pub fn shared_flow_of(kind: FlowKind, protocol: Protocol) -> &'static JinaFlow {
+    static FLOWS: [OnceLock<Result<JinaFlow, String>>; 4] = [
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+        OnceLock::new(),
+    ];
+    let index = match (kind, protocol) {
+        (FlowKind::V1, Protocol::Grpc) => 0,
+        (FlowKind::V1, Protocol::Http) => 1,
+        (FlowKind::V2, Protocol::Grpc) => 2,
+        (FlowKind::V2, Protocol::Http) => 3,
+    };
+    match FLOWS[index].get_or_init(|| JinaFlow::try_start(free_port(), "recorder", kind, protocol))
+    {
         Ok(flow) => flow,
-        // Fails every test that needs it with the same message, without retrying for minutes.
-        Err(e) => panic!("shared Jina Flow unavailable: {e}"),
+        Err(e) => panic!("shared Jina Flow ({kind}, {protocol}) unavailable: {e}"),
     }
 }
 

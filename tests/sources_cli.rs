@@ -433,7 +433,7 @@ fn check_lists_every_error_with_its_path() {
         r#"
 limits: { max_body: 1KiB }
 gateways:
-  main: { url: http://127.0.0.1:1, timeout: soon }
+  main: { url: ftp://127.0.0.1:1, timeout: soon }
 routes:
   - name: a
     gateway: nope

@@ -254,18 +254,24 @@ impl FlowClient {
     /// it): the v2 HTTP gateway refuses some documents (`flow::json`). Checked per event so that
     /// one event's refusal does not fail the others batched with it.
     pub async fn admit(&self, docs: &PreparedDocs) -> Result<(), FlowError> {
-        if !matches!(self.transport, Transport::Http(_)) {
+        let format = match self.spec.docarray {
+            DocarrayMode::V1 => return Ok(()),
+            DocarrayMode::V2 => Some(DocFormat::V2),
+            DocarrayMode::Auto => self.known.lock().await.as_ref().map(|(g, _)| g.format),
+        };
+        if format != Some(DocFormat::V2) {
             return Ok(());
         }
-        let known = self.known.lock().await.as_ref().map(|(g, _)| g.format);
-        if known != Some(DocFormat::V2) {
-            return Ok(());
-        }
+        let http = matches!(self.transport, Transport::Http(_));
         for (i, d) in docs.docs.iter().enumerate() {
-            super::json::document_to_v2(d, &format!("docs[{i}]")).map_err(|e| {
-                FlowError::InvalidRequest {
-                    message: e.to_string(),
-                }
+            let path = format!("docs[{i}]");
+            let checked = if http {
+                super::json::document_to_v2(d, &path).map(drop)
+            } else {
+                super::convert_v2::document_to_v2(d, &path).map(drop)
+            };
+            checked.map_err(|e| FlowError::InvalidRequest {
+                message: e.to_string(),
             })?;
         }
         Ok(())

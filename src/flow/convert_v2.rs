@@ -202,18 +202,9 @@ pub(crate) fn document_to_v2(doc: &Document, path: &str) -> Result<DocProto, Con
         data.insert("scores".to_owned(), node(Content::Dict(scores)));
     }
     for (name, docs) in [("chunks", &doc.chunks), ("matches", &doc.matches)] {
-        if docs.is_empty() {
-            continue;
+        if !docs.is_empty() {
+            return Err(nested_refused(path, name));
         }
-        let list = docs
-            .iter()
-            .enumerate()
-            .map(|(i, d)| document_to_v2(d, &format!("{path}.{name}[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
-        data.insert(
-            name.to_owned(),
-            node(Content::DocArray(DocListProto { docs: list })),
-        );
     }
     if let Some(mime) = &doc.mime_type {
         data.insert("mime_type".to_owned(), node(Content::Text(mime.clone())));
@@ -435,17 +426,20 @@ mod tests {
                 values: vec![0.0, -1.0],
             }),
             scores,
-            chunks: vec![Document {
-                id: "c1".into(),
-                text: Some("c".into()),
-                ..Document::default()
-            }],
-            matches: vec![Document {
-                id: "m1".into(),
-                ..Document::default()
-            }],
             ..Document::default()
         }
+    }
+
+    #[test]
+    fn nested_documents_are_refused_with_their_path() {
+        let mut doc = sample();
+        doc.matches = vec![Document {
+            id: "m1".into(),
+            ..Document::default()
+        }];
+        let err = document_to_v2(&doc, "docs[3]").unwrap_err();
+        assert!(err.to_string().contains("docs[3].matches"), "{err}");
+        assert!(err.to_string().contains("docarray v2"), "{err}");
     }
 
     #[test]
@@ -482,10 +476,7 @@ mod tests {
             Some(node_proto::Content::Float(5e9))
         );
         assert_eq!(tags.data["n"], NodeProto::default());
-        assert!(matches!(
-            proto.data["chunks"].content,
-            Some(node_proto::Content::DocArray(_))
-        ));
+        assert!(!proto.data.contains_key("chunks"));
         assert!(!proto.data.contains_key("mime_type"));
     }
 
@@ -552,4 +543,16 @@ mod tests {
         let err = document_from_v2(DocProto { data }, "docs[2]").unwrap_err();
         assert_eq!(err.path, "docs[2].text");
     }
+}
+
+/// Why a document with chunks or matches cannot go to a docarray v2 Flow: docarray 0.40 cannot
+/// decode `LegacyDocumentJina.chunks`/`.matches` (over gRPC the executor fails; the v2 HTTP
+/// gateway fails too), so the event is refused before anything is sent rather than answered with
+/// an executor error that Knative would retry forever.
+pub(crate) fn nested_refused(path: &str, name: &str) -> ConvertError {
+    ConvertError::new(
+        &format!("{path}.{name}"),
+        "a docarray v2 Flow (docarray >= 0.30, untyped LegacyDocument) cannot decode nested \
+         documents; send chunks/matches to a docarray v1 Flow, or map them into tags",
+    )
 }

@@ -182,11 +182,7 @@ pub(crate) fn document_to_v2(doc: &Document, path: &str) -> Result<Value, Conver
     }
     for (name, docs) in [("chunks", &doc.chunks), ("matches", &doc.matches)] {
         if !docs.is_empty() {
-            return Err(ConvertError::new(
-                &format!("{path}.{name}"),
-                "the HTTP gateway of a docarray v2 Flow (jina 3.34) fails on nested documents; \
-                 use the gRPC gateway for chunks and matches",
-            ));
+            return Err(super::convert_v2::nested_refused(path, name));
         }
     }
     Ok(Value::Object(out))

@@ -394,6 +394,18 @@ pub(crate) fn decode_data(bytes: &[u8]) -> Result<Vec<Document>, ConvertError> {
     }
 }
 
+/// Why a document with chunks or matches cannot go to a docarray v2 Flow: docarray 0.40 cannot
+/// decode `LegacyDocumentJina.chunks`/`.matches` (over gRPC the executor fails; the v2 HTTP
+/// gateway fails too), so the event is refused before anything is sent rather than answered with
+/// an executor error that Knative would retry forever.
+pub(crate) fn nested_refused(path: &str, name: &str) -> ConvertError {
+    ConvertError::new(
+        &format!("{path}.{name}"),
+        "a docarray v2 Flow (docarray >= 0.30, untyped LegacyDocument) cannot decode nested \
+         documents; send chunks/matches to a docarray v1 Flow, or map them into tags",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,16 +555,4 @@ mod tests {
         let err = document_from_v2(DocProto { data }, "docs[2]").unwrap_err();
         assert_eq!(err.path, "docs[2].text");
     }
-}
-
-/// Why a document with chunks or matches cannot go to a docarray v2 Flow: docarray 0.40 cannot
-/// decode `LegacyDocumentJina.chunks`/`.matches` (over gRPC the executor fails; the v2 HTTP
-/// gateway fails too), so the event is refused before anything is sent rather than answered with
-/// an executor error that Knative would retry forever.
-pub(crate) fn nested_refused(path: &str, name: &str) -> ConvertError {
-    ConvertError::new(
-        &format!("{path}.{name}"),
-        "a docarray v2 Flow (docarray >= 0.30, untyped LegacyDocument) cannot decode nested \
-         documents; send chunks/matches to a docarray v1 Flow, or map them into tags",
-    )
 }

@@ -261,23 +261,36 @@ fn load(args: &ConfigArgs, port: Option<u16>) -> Result<Config, ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let mut config = match load(&args.config, args.port) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    if let Some(text) = &args.admin_listen {
-        match config::parse_admin_listen(text) {
-            Ok(addr) => config.admin_listen = addr,
-            Err(e) => {
-                eprintln!("--admin-listen / FLOWBRIDGE_ADMIN_LISTEN: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
+    let admin_listen = match args.admin_listen.as_deref().map(config::parse_admin_listen) {
+        None => None,
+        Some(Ok(addr)) => Some(addr),
+        Some(Err(e)) => {
+            eprintln!("--admin-listen / FLOWBRIDGE_ADMIN_LISTEN: {e}");
+            return ExitCode::from(EXIT_CONFIG);
         }
-    }
-    for w in &config.warnings {
+    };
+    let source = crate::reload::Source {
+        path: args.config.config.clone(),
+        overrides: Overrides {
+            gateway: args.config.gateway.clone(),
+            port: args.port,
+        },
+        admin_listen,
+    };
+    let loaded = match source.load() {
+        Ok(l) => l,
+        Err(errors) => {
+            eprintln!("{}: {} error(s):", source.origin(), errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for w in &loaded.config.warnings {
         tracing::warn!(path = %w.path, "{}", w.message);
     }
-    match crate::app::serve(config).await {
+    match crate::app::serve(loaded, source).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -19,6 +19,9 @@
 //! * [`flow`]: the Jina gateway client; generated protobuf types never leave it.
 //! * [`reply`]: builds reply events and delivers them to a sink when configured.
 //! * [`config`]: parse → validate the YAML config, every error at once, before any socket opens.
+//! * [`runtime`]: one config generation with its dispatchers and dedup windows; [`reload`]
+//!   swaps in the next one on SIGHUP or when the config (or a file it names) changes.
+//! * [`tls`]: the listener's rustls config and the CA bundles of `grpcs://` gateways.
 //! * [`cli`], [`telemetry`]: the command line, logging and the Prometheus metrics registry.
 //! * [`knative`]: `flowbridge knative`, `jina export kubernetes` output → Knative Services.
 //! * [`load`]: `flowbridge load`, the CloudEvents load generator used by the benchmarks.
@@ -33,6 +36,9 @@ pub mod ingress;
 pub mod knative;
 pub mod load;
 pub mod model;
+pub mod reload;
 pub mod reply;
 pub mod rules;
+pub mod runtime;
 pub mod telemetry;
+pub mod tls;

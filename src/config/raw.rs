@@ -26,6 +26,18 @@ pub struct RawConfig {
     /// `IP:port` of the admin listener (metrics, probes); `""` or `off` disables it; default
     /// `0.0.0.0:9095`.
     pub admin_listen: Option<String>,
+    /// TLS on the listener.
+    pub tls: Option<RawTls>,
+}
+
+/// `tls:` — the listener's certificate and key (PEM files), optionally a client CA bundle.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    /// PEM bundle; when set, clients must present a certificate it signed (mutual TLS).
+    pub client_ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +65,11 @@ pub struct RawGateway {
     pub max_pending: Option<Value>,
     pub batch: Option<RawBatch>,
     pub retry: Option<RawRetry>,
+    /// `grpcs://` only: PEM bundle trusted instead of the system roots.
+    pub ca_file: Option<String>,
+    /// `grpcs://` only: the name the gateway's certificate must carry (and SNI), instead of the
+    /// URL's host.
+    pub tls_server_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

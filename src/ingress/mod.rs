@@ -7,7 +7,6 @@
 pub mod binding;
 pub mod error;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -22,12 +21,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::dispatch::Dispatcher;
-use crate::dispatch::dedup::{Claim, Dedup};
+use crate::dispatch::dedup::Claim;
 use crate::model::CloudEvent;
 use crate::reply;
 use crate::rules::Unmatched;
+use crate::runtime::Runtime;
 use crate::telemetry::metrics::{self, Metrics};
 use binding::Mode;
 use error::{IngressError, error_response};
@@ -35,16 +33,21 @@ use error::{IngressError, error_response};
 /// Everything a request handler needs; shared by all requests.
 #[derive(Debug)]
 pub struct AppState {
-    pub config: Config,
-    /// The delivery queue of each gateway, by gateway name.
-    pub dispatchers: BTreeMap<String, Dispatcher>,
-    /// The redelivery window of each route with `dedup`, by route name.
-    pub dedup: BTreeMap<String, Dedup<Processed>>,
+    /// The active config generation with its dispatchers and dedup windows; a reload swaps it.
+    /// A request loads it once ([`AppState::runtime`]) and uses that for its whole life.
+    pub runtime: arc_swap::ArcSwap<Runtime>,
     pub replies: reply::Sender,
     /// Set once the listener is bound; cleared at shutdown.
     pub ready: AtomicBool,
     /// The metrics registry (`/metrics` on the admin listener).
     pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// The active runtime, to keep for the whole of one request.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
 }
 
 /// The router for the event port.
@@ -66,7 +69,13 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    let gauges: Vec<_> = state.dispatchers.values().map(Dispatcher::gauges).collect();
+    let gauges: Vec<_> = state
+        .runtime
+        .load()
+        .dispatchers
+        .values()
+        .map(|d| d.gauges())
+        .collect();
     let text = state
         .metrics
         .render(&gauges, crate::rules::filter::cesql_evaluation_errors());
@@ -152,7 +161,8 @@ enum Outcome {
 }
 
 async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_body(&headers, body, state.config.max_body).await {
+    let rt = state.runtime();
+    let body = match read_body(&headers, body, rt.config.max_body).await {
         Ok(b) => b,
         Err(e) => return log_rejection(&state.metrics, e),
     };
@@ -174,7 +184,7 @@ async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
         let Some(event) = decoded.events.into_iter().next() else {
             return StatusCode::ACCEPTED.into_response();
         };
-        return match process(&state, event, want_reply).await {
+        return match process(&state, &rt, event, want_reply).await {
             Ok(Outcome::Accepted) => StatusCode::ACCEPTED.into_response(),
             Ok(Outcome::Reply(reply)) => reply_response(&reply),
             Err(e) => error_response(&e, ""),
@@ -185,9 +195,10 @@ async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
     let mut tasks = tokio::task::JoinSet::new();
     for (index, event) in decoded.events.into_iter().enumerate() {
         let state = state.clone();
+        let rt = rt.clone();
         tasks.spawn(async move {
             let id = event.id.clone();
-            (index, id, process(&state, event, false).await)
+            (index, id, process(&state, &rt, event, false).await)
         });
     }
     let mut worst: Option<(usize, String, IngressError)> = None;
@@ -230,14 +241,15 @@ fn reply_response(event: &CloudEvent) -> Response {
 /// One event: route → map → call the Flow → build/deliver the reply.
 async fn process(
     state: &AppState,
+    rt: &Runtime,
     event: CloudEvent,
     want_reply: bool,
 ) -> Result<Outcome, IngressError> {
     let started = Instant::now();
     let m = &state.metrics;
-    let Some(route) = state.config.rules.route(&event) else {
+    let Some(route) = rt.config.rules.route(&event) else {
         let unrouted = m.route(metrics::NO_ROUTE);
-        return match state.config.unmatched {
+        return match rt.config.unmatched {
             Unmatched::Accept => {
                 m.unmatched_accepted.inc();
                 unrouted.answered(StatusCode::ACCEPTED.as_u16());
@@ -260,8 +272,8 @@ async fn process(
     let route_metrics = m.route(&route.name);
     route_metrics.matched.inc();
     let mut redelivery = false;
-    let result = match state.dedup.get(&route.name) {
-        None => run_route(state, route, &event, want_reply).await,
+    let result = match rt.dedup.get(&route.name) {
+        None => run_route(state, rt, route, &event, want_reply).await,
         Some(window) => match window.claim((event.source.clone(), event.id.clone())).await {
             Claim::Done(processed) => {
                 redelivery = true;
@@ -269,7 +281,7 @@ async fn process(
             }
             Claim::Run(guard) => {
                 // Build the reply even when not asked: a redelivery may ask for it.
-                let result = run_route(state, route, &event, true).await;
+                let result = run_route(state, rt, route, &event, true).await;
                 if let Ok(processed) = &result {
                     guard.finish(processed.clone());
                 }
@@ -319,6 +331,7 @@ async fn process(
 /// deliver (`reply.to`) the reply. Errors carry the Flow request id when there was one.
 async fn run_route(
     state: &AppState,
+    rt: &Runtime,
     route: &crate::rules::Route,
     event: &CloudEvent,
     build_reply: bool,
@@ -330,7 +343,7 @@ async fn run_route(
             error,
         })
     })?;
-    let Some(dispatcher) = state.dispatchers.get(&route.gateway) else {
+    let Some(dispatcher) = rt.dispatchers.get(&route.gateway) else {
         return Err(no_request(IngressError::NoGateway {
             route: route.name.clone(),
             gateway: route.gateway.clone(),

@@ -154,3 +154,118 @@ pub fn server_config(
         config: Arc::new(config),
     })
 }
+
+/// Certificates for tests: a CA that signs leaf certificates.
+#[cfg(test)]
+pub(crate) mod testing {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    pub(crate) struct Ca {
+        issuer: Issuer<'static, KeyPair>,
+        /// The CA certificate, PEM.
+        pub(crate) pem: String,
+    }
+
+    /// A leaf certificate and its key.
+    pub(crate) struct Leaf {
+        pub(crate) cert_pem: String,
+        pub(crate) key_pem: String,
+        pub(crate) der: Vec<u8>,
+    }
+
+    impl Ca {
+        pub(crate) fn new(name: &str) -> Ca {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            let cert = params.self_signed(&key).unwrap();
+            Ca {
+                issuer: Issuer::new(params, key),
+                pem: cert.pem(),
+            }
+        }
+
+        /// A server certificate for `names` (DNS names or IP addresses).
+        pub(crate) fn leaf(&self, names: &[&str]) -> Leaf {
+            let key = KeyPair::generate().unwrap();
+            let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            let params = CertificateParams::new(names).unwrap();
+            let cert = params.signed_by(&key, &self.issuer).unwrap();
+            Leaf {
+                cert_pem: cert.pem(),
+                key_pem: key.serialize_pem(),
+                der: cert.der().to_vec(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::Ca;
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_matching_cert_and_key_build_a_config_offering_h2_and_http1() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("test ca");
+        let leaf = ca.leaf(&["localhost"]);
+        let chain = format!("{}{}", leaf.cert_pem, ca.pem);
+        let cert = write(dir.path(), "tls.crt", &chain);
+        let key = write(dir.path(), "tls.key", &leaf.key_pem);
+        let ca_file = write(dir.path(), "ca.crt", &ca.pem);
+        let tls = server_config(&cert, &key, Some(&ca_file)).unwrap();
+        assert_eq!(
+            tls.config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        assert_eq!(tls.client_ca_file.as_deref(), Some(ca_file.as_path()));
+    }
+
+    #[test]
+    fn every_bad_file_is_named_with_its_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("test ca");
+        let one = ca.leaf(&["localhost"]);
+        let other = ca.leaf(&["localhost"]);
+        let cert = write(dir.path(), "tls.crt", &one.cert_pem);
+        let wrong_key = write(dir.path(), "other.key", &other.key_pem);
+        let garbage = write(dir.path(), "garbage.pem", "not pem at all\n");
+        let missing = dir.path().join("missing.crt");
+
+        let problems = server_config(&missing, &garbage, Some(&garbage)).unwrap_err();
+        let fields: Vec<Field> = problems.iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            fields,
+            [Field::CertFile, Field::KeyFile, Field::ClientCaFile],
+            "{problems:?}"
+        );
+        assert!(problems[0].1.contains("missing.crt"), "{problems:?}");
+        assert!(problems[1].1.contains("no PEM private key"), "{problems:?}");
+        assert!(problems[2].1.contains("no certificate"), "{problems:?}");
+
+        let problems = server_config(&cert, &wrong_key, None).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].0, Field::KeyFile);
+        assert!(
+            problems[0].1.contains("does not fit the certificate"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_bundle_yields_every_certificate() {
+        let a = Ca::new("a");
+        let b = Ca::new("b");
+        let bundle = format!("{}\n{}", a.pem, b.pem);
+        assert_eq!(certs_from_pem(bundle.as_bytes()).unwrap().len(), 2);
+        assert!(certs_from_pem(b"").is_err());
+    }
+}

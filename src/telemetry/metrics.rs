@@ -835,6 +835,40 @@ mod tests {
     }
 
     #[test]
+    fn config_generation_and_reloads_render() {
+        let m = Metrics::new(["r"], []);
+        m.set_config(3, "0123456789abcdef");
+        m.reloaded("success");
+        m.reloaded("failure");
+        m.reloaded("failure");
+        m.register(["added"], ["g2"]);
+        m.route("added").answered(202);
+        let text = m.render(&[], 0);
+        let v = |s: &str| value(&text, s);
+        assert_eq!(v("flowbridge_config_generation").as_deref(), Some("3"));
+        assert_eq!(
+            v("flowbridge_config_info{generation=\"3\",hash=\"0123456789abcdef\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("flowbridge_config_reloads_total{outcome=\"success\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("flowbridge_config_reloads_total{outcome=\"failure\"}").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            v("flowbridge_event_count_total{route=\"added\",response_code=\"202\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("flowbridge_flow_retries_total{gateway=\"g2\"}").as_deref(),
+            Some("0")
+        );
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         let mut out = String::new();
         sample(&mut out, "x", &[("a", "q\"b\\n\nz")], 1);

@@ -309,9 +309,16 @@ fn check(args: &ConfigArgs) -> ExitCode {
     }
     for (name, g) in &config.gateways {
         let rate = g.rate.map_or("unlimited".to_string(), |r| format!("{r}/s"));
+        let mut tls = String::new();
+        if let Some(ca) = &g.tls.ca_file {
+            tls.push_str(&format!(", ca_file {}", ca.display()));
+        }
+        if let Some(name) = &g.tls.server_name {
+            tls.push_str(&format!(", tls_server_name {name}"));
+        }
         println!(
             "gateway {name}: {}, timeout {}, connect_timeout {}, concurrency {}, rate {rate}, \
-             max_pending {}, batch max_docs {} max_bytes {} linger {}, retry {} backoff {}..{}",
+             max_pending {}, batch max_docs {} max_bytes {} linger {}, retry {} backoff {}..{}{tls}",
             g.url,
             humantime::format_duration(g.timeout),
             humantime::format_duration(g.connect_timeout),
@@ -355,6 +362,19 @@ fn check(args: &ConfigArgs) -> ExitCode {
             route.name,
             route.gateway,
             describe_mapping(&route.mapping.spec),
+        );
+    }
+    if let Some(tls) = &config.tls {
+        println!(
+            "tls: cert_file {}, key_file {}, {}",
+            tls.cert_file.display(),
+            tls.key_file.display(),
+            tls.client_ca_file
+                .as_ref()
+                .map_or("no client certificates".to_string(), |ca| format!(
+                    "client certificates required (client_ca_file {})",
+                    ca.display()
+                ))
         );
     }
     println!(

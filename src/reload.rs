@@ -248,3 +248,47 @@ pub async fn watch(state: Arc<AppState>, source: Arc<Source>, mut seen: Vec<u8>)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_follows_the_content_of_the_config_and_the_files_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, crate::tls::testing::Ca::new("one").pem).unwrap();
+        let config = dir.path().join("config.yaml");
+        let text = format!(
+            "gateways:\n  g: {{url: \"grpcs://127.0.0.1:1\", ca_file: {}}}\nroutes:\n  - name: r\n",
+            ca.display()
+        );
+        std::fs::write(&config, &text).unwrap();
+        let source = Source {
+            path: Some(config.clone()),
+            admin_listen: Some(None),
+            ..Source::default()
+        };
+        let loaded = source.load().unwrap();
+        // The command line's --admin-listen wins over the file.
+        assert_eq!(loaded.config.admin_listen, None);
+        assert_eq!(loaded.hash, runtime::hash(text.as_bytes()));
+        let files = loaded.config.referenced_files();
+        assert_eq!(files, [ca.clone()]);
+        assert_eq!(source.fingerprint(&files), loaded.fingerprint);
+
+        // Rewriting the same bytes is no change; a new CA bundle is, the config untouched.
+        std::fs::write(&config, &text).unwrap();
+        assert_eq!(source.fingerprint(&files), loaded.fingerprint);
+        std::fs::write(&ca, crate::tls::testing::Ca::new("two").pem).unwrap();
+        let after_ca = source.fingerprint(&files);
+        assert_ne!(after_ca, loaded.fingerprint);
+        // A vanished file is a state of its own too.
+        std::fs::remove_file(&ca).unwrap();
+        let gone = source.fingerprint(&files);
+        assert_ne!(gone, after_ca);
+        assert!(source.load().unwrap_err().0[0].path.contains("ca_file"));
+    }
+}

@@ -170,7 +170,6 @@ pub(crate) mod testing {
     pub(crate) struct Leaf {
         pub(crate) cert_pem: String,
         pub(crate) key_pem: String,
-        pub(crate) der: Vec<u8>,
     }
 
     impl Ca {
@@ -195,7 +194,6 @@ pub(crate) mod testing {
             Leaf {
                 cert_pem: cert.pem(),
                 key_pem: key.serialize_pem(),
-                der: cert.der().to_vec(),
             }
         }
     }

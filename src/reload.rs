@@ -276,7 +276,7 @@ mod tests {
         assert_eq!(loaded.config.admin_listen, None);
         assert_eq!(loaded.hash, runtime::hash(text.as_bytes()));
         let files = loaded.config.referenced_files();
-        assert_eq!(files, [ca.clone()]);
+        assert_eq!(files, std::slice::from_ref(&ca));
         assert_eq!(source.fingerprint(&files), loaded.fingerprint);
 
         // Rewriting the same bytes is no change; a new CA bundle is, the config untouched.

@@ -1,61 +1,52 @@
-//! Wiring for `flowbridge serve`: builds the shared state from a validated [`Config`] (a
-//! dispatcher per gateway, a dedup window per route that asks for one), binds the listener, flips
-//! readiness, and runs until SIGTERM/SIGINT. A second listener (`admin_listen`) serves
-//! `/metrics` and the probes from the same state.
+//! Wiring for `flowbridge serve`: builds the first [`Runtime`] from a validated config (a
+//! dispatcher per gateway, a dedup window per route that asks for one), binds the listener
+//! (plain HTTP through `axum::serve`, or TLS through this module's accept loop when the config
+//! has `tls`), starts the config watcher ([`reload::watch`]), flips readiness, and runs until
+//! SIGTERM/SIGINT. A second listener (`admin_listen`, always plain HTTP) serves `/metrics` and
+//! the probes from the same state.
 //!
 //! Shutdown: on the signal readiness turns false at once, the listener stops accepting, and every
 //! event already received — in flight or waiting in a dispatcher queue, each has an HTTP request
 //! waiting for it — gets up to `shutdown_grace` to finish; then the process exits.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tracing::{info, warn};
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
 
-use crate::auth::Auth;
-use crate::config::Config;
-use crate::dispatch::Dispatcher;
-use crate::dispatch::dedup::{self, Dedup};
-use crate::flow::FlowClient;
 use crate::ingress::{self, AppState};
+use crate::reload::{self, Loaded, Source};
 use crate::reply;
+use crate::runtime::Runtime;
 use crate::telemetry::metrics::Metrics;
 
 /// Timeout for POSTing a reply event to a `reply.to` sink.
 const REPLY_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Run the sink until a shutdown signal arrives.
-pub async fn serve(config: Config) -> Result<(), String> {
-    let metrics = Arc::new(
-        Metrics::new(
-            config.rules.routes.iter().map(|r| r.name.as_str()),
-            config.gateways.keys().map(String::as_str),
-        )
-        .with_webhooks(config.webhooks.iter().map(|w| w.name.as_str())),
-    );
-    let mut dispatchers = BTreeMap::new();
-    for (name, spec) in &config.gateways {
-        let client = FlowClient::new(spec).map_err(|e| format!("gateway {name}: {e}"))?;
-        let gateway_metrics = metrics.gateway(name).unwrap_or_default();
-        dispatchers.insert(
-            name.clone(),
-            Dispatcher::with_metrics(client, gateway_metrics),
-        );
-    }
-    let mut windows = BTreeMap::new();
-    for route in &config.rules.routes {
-        if let Some(window) = route.dedup {
-            windows.insert(
-                route.name.clone(),
-                Dedup::new(window, dedup::DEFAULT_CAPACITY),
-            );
-        }
-    }
+/// A client that has not finished its TLS handshake by then is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Run the sink with the config `loaded` from `source` until a shutdown signal arrives;
+/// reload from `source` on SIGHUP and when its files change ([`reload::watch`]).
+pub async fn serve(loaded: Loaded, source: Source) -> Result<(), String> {
+    let Loaded {
+        config,
+        hash,
+        fingerprint,
+    } = loaded;
+    let metrics = Arc::new(Metrics::new([], []));
+    let (runtime, _) = Runtime::build(config, hash, None, &metrics)?;
+    metrics.set_config(runtime.generation, &runtime.hash);
     let replies = reply::Sender::new(REPLY_SEND_TIMEOUT)?;
+    let config = &runtime.config;
     let listen = config.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
+    let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener
@@ -63,7 +54,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
     let admin = match config.admin_listen {
         Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
+            TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr} (admin_listen): {e}"))?,
         ),
@@ -78,20 +69,20 @@ pub async fn serve(config: Config) -> Result<(), String> {
             concurrency = spec.concurrency,
             max_pending = spec.max_pending,
             max_docs = spec.batch.max_docs,
+            ca_file = ?spec.tls.ca_file,
             "gateway configured"
         );
     }
-    let auth = Auth::from_config(&config);
-    log_auth(&config, &auth);
-    auth.prefetch().await;
+    let tls = config.tls.is_some();
+    let routes = config.rules.routes.len();
+    let (generation, hash) = (runtime.generation, runtime.hash.clone());
+    runtime.log_auth();
+    runtime.auth.prefetch().await;
     let state = Arc::new(AppState {
-        config,
-        dispatchers,
-        dedup: windows,
+        runtime: arc_swap::ArcSwap::from_pointee(runtime),
         replies,
         ready: AtomicBool::new(false),
         metrics,
-        auth,
     });
     let app = ingress::router(state.clone());
     if let Some(admin) = admin {
@@ -107,32 +98,54 @@ pub async fn serve(config: Config) -> Result<(), String> {
         });
         info!(address = %address, "admin listener (/metrics, /healthz, /readyz)");
     }
+    // Registered before readiness, so a SIGHUP never meets the default action (exit).
+    tokio::spawn(reload::watch(state.clone(), Arc::new(source), fingerprint));
     state.ready.store(true, Ordering::Relaxed);
-    info!(address = %local, routes = state.config.rules.routes.len(), "flowbridge listening");
-    let grace = state.config.shutdown_grace;
+    info!(
+        address = %local,
+        routes,
+        tls,
+        generation,
+        hash = %hash,
+        "flowbridge listening; config generation {generation} active"
+    );
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let signal_state = state.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let shutdown = async move {
         shutdown_signal(signal_state).await;
         let _ = signalled_tx.send(());
-    });
+    };
+    let grace_state = state.clone();
     let grace_timer = async move {
         if signalled_rx.await.is_err() {
             // The server ended on its own; nothing to time.
             std::future::pending::<()>().await;
         }
+        // The generation active at the signal decides the grace.
+        let grace = grace_state.runtime().config.shutdown_grace;
         tokio::time::sleep(grace).await;
+        grace
+    };
+    let log_state = state.clone();
+    let server = async move {
+        if tls {
+            serve_tls(listener, app, state, shutdown).await;
+            Ok(())
+        } else {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
     };
     tokio::select! {
         result = server => {
             result.map_err(|e| format!("server error: {e}"))?;
             info!("flowbridge stopped: every event was answered");
         }
-        () = grace_timer => {
-            let waiting: usize = state.dispatchers.values().map(Dispatcher::pending).sum();
+        grace = grace_timer => {
             warn!(
                 grace_ms = grace.as_millis() as u64,
-                waiting,
+                waiting = log_state.runtime().pending(),
                 "shutdown_grace elapsed with events unfinished; exiting (their senders get no \
                  answer and will retry)"
             );
@@ -141,25 +154,70 @@ pub async fn serve(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// One line per endpoint saying how it is protected; a warning for each open one.
-fn log_auth(config: &Config, auth: &Auth) {
-    match auth.main() {
-        Some(v) => info!(endpoint = "POST /", methods = ?v.method_names(), "inbound auth"),
-        None => warn!(
-            endpoint = "POST /",
-            "no auth configured: anyone who can reach this port can send events to the Flow \
-             (see docs/auth.md)"
-        ),
-    }
-    for w in &config.webhooks {
-        let endpoint = format!("POST /webhooks/{}", w.name);
-        match auth.webhook(&w.name) {
-            Some(v) => info!(endpoint = %endpoint, methods = ?v.method_names(), "inbound auth"),
-            None => {
-                warn!(endpoint = %endpoint, "no auth configured for this webhook: anyone who can reach this port can send events to the Flow (see docs/auth.md)")
+/// The HTTPS accept loop (axum's `serve` has no TLS): each connection takes the rustls config
+/// of the runtime active when it arrives (a reload with new certificate files applies to new
+/// connections; open ones keep theirs), negotiates `h2` or `http/1.1` by ALPN and serves the
+/// same router. On `shutdown` it stops accepting and waits for open connections to finish
+/// their requests, like `axum::serve(..).with_graceful_shutdown`.
+async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(config) = state
+            .runtime
+            .load()
+            .config
+            .tls
+            .as_ref()
+            .map(|t| t.config.clone())
+        else {
+            continue;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let service = TowerToHyperService::new(app.clone());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!(peer = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(e) = watcher.watch(connection).await {
+                debug!(peer = %peer, error = %e, "connection ended with an error");
             }
-        }
+        });
     }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// Resolves on SIGTERM or SIGINT; readiness turns false at once, in-flight requests finish.
@@ -185,10 +243,11 @@ async fn shutdown_signal(state: Arc<AppState>) {
         _ = term => {},
     }
     state.ready.store(false, Ordering::Relaxed);
-    let waiting: usize = state.dispatchers.values().map(Dispatcher::pending).sum();
+    let runtime = state.runtime();
+    let waiting = runtime.pending();
     info!(
         waiting,
-        grace_ms = state.config.shutdown_grace.as_millis() as u64,
+        grace_ms = runtime.config.shutdown_grace.as_millis() as u64,
         "shutdown signal received; not ready, no new connections, finishing received events"
     );
 }

@@ -282,23 +282,36 @@ fn load(args: &ConfigArgs, port: Option<u16>) -> Result<Config, ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let mut config = match load(&args.config, args.port) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    if let Some(text) = &args.admin_listen {
-        match config::parse_admin_listen(text) {
-            Ok(addr) => config.admin_listen = addr,
-            Err(e) => {
-                eprintln!("--admin-listen / FLOWBRIDGE_ADMIN_LISTEN: {e}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
+    let admin_listen = match args.admin_listen.as_deref().map(config::parse_admin_listen) {
+        None => None,
+        Some(Ok(addr)) => Some(addr),
+        Some(Err(e)) => {
+            eprintln!("--admin-listen / FLOWBRIDGE_ADMIN_LISTEN: {e}");
+            return ExitCode::from(EXIT_CONFIG);
         }
-    }
-    for w in &config.warnings {
+    };
+    let source = crate::reload::Source {
+        path: args.config.config.clone(),
+        overrides: Overrides {
+            gateway: args.config.gateway.clone(),
+            port: args.port,
+        },
+        admin_listen,
+    };
+    let loaded = match source.load() {
+        Ok(l) => l,
+        Err(errors) => {
+            eprintln!("{}: {} error(s):", source.origin(), errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for w in &loaded.config.warnings {
         tracing::warn!(path = %w.path, "{}", w.message);
     }
-    match crate::app::serve(config).await {
+    match crate::app::serve(loaded, source).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -317,9 +330,16 @@ fn check(args: &ConfigArgs) -> ExitCode {
     }
     for (name, g) in &config.gateways {
         let rate = g.rate.map_or("unlimited".to_string(), |r| format!("{r}/s"));
+        let mut tls = String::new();
+        if let Some(ca) = &g.tls.ca_file {
+            tls.push_str(&format!(", ca_file {}", ca.display()));
+        }
+        if let Some(name) = &g.tls.server_name {
+            tls.push_str(&format!(", tls_server_name {name}"));
+        }
         println!(
             "gateway {name}: {}, timeout {}, connect_timeout {}, concurrency {}, rate {rate}, \
-             max_pending {}, batch max_docs {} max_bytes {} linger {}, retry {} backoff {}..{}",
+             max_pending {}, batch max_docs {} max_bytes {} linger {}, retry {} backoff {}..{}{tls}",
             g.url,
             humantime::format_duration(g.timeout),
             humantime::format_duration(g.connect_timeout),
@@ -363,6 +383,19 @@ fn check(args: &ConfigArgs) -> ExitCode {
             route.name,
             route.gateway,
             describe_mapping(&route.mapping.spec),
+        );
+    }
+    if let Some(tls) = &config.tls {
+        println!(
+            "tls: cert_file {}, key_file {}, {}",
+            tls.cert_file.display(),
+            tls.key_file.display(),
+            tls.client_ca_file
+                .as_ref()
+                .map_or("no client certificates".to_string(), |ca| format!(
+                    "client certificates required (client_ca_file {})",
+                    ca.display()
+                ))
         );
     }
     println!(

@@ -21,6 +21,9 @@
 //! * [`auth`]: inbound auth (OIDC JWTs, static bearer tokens, webhook HMAC signatures); the
 //!   ingress asks it before an event goes anywhere.
 //! * [`config`]: parse → validate the YAML config, every error at once, before any socket opens.
+//! * [`runtime`]: one config generation with its dispatchers and dedup windows; [`reload`]
+//!   swaps in the next one on SIGHUP or when the config (or a file it names) changes.
+//! * [`tls`]: the listener's rustls config and the CA bundles of `grpcs://` gateways.
 //! * [`cli`], [`telemetry`]: the command line, logging and the Prometheus metrics registry.
 //! * [`knative`]: `flowbridge knative`, `jina export kubernetes` output → Knative Services.
 //! * [`load`]: `flowbridge load`, the CloudEvents load generator used by the benchmarks.
@@ -36,6 +39,9 @@ pub mod ingress;
 pub mod knative;
 pub mod load;
 pub mod model;
+pub mod reload;
 pub mod reply;
 pub mod rules;
+pub mod runtime;
 pub mod telemetry;
+pub mod tls;

@@ -176,6 +176,21 @@ pub struct GatewaySpec {
     pub max_pending: usize,
     pub batch: BatchSpec,
     pub retry: RetrySpec,
+    /// TLS settings of a `grpcs://` gateway (ignored for `grpc://`).
+    pub tls: GatewayTls,
+}
+
+/// How flowbridge checks a `grpcs://` gateway's certificate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GatewayTls {
+    /// `ca_file`: the PEM bundle trusted instead of the system roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The bundle's text, read when the config loaded (so a changed bundle is a changed
+    /// gateway on reload).
+    pub ca_pem: Option<String>,
+    /// `tls_server_name`: the name checked against the certificate (and sent as SNI) instead
+    /// of the URL's host.
+    pub server_name: Option<String>,
 }
 
 /// How waiting events are grouped into one Flow request.
@@ -259,6 +274,7 @@ impl GatewaySpec {
             batch: BatchSpec::default(),
             retry: RetrySpec::default(),
             docarray: DocarrayMode::Auto,
+            tls: GatewayTls::default(),
         }
     }
 }

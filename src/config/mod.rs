@@ -50,6 +50,8 @@ pub struct Config {
     pub auth: Option<crate::auth::spec::AuthSpec>,
     /// `POST /webhooks/<name>` endpoints.
     pub webhooks: Vec<crate::auth::spec::WebhookSpec>,
+    /// TLS on the listener (`tls:`); `None`: plain HTTP.
+    pub tls: Option<crate::tls::ServerTls>,
     /// Suspicious but legal settings (a reply the route would match again, no routes), in
     /// document order; `flowbridge check` prints them, `serve` logs them.
     pub warnings: Vec<ConfigError>,
@@ -92,6 +94,23 @@ impl std::fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// The files this config names besides itself (TLS certificate, key and CA bundles), which
+    /// a reload watches too.
+    pub fn referenced_files(&self) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        if let Some(tls) = &self.tls {
+            files.push(tls.cert_file.clone());
+            files.push(tls.key_file.clone());
+            files.extend(tls.client_ca_file.clone());
+        }
+        for spec in self.gateways.values() {
+            files.extend(spec.tls.ca_file.clone());
+        }
+        files
+    }
+}
 
 /// Load from a file, or the embedded default when `path` is `None`.
 pub fn load(path: Option<&FsPath>, overrides: &Overrides) -> Result<Config, ConfigErrors> {

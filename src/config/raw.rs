@@ -30,6 +30,18 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     /// Plain webhooks turned into CloudEvents at `POST /webhooks/<name>`.
     pub webhooks: Option<Vec<RawWebhook>>,
+    /// TLS on the listener.
+    pub tls: Option<RawTls>,
+}
+
+/// `tls:` — the listener's certificate and key (PEM files), optionally a client CA bundle.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    /// PEM bundle; when set, clients must present a certificate it signed (mutual TLS).
+    pub client_ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +71,11 @@ pub struct RawGateway {
     pub retry: Option<RawRetry>,
     /// `v1`, `v2` or `auto` (default): the gateway's docarray document format.
     pub docarray: Option<Value>,
+    /// `grpcs://` only: PEM bundle trusted instead of the system roots.
+    pub ca_file: Option<String>,
+    /// `grpcs://` only: the name the gateway's certificate must carry (and SNI), instead of the
+    /// URL's host.
+    pub tls_server_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1189,3 +1189,91 @@ fn docarray_defaults_to_auto_and_rejects_other_values() {
         "gateways.default.docarray: expected v1 (docarray < 0.30), v2 (docarray >= 0.30) or auto",
     );
 }
+
+// ---------------------------------------------------------------- TLS settings
+
+mod tls {
+    use super::*;
+    use crate::tls::testing::Ca;
+
+    fn files() -> (tempfile::TempDir, String, String, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = Ca::new("config test ca");
+        let leaf = ca.leaf(&["localhost"]);
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).expect("write");
+            p.display().to_string()
+        };
+        let cert = write("tls.crt", &leaf.cert_pem);
+        let key = write("tls.key", &leaf.key_pem);
+        let ca = write("ca.crt", &ca.pem);
+        (dir, cert, key, ca)
+    }
+
+    #[test]
+    fn listener_tls_and_gateway_ca_load_and_are_watched() {
+        let (_dir, cert, key, ca) = files();
+        let c = ok(&format!(
+            "tls: {{cert_file: {cert}, key_file: {key}, client_ca_file: {ca}}}\n\
+             gateways:\n  g: {{url: \"grpcs://127.0.0.1:5443\", ca_file: {ca}, tls_server_name: flow.local}}\n\
+             routes:\n  - name: r\n"
+        ));
+        let tls = c.tls.as_ref().expect("tls");
+        assert_eq!(tls.cert_file.display().to_string(), cert);
+        let gw = &c.gateways["g"].tls;
+        assert_eq!(gw.server_name.as_deref(), Some("flow.local"));
+        assert!(
+            gw.ca_pem
+                .as_deref()
+                .is_some_and(|p| p.contains("BEGIN CERTIFICATE"))
+        );
+        let watched: Vec<String> = c
+            .referenced_files()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(watched, [cert, key, ca.clone(), ca]);
+    }
+
+    #[test]
+    fn tls_problems_are_reported_with_their_paths() {
+        let (_dir, cert, _key, ca) = files();
+        let errs = errors(&format!(
+            "tls: {{cert_file: {cert}}}\n\
+             gateways:\n  a: {{url: \"grpc://127.0.0.1:1\", ca_file: {ca}, tls_server_name: x}}\n  \
+             b: {{url: \"grpcs://127.0.0.1:2\", ca_file: /nonexistent/ca.pem, tls_server_name: \"not a name!\"}}\n\
+             routes:\n  - name: r\n    gateway: a\n"
+        ));
+        assert_eq!(errs.len(), 5, "{errs:#?}");
+        let expect = [
+            "tls.key_file: required with `tls`",
+            "gateways.a.ca_file: only for TLS gateways (grpcs://)",
+            "gateways.a.tls_server_name: only for TLS gateways",
+            "gateways.b.ca_file: cannot read /nonexistent/ca.pem",
+            "gateways.b.tls_server_name: \"not a name!\" is not a DNS name",
+        ];
+        for prefix in expect {
+            assert!(
+                errs.iter().any(|e| e.starts_with(prefix)),
+                "no error starting with {prefix:?} in {errs:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_that_does_not_fit_fails_at_its_path() {
+        let (dir, cert, _key, _ca) = files();
+        let other = Ca::new("other").leaf(&["localhost"]);
+        let key = dir.path().join("other.key");
+        std::fs::write(&key, other.key_pem).expect("write");
+        let e = one_error(
+            &format!(
+                "tls: {{cert_file: {cert}, key_file: {}}}\n{GW}routes:\n  - name: r\n",
+                key.display()
+            ),
+            "tls.key_file: ",
+        );
+        assert!(e.contains("does not fit the certificate"), "{e}");
+    }
+}

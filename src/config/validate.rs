@@ -14,8 +14,10 @@ use serde_norway::Value;
 
 use super::Config;
 use super::path::{Path, Report};
-use super::raw::{RawBatch, RawConfig, RawFilter, RawGateway, RawReply, RawRetry, RawRoute};
-use crate::model::{BatchSpec, DocarrayMode, GRPC_CODES, GatewaySpec, RetrySpec};
+use super::raw::{
+    RawBatch, RawConfig, RawFilter, RawGateway, RawReply, RawRetry, RawRoute, RawTls,
+};
+use crate::model::{BatchSpec, DocarrayMode, GRPC_CODES, GatewaySpec, GatewayTls, RetrySpec};
 use crate::rules::cel::Predicate;
 use crate::rules::filter::{Filter, is_valid_attribute_name};
 use crate::rules::mapping::{Expr, FieldError, Mapping, MappingSpec, ReplyData};
@@ -100,6 +102,11 @@ pub fn validate(raw: RawConfig, ctx: &Context<'_>, report: &mut Report) -> Optio
         Some(v) => duration(v, &root.key("shutdown_grace"), report),
     };
 
+    let tls = match &raw.tls {
+        None => Some(None),
+        Some(t) => listener_tls(t, &root.key("tls"), report).map(Some),
+    };
+
     let raw_gateways = raw.gateways.unwrap_or_default();
     if raw_gateways.is_empty() {
         report.error(
@@ -158,8 +165,102 @@ pub fn validate(raw: RawConfig, ctx: &Context<'_>, report: &mut Report) -> Optio
         shutdown_grace: shutdown_grace?,
         auth: auth?,
         webhooks: webhooks?,
+        tls: tls?,
         warnings: Vec::new(),
     })
+}
+
+/// `tls:`: both files required; they are read and checked now (key fits certificate).
+fn listener_tls(raw: &RawTls, path: &Path, report: &mut Report) -> Option<crate::tls::ServerTls> {
+    let required = |value: &Option<String>, key: &str, report: &mut Report| match value
+        .as_deref()
+        .map(str::trim)
+    {
+        Some(v) if !v.is_empty() => Some(std::path::PathBuf::from(v)),
+        _ => {
+            report.error(
+                path.key(key),
+                "required with `tls`: a PEM file path, e.g. /etc/flowbridge/tls/tls.crt",
+            );
+            None
+        }
+    };
+    let cert = required(&raw.cert_file, "cert_file", report);
+    let key = required(&raw.key_file, "key_file", report);
+    let client_ca = raw
+        .client_ca_file
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from);
+    let (cert, key) = (cert?, key?);
+    match crate::tls::server_config(&cert, &key, client_ca.as_deref()) {
+        Ok(tls) => Some(tls),
+        Err(problems) => {
+            for (field, message) in problems {
+                report.error(path.key(field.key()), message);
+            }
+            None
+        }
+    }
+}
+
+/// `ca_file` and `tls_server_name` of a gateway: only for `grpcs://`; the bundle is read now.
+fn gateway_tls(
+    raw: &RawGateway,
+    url: Option<&str>,
+    path: &Path,
+    report: &mut Report,
+) -> Option<GatewayTls> {
+    let mut tls = GatewayTls::default();
+    let mut ok = true;
+    let plain = url.is_some_and(|u| !u.starts_with("grpcs://"));
+    if let Some(file) = raw.ca_file.as_deref().map(str::trim) {
+        let file = std::path::PathBuf::from(file);
+        if plain {
+            report.error(
+                path.key("ca_file"),
+                "only for TLS gateways (grpcs://); this gateway's url is not grpcs://",
+            );
+            ok = false;
+        } else {
+            match std::fs::read(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))
+                .and_then(|bytes| {
+                    crate::tls::certs_from_pem(&bytes)
+                        .map_err(|e| format!("{}: {e}", file.display()))?;
+                    String::from_utf8(bytes)
+                        .map_err(|_| format!("{}: not UTF-8 PEM text", file.display()))
+                }) {
+                Ok(pem) => {
+                    tls.ca_pem = Some(pem);
+                    tls.ca_file = Some(file);
+                }
+                Err(message) => {
+                    report.error(path.key("ca_file"), message);
+                    ok = false;
+                }
+            }
+        }
+    }
+    if let Some(name) = raw.tls_server_name.as_deref().map(str::trim) {
+        if plain {
+            report.error(
+                path.key("tls_server_name"),
+                "only for TLS gateways (grpcs://); this gateway's url is not grpcs://",
+            );
+            ok = false;
+        } else if rustls::pki_types::ServerName::try_from(name).is_err() {
+            report.error(
+                path.key("tls_server_name"),
+                format!("{name:?} is not a DNS name or IP address"),
+            );
+            ok = false;
+        } else {
+            tls.server_name = Some(name.to_string());
+        }
+    }
+    ok.then_some(tls)
 }
 
 fn listen(text: Option<&str>, path: &Path, report: &mut Report) -> Option<SocketAddr> {
@@ -257,6 +358,7 @@ fn gateway(name: &str, raw: &RawGateway, path: &Path, report: &mut Report) -> Op
             None
         }
     };
+    let tls = gateway_tls(raw, url.as_deref(), path, report);
     if !ok {
         return None;
     }
@@ -272,6 +374,7 @@ fn gateway(name: &str, raw: &RawGateway, path: &Path, report: &mut Report) -> Op
         batch: batch?,
         retry: retry?,
         docarray: docarray?,
+        tls: tls?,
     })
 }
 

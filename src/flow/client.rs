@@ -63,7 +63,7 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
 use std::future::Future;
@@ -178,9 +178,9 @@ pub struct RequestHead {
 impl FlowClient {
     /// Build the client without connecting (the gateway may be down or cold).
     ///
-    /// `grpc://host[:port]` is h2c (default port 80), `grpcs://host[:port]` is TLS with the
-    /// system's root certificates (default port 443), as in jina's own client;
-    /// `http://host[:port]` is jina's HTTP gateway.
+    /// `grpc://host[:port]` is h2c (default port 80), `grpcs://host[:port]` is TLS (default
+    /// port 443) trusting the system's root certificates, as in jina's own client, or only the
+    /// gateway's `ca_file` bundle when it has one; `http://host[:port]` is jina's HTTP gateway.
     pub fn new(spec: &GatewaySpec) -> Result<FlowClient, FlowError> {
         let config_error = |message: String| FlowError::Config {
             gateway: spec.name.clone(),
@@ -210,8 +210,16 @@ impl FlowClient {
             .connect_timeout(connect_timeout)
             .keep_alive_while_idle(false);
         if tls {
+            // `ca_file`: that bundle only; otherwise the system's roots.
+            let mut tls_config = match &spec.tls.ca_pem {
+                Some(pem) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)),
+                None => ClientTlsConfig::new().with_native_roots(),
+            };
+            if let Some(name) = &spec.tls.server_name {
+                tls_config = tls_config.domain_name(name.clone());
+            }
             endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().with_native_roots())
+                .tls_config(tls_config)
                 .map_err(|e| config_error(format!("TLS setup for {:?}: {e}", spec.url)))?;
         }
         let mut http = hyper_util::client::legacy::connect::HttpConnector::new();

@@ -881,3 +881,74 @@ async fn detection_waits_for_a_cold_gateway_and_is_redone_after_a_connection_los
     );
     assert_eq!(v2.v2_docs().len(), 1, "and sent it docarray v2");
 }
+
+/// The fake gateway behind TLS with `identity` (a certificate and key, PEM).
+async fn start_tls(leaf: &crate::tls::testing::Leaf) -> (SocketAddr, Arc<Seen>) {
+    use tonic::transport::{Identity, ServerTlsConfig};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let fake = Fake {
+        mode: Mode::Echo,
+        seen: Arc::clone(&seen),
+    };
+    let identity = Identity::from_pem(&leaf.cert_pem, &leaf.key_pem);
+    let server = Server::builder()
+        .tls_config(ServerTlsConfig::new().identity(identity))
+        .unwrap()
+        .add_service(JinaRpcServer::new(fake))
+        .serve_with_incoming(TcpIncoming::from(listener));
+    tokio::spawn(server);
+    (addr, seen)
+}
+
+fn grpcs_client(url: &str, ca_pem: &str, server_name: Option<&str>) -> FlowClient {
+    let mut spec = GatewaySpec::with_defaults("secure", url);
+    spec.connect_timeout = Duration::from_millis(800);
+    spec.tls.ca_pem = Some(ca_pem.to_string());
+    spec.tls.server_name = server_name.map(str::to_string);
+    FlowClient::new(&spec).unwrap()
+}
+
+#[tokio::test]
+async fn grpcs_gateway_trusted_through_its_ca_bundle() {
+    use crate::tls::testing::Ca;
+    let ca = Ca::new("cluster-local ca");
+    let leaf = ca.leaf(&["flow.flowbridge.svc.cluster.local", "127.0.0.1"]);
+    let (addr, seen) = start_tls(&leaf).await;
+    // A bundle with an unrelated CA first, as trust bundles hold several.
+    let bundle = format!("{}{}", Ca::new("unrelated").pem, ca.pem);
+    let by_ip = grpcs_client(&format!("grpcs://{addr}"), &bundle, None);
+    let response = by_ip.call(request(), "tls-1").await.unwrap();
+    assert_eq!(response.docs[0].id, "doc-1");
+    // tls_server_name: the certificate is checked for that name, not the URL's host.
+    let by_name = grpcs_client(
+        &format!("grpcs://localhost:{}", addr.port()),
+        &bundle,
+        Some("flow.flowbridge.svc.cluster.local"),
+    );
+    by_name.call(request(), "tls-2").await.unwrap();
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn grpcs_gateway_with_an_untrusted_certificate_is_unavailable_naming_it() {
+    use crate::tls::testing::Ca;
+    let leaf = Ca::new("the gateway's ca").leaf(&["127.0.0.1"]);
+    let (addr, seen) = start_tls(&leaf).await;
+    let client = grpcs_client(&format!("grpcs://{addr}"), &Ca::new("another ca").pem, None);
+    let err = client.call(request(), "untrusted").await.unwrap_err();
+    let text = err.to_string();
+    match &err {
+        FlowError::Unavailable { gateway, message } => {
+            assert_eq!(gateway, "secure");
+            assert!(
+                message.to_lowercase().contains("certificate"),
+                "the cause names the certificate problem: {message}"
+            );
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert!(text.starts_with("gateway secure unavailable"), "{text}");
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
+}

@@ -10,7 +10,6 @@ pub mod binding;
 pub mod error;
 pub mod webhook;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -25,13 +24,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tracing::{info, warn};
 
-use crate::auth::Auth;
-use crate::config::Config;
-use crate::dispatch::Dispatcher;
-use crate::dispatch::dedup::{Claim, Dedup};
+use crate::dispatch::dedup::Claim;
 use crate::model::CloudEvent;
 use crate::reply;
 use crate::rules::Unmatched;
+use crate::runtime::Runtime;
 use crate::telemetry::metrics::{self, Metrics};
 use binding::Mode;
 use error::{IngressError, error_response};
@@ -39,18 +36,21 @@ use error::{IngressError, error_response};
 /// Everything a request handler needs; shared by all requests.
 #[derive(Debug)]
 pub struct AppState {
-    pub config: Config,
-    /// The delivery queue of each gateway, by gateway name.
-    pub dispatchers: BTreeMap<String, Dispatcher>,
-    /// The redelivery window of each route with `dedup`, by route name.
-    pub dedup: BTreeMap<String, Dedup<Processed>>,
+    /// The active config generation with its dispatchers and dedup windows; a reload swaps it.
+    /// A request loads it once ([`AppState::runtime`]) and uses that for its whole life.
+    pub runtime: arc_swap::ArcSwap<Runtime>,
     pub replies: reply::Sender,
     /// Set once the listener is bound; cleared at shutdown.
     pub ready: AtomicBool,
     /// The metrics registry (`/metrics` on the admin listener).
     pub metrics: Arc<Metrics>,
-    /// Inbound auth of `POST /` and each webhook, built from `config` by [`Auth::from_config`].
-    pub auth: Arc<Auth>,
+}
+
+impl AppState {
+    /// The active runtime, to keep for the whole of one request.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
 }
 
 /// The router for the event port.
@@ -76,7 +76,13 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    let gauges: Vec<_> = state.dispatchers.values().map(Dispatcher::gauges).collect();
+    let gauges: Vec<_> = state
+        .runtime
+        .load()
+        .dispatchers
+        .values()
+        .map(|d| d.gauges())
+        .collect();
     let text = state
         .metrics
         .render(&gauges, crate::rules::filter::cesql_evaluation_errors());
@@ -116,29 +122,23 @@ async fn named_webhook_handshake(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match find_webhook(&state, &name) {
+    match find_webhook(&state.runtime(), &name) {
         Ok(_) => webhook_handshake(headers).await,
         Err(e) => e.into_response(),
     }
 }
 
 fn find_webhook<'a>(
-    state: &'a AppState,
+    rt: &'a Runtime,
     name: &str,
 ) -> Result<&'a crate::auth::spec::WebhookSpec, IngressError> {
-    state
-        .config
+    rt.config
         .webhooks
         .iter()
         .find(|w| w.name == name)
         .ok_or_else(|| IngressError::UnknownWebhook {
             name: error::truncate(name, 64),
-            known: state
-                .config
-                .webhooks
-                .iter()
-                .map(|w| w.name.clone())
-                .collect(),
+            known: rt.config.webhooks.iter().map(|w| w.name.clone()).collect(),
         })
 }
 
@@ -147,6 +147,7 @@ fn find_webhook<'a>(
 /// here, under `endpoint`.
 async fn authorized_body(
     state: &AppState,
+    rt: &Runtime,
     verifier: Option<&crate::auth::Verifier>,
     endpoint: &str,
     headers: &HeaderMap,
@@ -163,13 +164,13 @@ async fn authorized_body(
         }
     };
     let Some(verifier) = verifier else {
-        return read_body(headers, body, state.config.max_body).await;
+        return read_body(headers, body, rt.config.max_body).await;
     };
     if !verifier.needs_body() {
         verifier.check(headers, b"").await.map_err(refuse)?;
-        return read_body(headers, body, state.config.max_body).await;
+        return read_body(headers, body, rt.config.max_body).await;
     }
-    let bytes = read_body(headers, body, state.config.max_body).await?;
+    let bytes = read_body(headers, body, rt.config.max_body).await?;
     verifier.check(headers, &bytes).await.map_err(refuse)?;
     Ok(bytes)
 }
@@ -180,14 +181,15 @@ async fn receive_webhook(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let spec = match find_webhook(&state, &name) {
+    let rt = state.runtime();
+    let spec = match find_webhook(&rt, &name) {
         Ok(spec) => spec,
         Err(e) => return log_rejection(&state.metrics, e),
     };
     state.metrics.webhook_received(&spec.name);
     let endpoint = metrics::webhook_endpoint(&spec.name);
-    let verifier = state.auth.webhook(&spec.name);
-    let body = match authorized_body(&state, verifier, &endpoint, &headers, body).await {
+    let verifier = rt.auth.webhook(&spec.name);
+    let body = match authorized_body(&state, &rt, verifier, &endpoint, &headers, body).await {
         Ok(b) => b,
         Err(e) => return log_rejection(&state.metrics, e),
     };
@@ -204,7 +206,7 @@ async fn receive_webhook(
         }
     };
     let want_reply = prefers_reply(&headers);
-    match process(&state, event, want_reply).await {
+    match process(&state, &rt, event, want_reply).await {
         Ok(Outcome::Accepted) => StatusCode::ACCEPTED.into_response(),
         Ok(Outcome::Reply(reply)) => reply_response(&reply),
         Err(e) => error_response(&e, ""),
@@ -263,8 +265,17 @@ enum Outcome {
 }
 
 async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let verifier = state.auth.main();
-    let body = match authorized_body(&state, verifier, metrics::MAIN_ENDPOINT, &headers, body).await
+    let rt = state.runtime();
+    let verifier = rt.auth.main();
+    let body = match authorized_body(
+        &state,
+        &rt,
+        verifier,
+        metrics::MAIN_ENDPOINT,
+        &headers,
+        body,
+    )
+    .await
     {
         Ok(b) => b,
         Err(e) => return log_rejection(&state.metrics, e),
@@ -287,7 +298,7 @@ async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
         let Some(event) = decoded.events.into_iter().next() else {
             return StatusCode::ACCEPTED.into_response();
         };
-        return match process(&state, event, want_reply).await {
+        return match process(&state, &rt, event, want_reply).await {
             Ok(Outcome::Accepted) => StatusCode::ACCEPTED.into_response(),
             Ok(Outcome::Reply(reply)) => reply_response(&reply),
             Err(e) => error_response(&e, ""),
@@ -298,9 +309,10 @@ async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
     let mut tasks = tokio::task::JoinSet::new();
     for (index, event) in decoded.events.into_iter().enumerate() {
         let state = state.clone();
+        let rt = rt.clone();
         tasks.spawn(async move {
             let id = event.id.clone();
-            (index, id, process(&state, event, false).await)
+            (index, id, process(&state, &rt, event, false).await)
         });
     }
     let mut worst: Option<(usize, String, IngressError)> = None;
@@ -343,14 +355,15 @@ fn reply_response(event: &CloudEvent) -> Response {
 /// One event: route → map → call the Flow → build/deliver the reply.
 async fn process(
     state: &AppState,
+    rt: &Runtime,
     event: CloudEvent,
     want_reply: bool,
 ) -> Result<Outcome, IngressError> {
     let started = Instant::now();
     let m = &state.metrics;
-    let Some(route) = state.config.rules.route(&event) else {
+    let Some(route) = rt.config.rules.route(&event) else {
         let unrouted = m.route(metrics::NO_ROUTE);
-        return match state.config.unmatched {
+        return match rt.config.unmatched {
             Unmatched::Accept => {
                 m.unmatched_accepted.inc();
                 unrouted.answered(StatusCode::ACCEPTED.as_u16());
@@ -373,8 +386,8 @@ async fn process(
     let route_metrics = m.route(&route.name);
     route_metrics.matched.inc();
     let mut redelivery = false;
-    let result = match state.dedup.get(&route.name) {
-        None => run_route(state, route, &event, want_reply).await,
+    let result = match rt.dedup.get(&route.name) {
+        None => run_route(state, rt, route, &event, want_reply).await,
         Some(window) => match window.claim((event.source.clone(), event.id.clone())).await {
             Claim::Done(processed) => {
                 redelivery = true;
@@ -382,7 +395,7 @@ async fn process(
             }
             Claim::Run(guard) => {
                 // Build the reply even when not asked: a redelivery may ask for it.
-                let result = run_route(state, route, &event, true).await;
+                let result = run_route(state, rt, route, &event, true).await;
                 if let Ok(processed) = &result {
                     guard.finish(processed.clone());
                 }
@@ -432,6 +445,7 @@ async fn process(
 /// deliver (`reply.to`) the reply. Errors carry the Flow request id when there was one.
 async fn run_route(
     state: &AppState,
+    rt: &Runtime,
     route: &crate::rules::Route,
     event: &CloudEvent,
     build_reply: bool,
@@ -443,7 +457,7 @@ async fn run_route(
             error,
         })
     })?;
-    let Some(dispatcher) = state.dispatchers.get(&route.gateway) else {
+    let Some(dispatcher) = rt.dispatchers.get(&route.gateway) else {
         return Err(no_request(IngressError::NoGateway {
             route: route.name.clone(),
             gateway: route.gateway.clone(),

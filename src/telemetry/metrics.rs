@@ -2,10 +2,13 @@
 //! flowbridge exports, and the text exposition format (version 0.0.4) served on `GET /metrics`
 //! of the admin listener.
 //!
-//! Hand-rolled on atomics rather than a metrics crate: the label sets are known at startup
-//! (routes and gateways come from the config; modes, outcomes and reasons are closed sets), so
-//! every series is a pre-created atomic reached by one map lookup on a route or gateway name —
-//! no locks and no allocation on the event path, and no extra dependency to build.
+//! Hand-rolled on atomics rather than a metrics crate: the label sets are known when a config
+//! loads (routes and gateways come from the config; modes, outcomes and reasons are closed
+//! sets), so every series is a pre-created atomic reached by one map lookup on a route or
+//! gateway name under an uncontended read lock — no allocation on the event path, and no extra
+//! dependency to build. A reload registers the series of new routes and gateways
+//! ([`Metrics::register`]); series of removed ones stay (their counters keep their totals).
+//! The config generation, the reload outcomes and the active config's hash are here too.
 //! Status codes index a fixed array per route. Labels never carry event ids.
 //!
 //! Gauges that describe queue state (pending events, in-flight requests, cold gateways) are read
@@ -14,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::auth::{METHODS, Reason};
 
@@ -68,6 +72,9 @@ const LATENCY_BUCKETS: [f64; 14] = [
 const SIZE_BUCKETS: [f64; 11] = [
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
 ];
+
+/// Outcomes of a config reload (`outcome` label of `flowbridge_config_reloads_total`).
+pub const RELOAD_OUTCOMES: [&str; 2] = ["success", "failure"];
 
 /// A monotonically increasing counter.
 #[derive(Debug, Default)]
@@ -228,14 +235,18 @@ pub struct Metrics {
     pub unmatched_rejected: Counter,
     rejected: [Counter; REASONS.len()],
     /// Deliveries answered before any event was read (bad body), by status code.
-    no_route: RouteMetrics,
-    routes: BTreeMap<String, RouteMetrics>,
-    gateways: BTreeMap<String, std::sync::Arc<GatewayMetrics>>,
+    no_route: Arc<RouteMetrics>,
+    routes: RwLock<BTreeMap<String, Arc<RouteMetrics>>>,
+    gateways: RwLock<BTreeMap<String, Arc<GatewayMetrics>>>,
+    /// Config reloads, indexed like [`RELOAD_OUTCOMES`].
+    pub reloads: [Counter; 2],
+    /// The active config: its generation (1 at start) and hash.
+    active: Mutex<(u64, String)>,
     /// Refused requests by endpoint (`/`, `/webhooks/<name>`), indexed
     /// `[method * Reason::ALL.len() + reason]`.
-    auth_failures: BTreeMap<String, Vec<Counter>>,
+    auth_failures: RwLock<BTreeMap<String, Arc<Vec<Counter>>>>,
     /// Requests received by each webhook (before auth).
-    webhooks: BTreeMap<String, Counter>,
+    webhooks: RwLock<BTreeMap<String, Arc<Counter>>>,
 }
 
 /// The `endpoint` label of `POST /`.
@@ -246,10 +257,12 @@ pub fn webhook_endpoint(name: &str) -> String {
     format!("/webhooks/{name}")
 }
 
-fn auth_counters() -> Vec<Counter> {
-    (0..METHODS.len() * Reason::ALL.len())
-        .map(|_| Counter::default())
-        .collect()
+fn auth_counters() -> Arc<Vec<Counter>> {
+    Arc::new(
+        (0..METHODS.len() * Reason::ALL.len())
+            .map(|_| Counter::default())
+            .collect(),
+    )
 }
 
 impl Metrics {
@@ -258,40 +271,53 @@ impl Metrics {
         routes: impl IntoIterator<Item = &'a str>,
         gateways: impl IntoIterator<Item = &'a str>,
     ) -> Metrics {
-        Metrics {
+        let metrics = Metrics {
             received: Default::default(),
             unmatched_accepted: Counter::default(),
             unmatched_rejected: Counter::default(),
             rejected: Default::default(),
-            no_route: RouteMetrics::new(),
-            routes: routes
-                .into_iter()
-                .map(|r| (r.to_owned(), RouteMetrics::new()))
-                .collect(),
-            gateways: gateways
-                .into_iter()
-                .map(|g| (g.to_owned(), std::sync::Arc::new(GatewayMetrics::new())))
-                .collect(),
-            auth_failures: BTreeMap::from([(MAIN_ENDPOINT.to_string(), auth_counters())]),
-            webhooks: BTreeMap::new(),
-        }
+            no_route: Arc::new(RouteMetrics::new()),
+            routes: RwLock::default(),
+            gateways: RwLock::default(),
+            reloads: Default::default(),
+            active: Mutex::new((0, String::new())),
+            auth_failures: RwLock::new(BTreeMap::from([(
+                MAIN_ENDPOINT.to_string(),
+                auth_counters(),
+            )])),
+            webhooks: RwLock::default(),
+        };
+        metrics.register(routes, gateways);
+        metrics
     }
 
     /// This registry with the series of these webhooks.
-    pub fn with_webhooks<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Metrics {
-        for name in names {
-            self.webhooks.insert(name.to_owned(), Counter::default());
-            self.auth_failures
-                .insert(webhook_endpoint(name), auth_counters());
-        }
+    pub fn with_webhooks<'a>(self, names: impl IntoIterator<Item = &'a str>) -> Metrics {
+        self.register_webhooks(names);
         self
+    }
+
+    /// Create the series of webhooks that have none yet (at start, or a reload added them).
+    pub fn register_webhooks<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let mut hooks = self.webhooks.write().unwrap_or_else(|p| p.into_inner());
+        let mut failures = self
+            .auth_failures
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        for name in names {
+            hooks.entry(name.to_owned()).or_default();
+            failures
+                .entry(webhook_endpoint(name))
+                .or_insert_with(auth_counters);
+        }
     }
 
     /// Count one request refused at `endpoint` by `method` (one of [`METHODS`]) for `reason`.
     pub fn auth_failure(&self, endpoint: &str, method: &str, reason: Reason) {
         let m = METHODS.iter().position(|x| *x == method);
         let r = Reason::ALL.iter().position(|x| *x == reason);
-        if let (Some(counters), Some(m), Some(r)) = (self.auth_failures.get(endpoint), m, r)
+        let failures = self.auth_failures.read().unwrap_or_else(|p| p.into_inner());
+        if let (Some(counters), Some(m), Some(r)) = (failures.get(endpoint), m, r)
             && let Some(c) = counters.get(m * Reason::ALL.len() + r)
         {
             c.inc();
@@ -300,8 +326,50 @@ impl Metrics {
 
     /// Count one request received by webhook `name`.
     pub fn webhook_received(&self, name: &str) {
-        if let Some(c) = self.webhooks.get(name) {
+        let hooks = self.webhooks.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = hooks.get(name) {
             c.inc();
+        }
+    }
+
+    /// Create the series of routes and gateways that have none yet (a reload added them).
+    pub fn register<'a>(
+        &self,
+        routes: impl IntoIterator<Item = &'a str>,
+        gateways: impl IntoIterator<Item = &'a str>,
+    ) {
+        {
+            let mut map = self.routes.write().unwrap_or_else(|p| p.into_inner());
+            for r in routes {
+                map.entry(r.to_owned())
+                    .or_insert_with(|| Arc::new(RouteMetrics::new()));
+            }
+        }
+        let mut map = self.gateways.write().unwrap_or_else(|p| p.into_inner());
+        for g in gateways {
+            map.entry(g.to_owned())
+                .or_insert_with(|| Arc::new(GatewayMetrics::new()));
+        }
+    }
+
+    /// Record which config is active: `generation` (1 for the config loaded at start) and the
+    /// hash of its text.
+    pub fn set_config(&self, generation: u64, hash: &str) {
+        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = (generation, hash.to_owned());
+    }
+
+    /// The active config's generation and hash.
+    pub fn config(&self) -> (u64, String) {
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Count one reload with `outcome` (one of [`RELOAD_OUTCOMES`]).
+    pub fn reloaded(&self, outcome: &str) {
+        if let Some(i) = RELOAD_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.reloads[i].inc();
         }
     }
 
@@ -320,13 +388,15 @@ impl Metrics {
     }
 
     /// The series of `route`, or those of [`NO_ROUTE`] for an unknown name.
-    pub fn route(&self, route: &str) -> &RouteMetrics {
-        self.routes.get(route).unwrap_or(&self.no_route)
+    pub fn route(&self, route: &str) -> Arc<RouteMetrics> {
+        let map = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        map.get(route).unwrap_or(&self.no_route).clone()
     }
 
     /// The series of `gateway` (shared with its dispatcher).
-    pub fn gateway(&self, gateway: &str) -> Option<std::sync::Arc<GatewayMetrics>> {
-        self.gateways.get(gateway).cloned()
+    pub fn gateway(&self, gateway: &str) -> Option<Arc<GatewayMetrics>> {
+        let map = self.gateways.read().unwrap_or_else(|p| p.into_inner());
+        map.get(gateway).cloned()
     }
 
     /// The whole registry in the Prometheus text format, with the queue `gauges` read now and
@@ -334,6 +404,16 @@ impl Metrics {
     pub fn render(&self, gauges: &[GatewayGauges], cesql_errors: u64) -> String {
         let mut out = String::with_capacity(8 << 10);
         let o = &mut out;
+        let routes = self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let gateways = self
+            .gateways
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
 
         family(
             o,
@@ -355,7 +435,7 @@ impl Metrics {
             "counter",
             "Events that matched a route.",
         );
-        for (route, m) in &self.routes {
+        for (route, m) in &routes {
             sample(
                 o,
                 "flowbridge_events_matched_total",
@@ -402,7 +482,7 @@ impl Metrics {
             "Events (and unreadable deliveries, route _none) by route and the HTTP status of their outcome.",
         );
         let all_routes = || {
-            self.routes
+            routes
                 .iter()
                 .map(|(r, m)| (r.as_str(), m))
                 .chain(std::iter::once((NO_ROUTE, &self.no_route)))
@@ -427,7 +507,7 @@ impl Metrics {
             "histogram",
             "Time from routing an event to its answer (mapping, Flow request, reply), by route.",
         );
-        for (route, m) in &self.routes {
+        for (route, m) in &routes {
             histogram(
                 o,
                 "flowbridge_event_dispatch_latencies_seconds",
@@ -441,7 +521,7 @@ impl Metrics {
             "counter",
             "Reply events sent, by route and destination (HTTP response or reply.to sink).",
         );
-        for (route, m) in &self.routes {
+        for (route, m) in &routes {
             for (dest, c) in DESTINATIONS.iter().zip(&m.replies) {
                 sample(
                     o,
@@ -457,7 +537,7 @@ impl Metrics {
             "counter",
             "Redeliveries answered from a route's dedup window without calling the Flow.",
         );
-        for (route, m) in &self.routes {
+        for (route, m) in &routes {
             sample(
                 o,
                 "flowbridge_dedup_redeliveries_total",
@@ -471,7 +551,7 @@ impl Metrics {
             "counter",
             "Flow DataRequests answered, by gateway and outcome.",
         );
-        for (gw, m) in &self.gateways {
+        for (gw, m) in &gateways {
             for (outcome, c) in OUTCOMES.iter().zip(&m.requests) {
                 sample(
                     o,
@@ -487,7 +567,7 @@ impl Metrics {
             "histogram",
             "Duration of answered Flow requests, by gateway.",
         );
-        for (gw, m) in &self.gateways {
+        for (gw, m) in &gateways {
             histogram(
                 o,
                 "flowbridge_flow_request_duration_seconds",
@@ -501,7 +581,7 @@ impl Metrics {
             "histogram",
             "Documents per Flow request sent, by gateway.",
         );
-        for (gw, m) in &self.gateways {
+        for (gw, m) in &gateways {
             histogram(o, "flowbridge_flow_request_docs", ("gateway", gw), &m.docs);
         }
         family(
@@ -510,7 +590,7 @@ impl Metrics {
             "histogram",
             "Events per Flow request sent (micro-batching), by gateway.",
         );
-        for (gw, m) in &self.gateways {
+        for (gw, m) in &gateways {
             histogram(
                 o,
                 "flowbridge_flow_request_events",
@@ -524,7 +604,7 @@ impl Metrics {
             "counter",
             "Flow requests the gateway did not accept (cold start, connect error); their events were queued again.",
         );
-        for (gw, m) in &self.gateways {
+        for (gw, m) in &gateways {
             sample(
                 o,
                 "flowbridge_flow_retries_total",
@@ -538,7 +618,7 @@ impl Metrics {
             "counter",
             "Flow requests sent as the single probe of a gateway that was not accepting.",
         );
-        for (gw, m) in &self.gateways {
+        for (gw, m) in &gateways {
             sample(
                 o,
                 "flowbridge_flow_cold_start_probes_total",
@@ -590,7 +670,8 @@ impl Metrics {
             "counter",
             "Requests refused by auth, by endpoint, method and reason (a series appears at its first failure).",
         );
-        for (endpoint, counters) in &self.auth_failures {
+        let failures = self.auth_failures.read().unwrap_or_else(|p| p.into_inner());
+        for (endpoint, counters) in failures.iter() {
             for (i, c) in counters.iter().enumerate() {
                 let n = c.get();
                 let method = METHODS.get(i / Reason::ALL.len());
@@ -615,7 +696,8 @@ impl Metrics {
             "counter",
             "Requests received on POST /webhooks/<name> (before auth), by webhook.",
         );
-        for (name, c) in &self.webhooks {
+        let hooks = self.webhooks.read().unwrap_or_else(|p| p.into_inner());
+        for (name, c) in hooks.iter() {
             sample(
                 o,
                 "flowbridge_webhook_requests_total",
@@ -635,6 +717,41 @@ impl Metrics {
             &[],
             cesql_errors,
         );
+        let (generation, hash) = self.config();
+        family(
+            o,
+            "flowbridge_config_generation",
+            "gauge",
+            "Generation of the active config: 1 at start, +1 for every reload applied.",
+        );
+        sample(o, "flowbridge_config_generation", &[], generation);
+        family(
+            o,
+            "flowbridge_config_info",
+            "gauge",
+            "Always 1; labels: the active config's generation and the SHA-256 of its text (first 16 hex digits).",
+        );
+        let generation = generation.to_string();
+        sample(
+            o,
+            "flowbridge_config_info",
+            &[("generation", &generation), ("hash", &hash)],
+            1,
+        );
+        family(
+            o,
+            "flowbridge_config_reloads_total",
+            "counter",
+            "Config reloads (SIGHUP or a changed file), by outcome; a failed one keeps the active config.",
+        );
+        for (outcome, c) in RELOAD_OUTCOMES.iter().zip(&self.reloads) {
+            sample(
+                o,
+                "flowbridge_config_reloads_total",
+                &[("outcome", outcome)],
+                c.get(),
+            );
+        }
         out
     }
 }
@@ -860,6 +977,40 @@ mod tests {
         assert_eq!(
             v("flowbridge_webhook_requests_total{webhook=\"github\"}").as_deref(),
             Some("1")
+        );
+    }
+
+    #[test]
+    fn config_generation_and_reloads_render() {
+        let m = Metrics::new(["r"], []);
+        m.set_config(3, "0123456789abcdef");
+        m.reloaded("success");
+        m.reloaded("failure");
+        m.reloaded("failure");
+        m.register(["added"], ["g2"]);
+        m.route("added").answered(202);
+        let text = m.render(&[], 0);
+        let v = |s: &str| value(&text, s);
+        assert_eq!(v("flowbridge_config_generation").as_deref(), Some("3"));
+        assert_eq!(
+            v("flowbridge_config_info{generation=\"3\",hash=\"0123456789abcdef\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("flowbridge_config_reloads_total{outcome=\"success\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("flowbridge_config_reloads_total{outcome=\"failure\"}").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            v("flowbridge_event_count_total{route=\"added\",response_code=\"202\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("flowbridge_flow_retries_total{gateway=\"g2\"}").as_deref(),
+            Some("0")
         );
     }
 

@@ -541,6 +541,16 @@ impl FlowBridge {
     /// `flowbridge serve <args> --port <free port>` with extra environment variables (they may
     /// override `FLOWBRIDGE_ADMIN_LISTEN=127.0.0.1:<free port>`).
     pub fn start_with(args: &[&str], envs: &[(&str, &str)]) -> FlowBridge {
+        Self::spawn(args, envs, false)
+    }
+
+    /// [`FlowBridge::start_with`], ready once `/readyz` on the admin port says 200 (for a main
+    /// port that speaks TLS).
+    pub fn start_probing_admin(args: &[&str], envs: &[(&str, &str)]) -> FlowBridge {
+        Self::spawn(args, envs, true)
+    }
+
+    fn spawn(args: &[&str], envs: &[(&str, &str)], probe_admin: bool) -> FlowBridge {
         let port = free_port();
         let admin_port = free_port();
         let dir = scratch_dir("flowbridge-");
@@ -570,11 +580,12 @@ impl FlowBridge {
             child: Some(child),
             dir,
         };
-        bridge.wait_ready(args);
+        let probe = if probe_admin { admin_port } else { port };
+        bridge.wait_ready(args, probe);
         bridge
     }
 
-    fn wait_ready(&mut self, args: &[&str]) {
+    fn wait_ready(&mut self, args: &[&str], probe: u16) {
         let deadline = Instant::now() + BRIDGE_START_TIMEOUT;
         loop {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
@@ -586,7 +597,7 @@ impl FlowBridge {
                     log_tail(&self.log, 40)
                 );
             }
-            let last = match try_http_request(self.port, "GET", "/readyz", &[], b"") {
+            let last = match try_http_request(probe, "GET", "/readyz", &[], b"") {
                 Ok(r) if r.status == 200 => return,
                 Ok(r) => format!("/readyz answered {}", r.status),
                 Err(e) => e,
@@ -631,6 +642,13 @@ impl FlowBridge {
     pub fn signal_term(&self) {
         if let Some(child) = self.child.as_ref() {
             signal_group(child.id(), "TERM");
+        }
+    }
+
+    /// Sends SIGHUP (reload the config) to the server's process group without waiting.
+    pub fn signal_hup(&self) {
+        if let Some(child) = self.child.as_ref() {
+            signal_group(child.id(), "HUP");
         }
     }
 

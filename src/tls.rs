@@ -1,0 +1,269 @@
+//! TLS material, read and checked when the config loads (so `flowbridge check` and a reload
+//! report a bad file with its config path): the listener's rustls server config (`tls:`
+//! certificate chain and key, optional client CA bundle for mutual TLS, ALPN `h2` and
+//! `http/1.1`), and the PEM bundles that `grpcs://` gateways trust (`ca_file`).
+//!
+//! Every config uses the `ring` crypto provider, the one tonic's `tls-ring` feature builds.
+//! Certificates are not re-read behind the config's back: a changed file is a new config
+//! generation ([`crate::reload`] watches the files a config names).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+
+/// The listener's TLS settings and the rustls config built from them.
+#[derive(Clone)]
+pub struct ServerTls {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM bundle of CAs whose client certificates are accepted; `None`: no client certificates.
+    pub client_ca_file: Option<PathBuf>,
+    /// Built from the files when the config loaded.
+    pub config: Arc<ServerConfig>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("client_ca_file", &self.client_ca_file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The crypto provider of every TLS config flowbridge builds.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Every certificate of a PEM file (a bundle may hold several); at least one.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    certs_from_pem(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Every certificate of PEM text; at least one.
+pub fn certs_from_pem(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificate (-----BEGIN CERTIFICATE-----) in it".to_string());
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+        format!(
+            "{}: no PEM private key (PKCS#8, PKCS#1 or SEC1) in it: {e}",
+            path.display()
+        )
+    })
+}
+
+/// Which setting a [`server_config`] problem is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    CertFile,
+    KeyFile,
+    ClientCaFile,
+}
+
+impl Field {
+    /// The config key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Field::CertFile => "cert_file",
+            Field::KeyFile => "key_file",
+            Field::ClientCaFile => "client_ca_file",
+        }
+    }
+}
+
+/// Read the files and build the listener's config; every problem, each with its setting.
+pub fn server_config(
+    cert_file: &Path,
+    key_file: &Path,
+    client_ca_file: Option<&Path>,
+) -> Result<ServerTls, Vec<(Field, String)>> {
+    let mut problems = Vec::new();
+    let certs = read_certs(cert_file)
+        .map_err(|e| problems.push((Field::CertFile, e)))
+        .ok();
+    let key = read_key(key_file)
+        .map_err(|e| problems.push((Field::KeyFile, e)))
+        .ok();
+    let provider = provider();
+    let verifier = match client_ca_file {
+        None => None,
+        Some(path) => match read_certs(path).and_then(|certs| {
+            let mut roots = RootCertStore::empty();
+            for (i, cert) in certs.into_iter().enumerate() {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: certificate {}: {e}", path.display(), i + 1))?;
+            }
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| format!("{}: {e}", path.display()))
+        }) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                problems.push((Field::ClientCaFile, e));
+                None
+            }
+        },
+    };
+    let (Some(certs), Some(key), true) = (certs, key, problems.is_empty()) else {
+        return Err(problems);
+    };
+    let builder =
+        match ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
+            Ok(b) => b,
+            Err(e) => return Err(vec![(Field::CertFile, format!("TLS setup: {e}"))]),
+        };
+    let builder = match verifier {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        vec![(
+            Field::KeyFile,
+            format!(
+                "{} does not fit the certificate of {}: {e}",
+                key_file.display(),
+                cert_file.display()
+            ),
+        )]
+    })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(ServerTls {
+        cert_file: cert_file.to_path_buf(),
+        key_file: key_file.to_path_buf(),
+        client_ca_file: client_ca_file.map(Path::to_path_buf),
+        config: Arc::new(config),
+    })
+}
+
+/// Certificates for tests: a CA that signs leaf certificates.
+#[cfg(test)]
+pub(crate) mod testing {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    pub(crate) struct Ca {
+        issuer: Issuer<'static, KeyPair>,
+        /// The CA certificate, PEM.
+        pub(crate) pem: String,
+    }
+
+    /// A leaf certificate and its key.
+    pub(crate) struct Leaf {
+        pub(crate) cert_pem: String,
+        pub(crate) key_pem: String,
+    }
+
+    impl Ca {
+        pub(crate) fn new(name: &str) -> Ca {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            let cert = params.self_signed(&key).unwrap();
+            Ca {
+                issuer: Issuer::new(params, key),
+                pem: cert.pem(),
+            }
+        }
+
+        /// A server certificate for `names` (DNS names or IP addresses).
+        pub(crate) fn leaf(&self, names: &[&str]) -> Leaf {
+            let key = KeyPair::generate().unwrap();
+            let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            let params = CertificateParams::new(names).unwrap();
+            let cert = params.signed_by(&key, &self.issuer).unwrap();
+            Leaf {
+                cert_pem: cert.pem(),
+                key_pem: key.serialize_pem(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::Ca;
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_matching_cert_and_key_build_a_config_offering_h2_and_http1() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("test ca");
+        let leaf = ca.leaf(&["localhost"]);
+        let chain = format!("{}{}", leaf.cert_pem, ca.pem);
+        let cert = write(dir.path(), "tls.crt", &chain);
+        let key = write(dir.path(), "tls.key", &leaf.key_pem);
+        let ca_file = write(dir.path(), "ca.crt", &ca.pem);
+        let tls = server_config(&cert, &key, Some(&ca_file)).unwrap();
+        assert_eq!(
+            tls.config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        assert_eq!(tls.client_ca_file.as_deref(), Some(ca_file.as_path()));
+    }
+
+    #[test]
+    fn every_bad_file_is_named_with_its_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new("test ca");
+        let one = ca.leaf(&["localhost"]);
+        let other = ca.leaf(&["localhost"]);
+        let cert = write(dir.path(), "tls.crt", &one.cert_pem);
+        let wrong_key = write(dir.path(), "other.key", &other.key_pem);
+        let garbage = write(dir.path(), "garbage.pem", "not pem at all\n");
+        let missing = dir.path().join("missing.crt");
+
+        let problems = server_config(&missing, &garbage, Some(&garbage)).unwrap_err();
+        let fields: Vec<Field> = problems.iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            fields,
+            [Field::CertFile, Field::KeyFile, Field::ClientCaFile],
+            "{problems:?}"
+        );
+        assert!(problems[0].1.contains("missing.crt"), "{problems:?}");
+        assert!(problems[1].1.contains("no PEM private key"), "{problems:?}");
+        assert!(problems[2].1.contains("no certificate"), "{problems:?}");
+
+        let problems = server_config(&cert, &wrong_key, None).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].0, Field::KeyFile);
+        assert!(
+            problems[0].1.contains("does not fit the certificate"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_bundle_yields_every_certificate() {
+        let a = Ca::new("a");
+        let b = Ca::new("b");
+        let bundle = format!("{}\n{}", a.pem, b.pem);
+        assert_eq!(certs_from_pem(bundle.as_bytes()).unwrap().len(), 2);
+        assert!(certs_from_pem(b"").is_err());
+    }
+}

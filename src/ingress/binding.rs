@@ -536,7 +536,7 @@ impl Partial {
         let fail = |rule: String| Fault::attr(name, rule);
         // A content type travels as the Content-Type header in binary mode, whose value is
         // trimmed on the way in (`content_type`); trimming here too keeps an event the same in
-        // both modes (found by the binding_json fuzz target).
+        // both modes (a break of the fuzz targets' binary round-trip invariant).
         let value = match name {
             "datacontenttype" => value.trim().to_owned(),
             _ => value,

@@ -3,7 +3,7 @@
 # (.ci/run does not call it); the invariants run in CI through tests/fuzz_regressions.rs.
 #
 #   ./scripts/fuzz.sh [seconds] [target...]      # default: 60 s per target, every target
-#   FUZZ_SANITIZER=none ./scripts/fuzz.sh 120    # no AddressSanitizer: about 2x the executions
+#   FUZZ_SANITIZER=none ./scripts/fuzz.sh 120    # no AddressSanitizer (a separate full build)
 #
 # Prints, per target, the executions, executions per second, corpus size and crashes; exits 1 when
 # a target crashed (the input is in fuzz/artifacts/<target>/; see docs/fuzzing.md for turning it

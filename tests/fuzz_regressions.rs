@@ -29,8 +29,11 @@ use fuzz::wire::{EventInput, HttpInput};
 use serde_json::{Value, json};
 use serde_norway::Value as Yaml;
 
+/// A target's invariant checks on raw fuzzer bytes.
+type Check = fn(&[u8]);
+
 /// The targets, each with the check its fuzz target runs on raw bytes.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+const TARGETS: &[(&str, Check)] = &[
     ("binding_headers", check::binding_headers),
     ("binding_json", check::binding_json),
     ("config_yaml", check::config_yaml),

@@ -645,3 +645,64 @@ routes:
     );
     assert!(ok >= 2.0 && bad >= 2.0, "success {ok}, failure {bad}");
 }
+
+/// `POST /` with a bearer token (a binary-mode event of type `reload.a`).
+fn with_token(port: u16, id: &str, token: &str) -> u16 {
+    let auth = format!("Bearer {token}");
+    http_request(
+        port,
+        "POST",
+        "/",
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", id),
+            ("ce-type", "reload.a"),
+            ("ce-source", "/reload-tls"),
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+        ],
+        format!(r#"{{"text": "{id}"}}"#).as_bytes(),
+    )
+    .status
+}
+
+#[test]
+fn a_rotated_bearer_token_file_applies_without_a_signal() {
+    let flow = shared_flow();
+    // The token lives in a Secret-style mount (symlink swap); the config names its file.
+    let mut secret = Mounted::new(&[("token", "old-token\n")]);
+    let config = format!(
+        "auth:\n  bearer:\n    tokens_from: [{{file: {}}}]\n{}",
+        secret.path("token").display(),
+        reload_config(&flow.grpc_url(), "")
+    );
+    let mounted = Mounted::new(&[("config.yaml", &config)]);
+    let bridge = FlowBridge::start(&mounted.path("config.yaml"));
+    assert_eq!(with_token(bridge.port, &unique("tok"), "old-token"), 202);
+    assert_eq!(with_token(bridge.port, &unique("tok"), "new-token"), 401);
+
+    // Only the Secret changes; no SIGHUP: the watched file triggers the reload.
+    secret.publish(&[("token", "new-token\n")]);
+    assert!(
+        wait_until(RELOAD_WAIT, || with_token(
+            bridge.port,
+            &unique("tok"),
+            "new-token"
+        ) == 202),
+        "the rotated token was never accepted; log:\n{}",
+        bridge.log_text()
+    );
+    let id = unique("tok");
+    assert_eq!(with_token(bridge.port, &id, "old-token"), 401);
+    assert_eq!(generation(&bridge), 2.0);
+    assert!(
+        bridge.log_text().contains("file changed"),
+        "{}",
+        bridge.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !recorded_ids().contains(&id),
+        "an event refused by auth reached the Flow"
+    );
+}

@@ -7,21 +7,38 @@ use std::time::Duration;
 
 /// A secret value (token or HMAC key). `Debug` prints its length only.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
+pub struct Secret {
+    bytes: Vec<u8>,
+    /// The file it was read from (watched for changes by the config reload), if any.
+    file: Option<std::path::PathBuf>,
+}
 
 impl Secret {
     pub fn new(bytes: Vec<u8>) -> Secret {
-        Secret(bytes)
+        Secret { bytes, file: None }
+    }
+
+    /// A secret read from `file`.
+    pub fn from_file(bytes: Vec<u8>, file: std::path::PathBuf) -> Secret {
+        Secret {
+            bytes,
+            file: Some(file),
+        }
     }
 
     pub fn expose(&self) -> &[u8] {
-        &self.0
+        &self.bytes
+    }
+
+    /// The file the secret came from (`None`: an environment variable).
+    pub fn file(&self) -> Option<&std::path::Path> {
+        self.file.as_deref()
     }
 }
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secret(<{} bytes>)", self.0.len())
+        write!(f, "Secret(<{} bytes>)", self.bytes.len())
     }
 }
 
@@ -35,6 +52,29 @@ pub struct AuthSpec {
 }
 
 impl AuthSpec {
+    /// The files this block reads (secret files, a JWKS file, a CA bundle): a config reload
+    /// watches them, so a rotated Kubernetes Secret applies without a SIGHUP.
+    pub fn files(&self) -> Vec<std::path::PathBuf> {
+        let mut files = Vec::new();
+        if let Some(o) = &self.oidc {
+            if let JwksSource::File(f) = &o.jwks {
+                files.push(f.clone());
+            }
+            files.extend(o.ca_file.clone());
+        }
+        if let Some(b) = &self.bearer {
+            files.extend(
+                b.tokens
+                    .iter()
+                    .filter_map(|t| t.file().map(ToOwned::to_owned)),
+            );
+        }
+        if let Some(h) = &self.hmac {
+            files.extend(h.secret.file().map(ToOwned::to_owned));
+        }
+        files
+    }
+
     /// Names of the configured methods, in checking order.
     pub fn methods(&self) -> Vec<&'static str> {
         let mut m = Vec::new();

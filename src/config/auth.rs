@@ -237,7 +237,12 @@ fn secret(
             return None;
         }
         (Some(file), None) => match std::fs::read(file) {
-            Ok(bytes) => (bytes, format!("file {file:?}"), path.key("file")),
+            Ok(bytes) => (
+                bytes,
+                format!("file {file:?}"),
+                path.key("file"),
+                Some(std::path::PathBuf::from(file)),
+            ),
             Err(e) => {
                 report.error(path.key("file"), format!("cannot read {file:?}: {e}"));
                 return None;
@@ -248,6 +253,7 @@ fn secret(
                 value.into_bytes(),
                 format!("environment variable {name}"),
                 path.key("env"),
+                None,
             ),
             None => {
                 report.error(
@@ -258,7 +264,7 @@ fn secret(
             }
         },
     };
-    let (mut bytes, origin, at) = text;
+    let (mut bytes, origin, at, file) = text;
     // Files written by `echo` or a Secret mount often end in a newline; it is not part of it.
     while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
         bytes.pop();
@@ -267,7 +273,10 @@ fn secret(
         report.error(at, format!("{origin} holds an empty {what}"));
         return None;
     }
-    Some(Secret::new(bytes))
+    Some(match file {
+        Some(file) => Secret::from_file(bytes, file),
+        None => Secret::new(bytes),
+    })
 }
 
 fn bearer(

@@ -96,8 +96,8 @@ impl std::fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 impl Config {
-    /// The files this config names besides itself (TLS certificate, key and CA bundles), which
-    /// a reload watches too.
+    /// The files this config names besides itself (TLS certificate, key and CA bundles, auth
+    /// secret files, a JWKS file), which a reload watches too.
     pub fn referenced_files(&self) -> Vec<std::path::PathBuf> {
         let mut files = Vec::new();
         if let Some(tls) = &self.tls {
@@ -107,6 +107,10 @@ impl Config {
         }
         for spec in self.gateways.values() {
             files.extend(spec.tls.ca_file.clone());
+        }
+        let hooks = self.webhooks.iter().filter_map(|w| w.auth.as_ref());
+        for auth in self.auth.iter().chain(hooks) {
+            files.extend(auth.files());
         }
         files
     }

@@ -5,7 +5,8 @@
 //!
 //! Shutdown: on the signal readiness turns false at once, the listener stops accepting, and every
 //! event already received — in flight or waiting in a dispatcher queue, each has an HTTP request
-//! waiting for it — gets up to `shutdown_grace` to finish; then the process exits.
+//! waiting for it — gets up to `shutdown_grace` to finish; then the spans still queued for OTLP
+//! export are flushed (tracing on) and the process exits.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,12 +22,44 @@ use crate::flow::FlowClient;
 use crate::ingress::{self, AppState};
 use crate::reply;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::trace;
 
 /// Timeout for POSTing a reply event to a `reply.to` sink.
 const REPLY_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Run the sink until a shutdown signal arrives.
 pub async fn serve(config: Config) -> Result<(), String> {
+    start_tracing()?;
+    let result = serve_until_signal(config).await;
+    // Spans of the last events are still queued in the batch span processor.
+    match tokio::task::spawn_blocking(trace::shutdown).await {
+        Ok(Err(e)) => warn!(error = %e, "traces not flushed"),
+        Ok(Ok(())) | Err(_) => {}
+    }
+    result
+}
+
+/// OpenTelemetry tracing from the `OTEL_*` environment (off unless an OTLP endpoint is set).
+fn start_tracing() -> Result<(), String> {
+    let settings = trace::settings(|name| std::env::var(name).ok())
+        .map_err(|errors| format!("tracing environment: {}", errors.join("; ")))?;
+    match settings {
+        Some(settings) => {
+            trace::init(&settings)?;
+            info!(
+                endpoint = %settings.endpoint,
+                protocol = ?settings.protocol,
+                service_name = %settings.service_name,
+                sampler = ?settings.sampler,
+                "tracing on: OTLP export"
+            );
+        }
+        None => info!("tracing off (no OTEL_EXPORTER_OTLP_ENDPOINT, or OTEL_SDK_DISABLED)"),
+    }
+    Ok(())
+}
+
+async fn serve_until_signal(config: Config) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new(
         config.rules.routes.iter().map(|r| r.name.as_str()),
         config.gateways.keys().map(String::as_str),

@@ -46,6 +46,7 @@ use crate::flow::client::{Backoff, PreparedDocs, RequestHead, SendError};
 use crate::flow::{FlowClient, FlowError};
 use crate::model::{FlowRequest, FlowResponse};
 use crate::telemetry::metrics::{GatewayGauges, GatewayMetrics};
+use crate::telemetry::trace::{EventSpan, FlowCall, FlowOutcome, FlowSpan};
 use batch::{Candidate, Caps};
 use bucket::TokenBucket;
 
@@ -62,6 +63,8 @@ struct Pending {
     enqueued: Instant,
     deadline: Instant,
     answer: oneshot::Sender<Answer>,
+    /// The event's span (empty when tracing is off): parent of / linked to the Flow request.
+    span: EventSpan,
 }
 
 /// The gateway did not accept the last request.
@@ -190,6 +193,12 @@ impl Dispatcher {
 
     /// Queue one event's request and wait for its own result.
     pub async fn submit(&self, request: FlowRequest) -> Answer {
+        self.submit_traced(request, EventSpan::default()).await
+    }
+
+    /// [`Dispatcher::submit`] for an event with a span: the Flow request that carries it links
+    /// to it, and is its child when the event comes first in the batch.
+    pub async fn submit_traced(&self, request: FlowRequest, span: EventSpan) -> Answer {
         let docs = FlowClient::prepare(&request.docs)?;
         let ids: Vec<String> = docs.ids().map(str::to_owned).collect();
         let alone = batch::has_duplicate_ids(&ids);
@@ -227,6 +236,7 @@ impl Dispatcher {
                 enqueued: now,
                 deadline: now + spec.connect_timeout,
                 answer,
+                span,
             });
         }
         self.shared.wake.notify_one();
@@ -378,11 +388,33 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool) {
     if probe {
         metrics.probes.inc();
     }
+    let span = FlowSpan::start(
+        &FlowCall {
+            gateway,
+            url: &client.spec.url,
+            endpoint: &head.endpoint,
+            target_executor: head.target_executor.as_deref(),
+            request_id: &request_id,
+            docs,
+            probe,
+        },
+        batch.iter().map(|p| &p.span),
+    );
     let started = std::time::Instant::now();
     let result = client
-        .send(head, batch.iter().map(|p| p.docs.clone()), &request_id)
+        .send_with_metadata(
+            head,
+            batch.iter().map(|p| p.docs.clone()),
+            &request_id,
+            &span.metadata(),
+        )
         .await;
     let seconds = started.elapsed().as_secs_f64();
+    span.finish(match &result {
+        Ok(_) => Ok(()),
+        Err(SendError::NotAccepted(cause)) => Err(FlowOutcome::NotAccepted(cause)),
+        Err(SendError::Failed(e)) => Err(FlowOutcome::Failed(e)),
+    });
     match &result {
         Err(SendError::NotAccepted(_)) => metrics.retries.inc(),
         Ok(_) => metrics.request_done("ok", seconds),

@@ -184,6 +184,19 @@ impl FlowClient {
         parts: impl IntoIterator<Item = PreparedDocs>,
         request_id: &str,
     ) -> Result<FlowResponse, SendError> {
+        self.send_with_metadata(head, parts, request_id, &[]).await
+    }
+
+    /// [`FlowClient::send`] with extra gRPC metadata on the call (the W3C `traceparent` /
+    /// `tracestate` of the Flow request's span); a pair whose value is not valid ASCII metadata
+    /// is left out.
+    pub async fn send_with_metadata(
+        &self,
+        head: &RequestHead,
+        parts: impl IntoIterator<Item = PreparedDocs>,
+        request_id: &str,
+        metadata: &[(&'static str, String)],
+    ) -> Result<FlowResponse, SendError> {
         let docs: Vec<DocumentProto> = parts.into_iter().flat_map(|p| p.docs).collect();
         let message = convert::build_message(
             &head.endpoint,
@@ -193,7 +206,8 @@ impl FlowClient {
             request_id,
         );
         let timeout = self.spec.timeout;
-        match tokio::time::timeout(timeout, self.attempt(message, timeout, request_id)).await {
+        let attempt = self.attempt(message, timeout, request_id, metadata);
+        match tokio::time::timeout(timeout, attempt).await {
             Err(_elapsed) => Err(SendError::Failed(self.deadline_error())),
             Ok(result) => result,
         }
@@ -261,12 +275,18 @@ impl FlowClient {
         message: DataRequestProto,
         remaining: Duration,
         request_id: &str,
+        metadata: &[(&'static str, String)],
     ) -> Result<FlowResponse, SendError> {
         let mut client = JinaRpcClient::new(self.channel.clone())
             .max_decoding_message_size(self.spec.max_message_bytes)
             .max_encoding_message_size(usize::MAX);
         let mut request = tonic::Request::new(tokio_stream::once(message));
         request.set_timeout(remaining);
+        for (key, value) in metadata {
+            if let Ok(value) = value.parse() {
+                request.metadata_mut().insert(*key, value);
+            }
+        }
         let response = match client.call(request).await {
             Ok(response) => response,
             // Before response headers: the gateway has not accepted the request (module docs).

@@ -213,7 +213,22 @@ impl JinaFlow {
         Self::try_start(port, executor_name).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Starts a Flow on a free port with jina's tracing on, exporting its spans over OTLP/gRPC
+    /// to `127.0.0.1:traces_port`.
+    pub fn start_traced(traces_port: u16) -> JinaFlow {
+        Self::try_start_with(
+            free_port(),
+            "recorder",
+            &["--traces-port", &traces_port.to_string()],
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn try_start(port: u16, executor_name: &str) -> Result<JinaFlow, String> {
+        Self::try_start_with(port, executor_name, &[])
+    }
+
+    fn try_start_with(port: u16, executor_name: &str, extra: &[&str]) -> Result<JinaFlow, String> {
         let python = venv_python();
         let dir = scratch_dir("jina-flow-");
         let record = dir.path().join("record.jsonl");
@@ -234,6 +249,7 @@ impl JinaFlow {
             .arg("--executor-name")
             .arg(executor_name)
             .arg("--watch-stdin")
+            .args(extra)
             .env("PYTHONUNBUFFERED", "1")
             .env("JINA_OPTOUT_TELEMETRY", "1")
             .env("JINA_LOG_NO_COLOR", "1")

@@ -19,7 +19,8 @@
 //! * [`flow`]: the Jina gateway client; generated protobuf types never leave it.
 //! * [`reply`]: builds reply events and delivers them to a sink when configured.
 //! * [`config`]: parse → validate the YAML config, every error at once, before any socket opens.
-//! * [`cli`], [`telemetry`]: the command line, logging and the Prometheus metrics registry.
+//! * [`cli`], [`telemetry`]: the command line, logging, the Prometheus metrics registry and the
+//!   OpenTelemetry traces (OTLP export, W3C context in and out).
 //! * [`knative`]: `flowbridge knative`, `jina export kubernetes` output → Knative Services.
 //! * [`load`]: `flowbridge load`, the CloudEvents load generator used by the benchmarks.
 //! * [`model`]: plain data shared by the modules (events, documents, Flow requests/responses).

@@ -29,6 +29,10 @@
 //! Results fan out per event: each gets the Flow's response with only its own documents, or
 //! the error of its request (an executor error fails only the events of that request).
 //!
+//! Each queued event carries its trace span (empty when tracing is off); the Flow request's span
+//! ([`crate::telemetry::trace::FlowSpan`]) is the child of the first event's span and links to
+//! all of them, and its context goes to the gateway as gRPC metadata.
+//!
 //! [`dedup`] holds the per-route redelivery window used by ingress.
 
 pub mod batch;

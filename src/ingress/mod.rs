@@ -1,7 +1,7 @@
 //! HTTP ingress: the axum router (`POST /` for CloudEvents, `GET /healthz`, `GET /readyz`, the
 //! CloudEvents webhook `OPTIONS` handshake), the admin router (`GET /metrics` and the probes),
 //! the bounded body read, and the per-event pipeline (route → map → Flow → reply), which counts
-//! each outcome once in the metrics registry. Submodules: [`binding`] (the CloudEvents HTTP binding) and
+//! each outcome once in the metrics registry and, with tracing on, in one span per event. Submodules: [`binding`] (the CloudEvents HTTP binding) and
 //! [`error`] (the one place where errors become status codes).
 
 pub mod binding;

@@ -196,9 +196,17 @@ pub fn init(settings: &Settings) -> Result<(), String> {
     }
     use opentelemetry_otlp::WithExportConfig as _;
     let exporter = match settings.protocol {
-        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build(),
+        Protocol::Grpc => {
+            use opentelemetry_otlp::WithTonicConfig as _;
+            let builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+            // An https:// collector is verified against the system's roots (as grpcs:// gateways).
+            if settings.endpoint.starts_with("https://") {
+                let tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+                builder.with_tls_config(tls).build()
+            } else {
+                builder.build()
+            }
+        }
         Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)

@@ -32,9 +32,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
     start_tracing()?;
     let result = serve_until_signal(config).await;
     // Spans of the last events are still queued in the batch span processor.
-    match tokio::task::spawn_blocking(trace::shutdown).await {
-        Ok(Err(e)) => warn!(error = %e, "traces not flushed"),
-        Ok(Ok(())) | Err(_) => {}
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(trace::shutdown).await {
+        warn!(error = %e, "traces not flushed");
     }
     result
 }

@@ -7,7 +7,8 @@
 //!
 //! Shutdown: on the signal readiness turns false at once, the listener stops accepting, and every
 //! event already received — in flight or waiting in a dispatcher queue, each has an HTTP request
-//! waiting for it — gets up to `shutdown_grace` to finish; then the process exits.
+//! waiting for it — gets up to `shutdown_grace` to finish; then the spans still queued for OTLP
+//! export are flushed (tracing on) and the process exits.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +26,7 @@ use crate::reload::{self, Loaded, Source};
 use crate::reply;
 use crate::runtime::Runtime;
 use crate::telemetry::metrics::Metrics;
+use crate::telemetry::trace;
 
 /// Timeout for POSTing a reply event to a `reply.to` sink.
 const REPLY_SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,6 +37,36 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Run the sink with the config `loaded` from `source` until a shutdown signal arrives;
 /// reload from `source` on SIGHUP and when its files change ([`reload::watch`]).
 pub async fn serve(loaded: Loaded, source: Source) -> Result<(), String> {
+    start_tracing()?;
+    let result = serve_until_signal(loaded, source).await;
+    // Spans of the last events are still queued in the batch span processor.
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(trace::shutdown).await {
+        warn!(error = %e, "traces not flushed");
+    }
+    result
+}
+
+/// OpenTelemetry tracing from the `OTEL_*` environment (off unless an OTLP endpoint is set).
+fn start_tracing() -> Result<(), String> {
+    let settings = trace::settings(|name| std::env::var(name).ok())
+        .map_err(|errors| format!("tracing environment: {}", errors.join("; ")))?;
+    match settings {
+        Some(settings) => {
+            trace::init(&settings)?;
+            info!(
+                endpoint = %settings.endpoint,
+                protocol = ?settings.protocol,
+                service_name = %settings.service_name,
+                sampler = ?settings.sampler,
+                "tracing on: OTLP export"
+            );
+        }
+        None => info!("tracing off (no OTEL_EXPORTER_OTLP_ENDPOINT, or OTEL_SDK_DISABLED)"),
+    }
+    Ok(())
+}
+
+async fn serve_until_signal(loaded: Loaded, source: Source) -> Result<(), String> {
     let Loaded {
         config,
         hash,

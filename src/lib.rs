@@ -24,7 +24,8 @@
 //! * [`runtime`]: one config generation with its dispatchers and dedup windows; [`reload`]
 //!   swaps in the next one on SIGHUP or when the config (or a file it names) changes.
 //! * [`tls`]: the listener's rustls config and the CA bundles of `grpcs://` gateways.
-//! * [`cli`], [`telemetry`]: the command line, logging and the Prometheus metrics registry.
+//! * [`cli`], [`telemetry`]: the command line, logging, the Prometheus metrics registry and the
+//!   OpenTelemetry traces (OTLP export, W3C context in and out).
 //! * [`knative`]: `flowbridge knative`, `jina export kubernetes` output → Knative Services.
 //! * [`load`]: `flowbridge load`, the CloudEvents load generator used by the benchmarks.
 //! * [`model`]: plain data shared by the modules (events, documents, Flow requests/responses).

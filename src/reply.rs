@@ -1,6 +1,8 @@
 //! Reply events: built from the Flow's result for routes with `reply`, and either returned in the
 //! HTTP response (binary mode, only when the sender asked with `Prefer: reply`) or POSTed to a
-//! sink (`reply.to`, e.g. `$K_SINK`) before the original event is acknowledged.
+//! sink (`reply.to`, e.g. `$K_SINK`) before the original event is acknowledged. A reply that
+//! carries the `traceparent`/`tracestate` extensions (tracing on) is POSTed with the same values
+//! as W3C HTTP headers too, which is where Knative's broker ingress reads them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use crate::ingress::binding;
 use crate::model::{CloudEvent, Data, ExtValue, FlowResponse, now_timestamp};
 use crate::rules::ReplySpec;
 use crate::rules::mapping::MappingError;
+use crate::telemetry::trace;
 
 /// Extension naming the original event's id (valid CloudEvents extension name).
 pub const EXT_ORIGIN_ID: &str = "originid";
@@ -64,7 +67,14 @@ impl Sender {
 
     /// Deliver `event` to `url`; Ok only for a 2xx answer.
     pub async fn send(&self, url: &str, event: &CloudEvent) -> Result<(), String> {
-        let (headers, body) = binding::encode_binary(event);
+        let (mut headers, body) = binding::encode_binary(event);
+        for name in [trace::TRACEPARENT, trace::TRACESTATE] {
+            if let Some(ExtValue::String(value)) = event.extensions.get(name)
+                && let Ok(value) = http::HeaderValue::from_str(value)
+            {
+                headers.insert(name, value);
+            }
+        }
         let response = self
             .client
             .post(url)

@@ -1,6 +1,7 @@
 //! Logging: a `tracing` subscriber writing to stderr (stdout belongs to CLI output), filtered by
 //! `RUST_LOG` (default `info`), as text or JSON (`serve --log-format`, `FLOWBRIDGE_LOG_FORMAT`).
-//! [`metrics`] owns the Prometheus registry.
+//! [`metrics`] owns the Prometheus registry; [`trace`] the OpenTelemetry spans and their OTLP
+//! export.
 
 use std::io::IsTerminal;
 
@@ -23,3 +24,4 @@ pub fn init(json: bool) {
 }
 
 pub mod metrics;
+pub mod trace;

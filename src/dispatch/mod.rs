@@ -29,6 +29,10 @@
 //! Results fan out per event: each gets the Flow's response with only its own documents, or
 //! the error of its request (an executor error fails only the events of that request).
 //!
+//! Each queued event carries its trace span (empty when tracing is off); the Flow request's span
+//! ([`crate::telemetry::trace::FlowSpan`]) is the child of the first event's span and links to
+//! all of them, and its context goes to the gateway as gRPC metadata.
+//!
 //! [`dedup`] holds the per-route redelivery window used by ingress.
 
 pub mod batch;
@@ -46,6 +50,7 @@ use crate::flow::client::{Backoff, PreparedDocs, RequestHead, SendError};
 use crate::flow::{FlowClient, FlowError};
 use crate::model::{FlowRequest, FlowResponse};
 use crate::telemetry::metrics::{GatewayGauges, GatewayMetrics};
+use crate::telemetry::trace::{EventSpan, FlowCall, FlowOutcome, FlowSpan};
 use batch::{Candidate, Caps};
 use bucket::TokenBucket;
 
@@ -62,6 +67,8 @@ struct Pending {
     enqueued: Instant,
     deadline: Instant,
     answer: oneshot::Sender<Answer>,
+    /// The event's span (empty when tracing is off): parent of / linked to the Flow request.
+    span: EventSpan,
 }
 
 /// The gateway did not accept the last request.
@@ -190,6 +197,12 @@ impl Dispatcher {
 
     /// Queue one event's request and wait for its own result.
     pub async fn submit(&self, request: FlowRequest) -> Answer {
+        self.submit_traced(request, EventSpan::default()).await
+    }
+
+    /// [`Dispatcher::submit`] for an event with a span: the Flow request that carries it links
+    /// to it, and is its child when the event comes first in the batch.
+    pub async fn submit_traced(&self, request: FlowRequest, span: EventSpan) -> Answer {
         let docs = FlowClient::prepare(&request.docs)?;
         self.shared.client.admit(&docs).await?;
         let ids: Vec<String> = docs.ids().map(str::to_owned).collect();
@@ -228,6 +241,7 @@ impl Dispatcher {
                 enqueued: now,
                 deadline: now + spec.connect_timeout,
                 answer,
+                span,
             });
         }
         self.shared.wake.notify_one();
@@ -379,11 +393,33 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool) {
     if probe {
         metrics.probes.inc();
     }
+    let span = FlowSpan::start(
+        &FlowCall {
+            gateway,
+            url: &client.spec.url,
+            endpoint: &head.endpoint,
+            target_executor: head.target_executor.as_deref(),
+            request_id: &request_id,
+            docs,
+            probe,
+        },
+        batch.iter().map(|p| &p.span),
+    );
     let started = std::time::Instant::now();
     let result = client
-        .send(head, batch.iter().map(|p| p.docs.clone()), &request_id)
+        .send_with_metadata(
+            head,
+            batch.iter().map(|p| p.docs.clone()),
+            &request_id,
+            &span.metadata(),
+        )
         .await;
     let seconds = started.elapsed().as_secs_f64();
+    span.finish(match &result {
+        Ok(_) => Ok(()),
+        Err(SendError::NotAccepted(cause)) => Err(FlowOutcome::NotAccepted(cause)),
+        Err(SendError::Failed(e)) => Err(FlowOutcome::Failed(e)),
+    });
     match &result {
         Err(SendError::NotAccepted(_)) => metrics.retries.inc(),
         Ok(_) => metrics.request_done("ok", seconds),

@@ -375,17 +375,31 @@ impl FlowClient {
         parts: impl IntoIterator<Item = PreparedDocs>,
         request_id: &str,
     ) -> Result<FlowResponse, SendError> {
+        self.send_with_metadata(head, parts, request_id, &[]).await
+    }
+
+    /// [`FlowClient::send`] with extra metadata on the call (the W3C `traceparent` /
+    /// `tracestate` of the Flow request's span): gRPC metadata, or HTTP headers for an HTTP
+    /// gateway; a pair whose value is not valid ASCII metadata is left out.
+    pub async fn send_with_metadata(
+        &self,
+        head: &RequestHead,
+        parts: impl IntoIterator<Item = PreparedDocs>,
+        request_id: &str,
+        metadata: &[(&'static str, String)],
+    ) -> Result<FlowResponse, SendError> {
         let docs: Vec<Document> = parts.into_iter().flat_map(|p| p.docs).collect();
         let timeout = self.spec.timeout;
         let attempt = async {
             let gateway = self.gateway().await?;
             match &self.transport {
                 Transport::Grpc(channel) => {
-                    self.attempt(channel, gateway.format, head, &docs, timeout, request_id)
+                    self.attempt(channel, gateway.format, head, &docs, request_id, metadata)
                         .await
                 }
                 Transport::Http(http) => {
-                    http.attempt(self, &gateway, head, &docs, request_id).await
+                    http.attempt(self, &gateway, head, &docs, request_id, metadata)
+                        .await
                 }
             }
         };
@@ -469,8 +483,8 @@ impl FlowClient {
         format: DocFormat,
         head: &RequestHead,
         docs: &[Document],
-        remaining: Duration,
         request_id: &str,
+        metadata: &[(&'static str, String)],
     ) -> Result<FlowResponse, SendError> {
         let data = match format {
             DocFormat::V1 => convert::encode_data(docs),
@@ -499,7 +513,13 @@ impl FlowClient {
             return Err(SendError::NotAccepted(format!("connection not ready: {e}")));
         }
         let mut request = tonic::Request::new(tokio_stream::once(message));
-        request.set_timeout(remaining);
+        // The gateway learns the deadline (grpc-timeout); `send` enforces it on our side.
+        request.set_timeout(self.spec.timeout);
+        for (key, value) in metadata {
+            if let Ok(value) = value.parse() {
+                request.metadata_mut().insert(*key, value);
+            }
+        }
         let codec = tonic_prost::ProstCodec::<RawRequest, RawResponse>::default();
         let path = http::uri::PathAndQuery::from_static("/jina.JinaRPC/Call");
         let response = match grpc.streaming(request, path, codec).await {

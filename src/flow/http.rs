@@ -181,6 +181,7 @@ impl HttpGateway {
         head: &RequestHead,
         docs: &[Document],
         request_id: &str,
+        metadata: &[(&'static str, String)],
     ) -> Result<FlowResponse, SendError> {
         let invalid = |e: super::error::ConvertError| {
             SendError::Failed(FlowError::InvalidRequest {
@@ -223,10 +224,15 @@ impl HttpGateway {
                 message: format!("request body: {e}"),
             })
         })?;
-        let response = self
+        let mut request = self
             .client
             .post(format!("{}{path}", self.base))
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_TYPE, "application/json");
+        // W3C trace context (`traceparent`, `tracestate`) as HTTP headers.
+        for (key, value) in metadata {
+            request = request.header(*key, value.as_str());
+        }
+        let response = request
             .body(body)
             .send()
             .await

@@ -2,9 +2,9 @@
 //! webhooks, `GET /healthz`, `GET /readyz`, the CloudEvents webhook `OPTIONS` handshake on both),
 //! the admin router (`GET /metrics` and the probes), the auth check ([`crate::auth`]) before an
 //! event is decoded, the bounded body read, and the per-event pipeline (route → map → Flow →
-//! reply), which counts each outcome once in the metrics registry. Submodules: [`binding`] (the
-//! CloudEvents HTTP binding), [`webhook`] (plain request → CloudEvent) and [`error`] (the one
-//! place where errors become status codes).
+//! reply), which counts each outcome once in the metrics registry and, with tracing on, in one
+//! span per event. Submodules: [`binding`] (the CloudEvents HTTP binding), [`webhook`] (plain
+//! request → CloudEvent) and [`error`] (the one place where errors become status codes).
 
 pub mod binding;
 pub mod error;
@@ -30,6 +30,7 @@ use crate::reply;
 use crate::rules::Unmatched;
 use crate::runtime::Runtime;
 use crate::telemetry::metrics::{self, Metrics};
+use crate::telemetry::trace::{EventSpan, Incoming};
 use binding::Mode;
 use error::{IngressError, error_response};
 
@@ -206,7 +207,15 @@ async fn receive_webhook(
         }
     };
     let want_reply = prefers_reply(&headers);
-    match process(&state, &rt, event, want_reply).await {
+    match process(
+        &state,
+        &rt,
+        event,
+        want_reply,
+        &Incoming::from_headers(&headers),
+    )
+    .await
+    {
         Ok(Outcome::Accepted) => StatusCode::ACCEPTED.into_response(),
         Ok(Outcome::Reply(reply)) => reply_response(&reply),
         Err(e) => error_response(&e, ""),
@@ -294,11 +303,12 @@ async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
         warn!(warning = %w, "accepted event with a warning");
     }
     let want_reply = prefers_reply(&headers) && decoded.mode != Mode::Batched;
+    let incoming = Incoming::from_headers(&headers);
     if decoded.mode != Mode::Batched {
         let Some(event) = decoded.events.into_iter().next() else {
             return StatusCode::ACCEPTED.into_response();
         };
-        return match process(&state, &rt, event, want_reply).await {
+        return match process(&state, &rt, event, want_reply, &incoming).await {
             Ok(Outcome::Accepted) => StatusCode::ACCEPTED.into_response(),
             Ok(Outcome::Reply(reply)) => reply_response(&reply),
             Err(e) => error_response(&e, ""),
@@ -310,9 +320,14 @@ async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
     for (index, event) in decoded.events.into_iter().enumerate() {
         let state = state.clone();
         let rt = rt.clone();
+        let incoming = incoming.clone();
         tasks.spawn(async move {
             let id = event.id.clone();
-            (index, id, process(&state, &rt, event, false).await)
+            (
+                index,
+                id,
+                process(&state, &rt, event, false, &incoming).await,
+            )
         });
     }
     let mut worst: Option<(usize, String, IngressError)> = None;
@@ -352,14 +367,19 @@ fn reply_response(event: &CloudEvent) -> Response {
     response
 }
 
-/// One event: route → map → call the Flow → build/deliver the reply.
+/// One event: route → map → call the Flow → build/deliver the reply. `incoming` is the sender's
+/// trace context from the HTTP headers (the event's span continues it).
 async fn process(
     state: &AppState,
     rt: &Runtime,
     event: CloudEvent,
     want_reply: bool,
+    incoming: &Incoming,
 ) -> Result<Outcome, IngressError> {
     let started = Instant::now();
+    let span = EventSpan::start(incoming, &event);
+    let trace_id = span.trace_id();
+    let trace_id = trace_id.as_deref();
     let m = &state.metrics;
     let Some(route) = rt.config.rules.route(&event) else {
         let unrouted = m.route(metrics::NO_ROUTE);
@@ -367,7 +387,8 @@ async fn process(
             Unmatched::Accept => {
                 m.unmatched_accepted.inc();
                 unrouted.answered(StatusCode::ACCEPTED.as_u16());
-                info!(ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, "no route matched; accepted");
+                span.finish(StatusCode::ACCEPTED.as_u16(), "unmatched", "", None);
+                info!(ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, trace_id, "no route matched; accepted");
                 Ok(Outcome::Accepted)
             }
             Unmatched::Reject => {
@@ -378,16 +399,18 @@ async fn process(
                 m.unmatched_rejected.inc();
                 m.rejected(e.code());
                 unrouted.answered(e.status().as_u16());
-                warn!(ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, "no route matched; rejected");
+                span.finish(e.status().as_u16(), e.code(), "", Some(e.to_string()));
+                warn!(ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, trace_id, "no route matched; rejected");
                 Err(e)
             }
         };
     };
     let route_metrics = m.route(&route.name);
     route_metrics.matched.inc();
+    span.routed(&route.name);
     let mut redelivery = false;
     let result = match rt.dedup.get(&route.name) {
-        None => run_route(state, rt, route, &event, want_reply).await,
+        None => run_route(state, rt, route, &event, want_reply, &span).await,
         Some(window) => match window.claim((event.source.clone(), event.id.clone())).await {
             Claim::Done(processed) => {
                 redelivery = true;
@@ -395,7 +418,7 @@ async fn process(
             }
             Claim::Run(guard) => {
                 // Build the reply even when not asked: a redelivery may ask for it.
-                let result = run_route(state, rt, route, &event, true).await;
+                let result = run_route(state, rt, route, &event, true, &span).await;
                 if let Ok(processed) = &result {
                     guard.finish(processed.clone());
                 }
@@ -428,27 +451,40 @@ async fn process(
         route_metrics.redeliveries.inc();
     }
     match &result {
+        Ok((outcome, _)) => {
+            let outcome = match outcome {
+                _ if redelivery => "redelivery",
+                Outcome::Reply(_) => "reply",
+                Outcome::Accepted => "accepted",
+            };
+            span.finish(status, outcome, &request_id, None);
+        }
+        Err((e, _)) => span.finish(status, e.code(), &request_id, Some(e.to_string())),
+    }
+    match &result {
         Ok(_) if redelivery => {
-            info!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, status, elapsed_ms, "redelivery within the dedup window; answered with the first outcome")
+            info!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, trace_id, status, elapsed_ms, "redelivery within the dedup window; answered with the first outcome")
         }
         Ok(_) => {
-            info!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, status, elapsed_ms, "event processed")
+            info!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, trace_id, status, elapsed_ms, "event processed")
         }
         Err((e, _)) => {
-            warn!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, status, elapsed_ms, error = %e, "event failed")
+            warn!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, trace_id, status, elapsed_ms, error = %e, "event failed")
         }
     }
     result.map(|(o, _)| o).map_err(|(e, _)| e)
 }
 
 /// Map the event, send it through its gateway's dispatcher, then build (when `build_reply`) or
-/// deliver (`reply.to`) the reply. Errors carry the Flow request id when there was one.
+/// deliver (`reply.to`) the reply, which carries `span`'s trace context. Errors carry the Flow
+/// request id when there was one.
 async fn run_route(
     state: &AppState,
     rt: &Runtime,
     route: &crate::rules::Route,
     event: &CloudEvent,
     build_reply: bool,
+    span: &EventSpan,
 ) -> Result<Processed, (IngressError, String)> {
     let no_request = |e: IngressError| (e, String::new());
     let request = route.mapping.apply(event).map_err(|error| {
@@ -463,12 +499,15 @@ async fn run_route(
             gateway: route.gateway.clone(),
         }));
     };
-    let response = dispatcher.submit(request).await.map_err(|error| {
-        no_request(IngressError::Flow {
-            route: route.name.clone(),
-            error,
-        })
-    })?;
+    let response = dispatcher
+        .submit_traced(request, span.clone())
+        .await
+        .map_err(|error| {
+            no_request(IngressError::Flow {
+                route: route.name.clone(),
+                error,
+            })
+        })?;
     let request_id = response.request_id.clone();
     let accepted = Processed {
         request_id: request_id.clone(),
@@ -481,12 +520,13 @@ async fn run_route(
         return Ok(accepted);
     }
     let fail = |e: IngressError| (e, request_id.clone());
-    let reply = reply::build(spec, event, &response).map_err(|error| {
+    let mut reply = reply::build(spec, event, &response).map_err(|error| {
         fail(IngressError::Reply {
             route: route.name.clone(),
             error,
         })
     })?;
+    span.inject_into(&mut reply.extensions);
     match &spec.to {
         Some(url) => {
             state.replies.send(url, &reply).await.map_err(|message| {

@@ -26,6 +26,10 @@ declare) and two executors, in this order:
 * ``tagger`` (class ``Tagger``): sets ``tags.tagged_by = "tagger"``. A request sent with
   ``target_executor = "recorder"`` skips it, which makes target_executor observable.
 
+With ``--traces-port PORT`` jina's own tracing is on: the gateway and the executors export their
+spans over OTLP/gRPC to 127.0.0.1:PORT (``tests/tracing.rs`` checks that the gateway continues
+flowbridge's trace).
+
 Prints ``FLOW READY`` on stdout once the gateway serves. SIGTERM / SIGINT stop the Flow cleanly.
 With ``--watch-stdin`` the Flow also stops when its stdin reaches EOF (the test process that
 started it has exited, even by SIGKILL); if a clean stop takes too long, the whole process group
@@ -233,7 +237,19 @@ def main():
         action="store_true",
         help="stop when stdin reaches EOF (the parent test process is gone)",
     )
+    parser.add_argument(
+        "--traces-port",
+        type=int,
+        help="turn on jina's tracing (gateway and executors): OTLP/gRPC to 127.0.0.1:PORT",
+    )
     args = parser.parse_args()
+    tracing = {}
+    if args.traces_port:
+        tracing = dict(
+            tracing=True,
+            traces_exporter_host="http://127.0.0.1",
+            traces_exporter_port=args.traces_port,
+        )
 
     record = os.path.abspath(args.record)
     open(record, "a", encoding="utf-8").close()
@@ -250,13 +266,14 @@ def main():
         threading.Thread(target=_watch_stdin, args=(stop,), daemon=True).start()
 
     flow = (
-        Flow(protocol=args.protocol, port=args.port, host="127.0.0.1")
+        Flow(protocol=args.protocol, port=args.port, host="127.0.0.1", **tracing)
         .add(
             name=args.executor_name,
             uses=Recorder,
             uses_with={"record": record, "protocol": args.protocol},
+            **tracing,
         )
-        .add(name="tagger", uses=Tagger)
+        .add(name="tagger", uses=Tagger, **tracing)
     )
     started = time.monotonic()
     with flow:

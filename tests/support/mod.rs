@@ -290,11 +290,34 @@ impl JinaFlow {
         Self::try_start(port, "recorder", kind, protocol).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Starts a v1 gRPC Flow on a free port with jina's tracing on, exporting its spans over
+    /// OTLP/gRPC to `127.0.0.1:traces_port`.
+    pub fn start_traced(traces_port: u16) -> JinaFlow {
+        Self::try_start_with(
+            free_port(),
+            "recorder",
+            FlowKind::V1,
+            Protocol::Grpc,
+            &["--traces-port", &traces_port.to_string()],
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn try_start(
         port: u16,
         executor_name: &str,
         kind: FlowKind,
         protocol: Protocol,
+    ) -> Result<JinaFlow, String> {
+        Self::try_start_with(port, executor_name, kind, protocol, &[])
+    }
+
+    fn try_start_with(
+        port: u16,
+        executor_name: &str,
+        kind: FlowKind,
+        protocol: Protocol,
+        extra: &[&str],
     ) -> Result<JinaFlow, String> {
         let python = venv_python_for(kind);
         let dir = scratch_dir("jina-flow-");
@@ -318,6 +341,7 @@ impl JinaFlow {
             .arg("--executor-name")
             .arg(executor_name)
             .arg("--watch-stdin")
+            .args(extra)
             .env("PYTHONUNBUFFERED", "1")
             .env("JINA_OPTOUT_TELEMETRY", "1")
             .env("JINA_LOG_NO_COLOR", "1")

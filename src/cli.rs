@@ -223,6 +223,9 @@ pub struct LoadArgs {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // reqwest has no rustls provider of its own: clients that take the process default (the
+    // OTLP HTTP exporter) get ring.
+    crate::tls::install_default_provider();
     let json_logs = match &cli.command {
         Command::Serve(args) => match args.log_format {
             Some(format) => format == LogFormat::Json,
@@ -790,7 +793,17 @@ async fn send(args: SendArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let client = reqwest::Client::new();
+    // https:// targets: the system's roots (SSL_CERT_FILE / SSL_CERT_DIR honoured).
+    let client = match crate::tls::https_client(None, None).and_then(|b| {
+        b.build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut request = client.post(&args.url);
     if args.structured {
         request = request
@@ -806,7 +819,11 @@ async fn send(args: SendArgs) -> ExitCode {
     let response = match request.send().await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: POST {}: {e}", args.url);
+            eprintln!(
+                "error: POST {}: {}",
+                args.url,
+                crate::tls::describe_error(&e)
+            );
             return ExitCode::FAILURE;
         }
     };

@@ -57,8 +57,15 @@ pub struct Sender {
 }
 
 impl Sender {
+    /// `https://` sinks are checked against the system's roots (`SSL_CERT_FILE` or
+    /// `SSL_CERT_DIR` replace them, see [`crate::tls::https_client_config`]).
     pub fn new(timeout: Duration) -> Result<Sender, String> {
-        let client = reqwest::Client::builder()
+        Sender::trusting(timeout, None)
+    }
+
+    /// Like [`Sender::new`], trusting only the CAs of `ca_pem` when given.
+    pub fn trusting(timeout: Duration, ca_pem: Option<&str>) -> Result<Sender, String> {
+        let client = crate::tls::https_client(ca_pem, None)?
             .timeout(timeout)
             .build()
             .map_err(|e| format!("cannot build the reply HTTP client: {e}"))?;
@@ -82,7 +89,7 @@ impl Sender {
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("{e}"))?;
+            .map_err(|e| crate::tls::describe_error(&e))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -93,5 +100,58 @@ impl Sender {
                 crate::ingress::error::truncate(&text, 200)
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::testing::{Ca, serve_https};
+    use std::sync::{Arc, Mutex};
+
+    /// An `https://` sink on loopback recording the `ce-id` of each POST; answers `status`.
+    async fn sink(
+        leaf: &crate::tls::testing::Leaf,
+        status: u16,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        let app = axum::Router::new().route(
+            "/sink",
+            axum::routing::post(move |headers: http::HeaderMap| {
+                let record = Arc::clone(&record);
+                async move {
+                    let id = headers
+                        .get("ce-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    record.lock().unwrap().push(id);
+                    http::StatusCode::from_u16(status).unwrap()
+                }
+            }),
+        );
+        let addr = serve_https(app, leaf).await;
+        (format!("https://{addr}/sink"), seen)
+    }
+
+    #[tokio::test]
+    async fn replies_reach_an_https_sink_it_trusts() {
+        let ca = Ca::new("eventing ca");
+        let (url, seen) = sink(&ca.leaf(&["127.0.0.1"]), 202).await;
+        let sender = Sender::trusting(Duration::from_secs(5), Some(&ca.pem)).unwrap();
+        let event = CloudEvent::new("reply-1".to_string(), "/flowbridge", "t.reply");
+        sender.send(&url, &event).await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["reply-1"]);
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_https_sink_fails_naming_the_certificate() {
+        let (url, seen) = sink(&Ca::new("eventing ca").leaf(&["127.0.0.1"]), 202).await;
+        let sender = Sender::trusting(Duration::from_secs(5), Some(&Ca::new("other").pem)).unwrap();
+        let event = CloudEvent::new("reply-2".to_string(), "/flowbridge", "t.reply");
+        let err = sender.send(&url, &event).await.unwrap_err();
+        assert!(err.to_lowercase().contains("certificate"), "{err}");
+        assert!(seen.lock().unwrap().is_empty());
     }
 }

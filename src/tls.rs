@@ -1,7 +1,9 @@
 //! TLS material, read and checked when the config loads (so `flowbridge check` and a reload
 //! report a bad file with its config path): the listener's rustls server config (`tls:`
 //! certificate chain and key, optional client CA bundle for mutual TLS, ALPN `h2` and
-//! `http/1.1`), and the PEM bundles that `grpcs://` gateways trust (`ca_file`).
+//! `http/1.1`), the PEM bundles that `grpcs://` and `https://` gateways trust (`ca_file`), and
+//! the rustls client config of every HTTPS client flowbridge builds ([`https_client`]: HTTP
+//! gateways, reply sinks, `flowbridge send`).
 //!
 //! Every config uses the `ring` crypto provider, the one tonic's `tls-ring` feature builds.
 //! Certificates are not re-read behind the config's back: a changed file is a new config
@@ -42,6 +44,129 @@ impl std::fmt::Debug for ServerTls {
 /// The crypto provider of every TLS config flowbridge builds.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Make ring the process-wide rustls provider, for clients that pick the process default
+/// (a plain `reqwest::Client::new()`, the OTLP HTTP exporter): reqwest is built without a
+/// provider of its own. Idempotent; a provider installed earlier stays.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The rustls config of an HTTPS client: trusts `ca_pem` only when given, otherwise the
+/// system's roots (`rustls-native-certs`, which honours `SSL_CERT_FILE` and `SSL_CERT_DIR`);
+/// `server_name` is the name the server's certificate is checked for instead of the URL's host
+/// (SNI still carries the URL's host). ALPN offers `h2` and `http/1.1`.
+pub fn https_client_config(
+    ca_pem: Option<&str>,
+    server_name: Option<&str>,
+) -> Result<rustls::ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            for (i, cert) in certs_from_pem(pem.as_bytes())?.into_iter().enumerate() {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("CA certificate {}: {e}", i + 1))?;
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?;
+    let mut config = match server_name {
+        None => builder.with_root_certificates(roots).with_no_client_auth(),
+        Some(name) => {
+            let name = rustls::pki_types::ServerName::try_from(name.to_string())
+                .map_err(|_| format!("{name:?} is not a DNS name or IP address"))?;
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| format!("TLS setup: {e}"))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NamedVerifier { inner, name }))
+                .with_no_client_auth()
+        }
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// A reqwest builder whose TLS is [`https_client_config`].
+pub fn https_client(
+    ca_pem: Option<&str>,
+    server_name: Option<&str>,
+) -> Result<reqwest::ClientBuilder, String> {
+    install_default_provider();
+    let config = https_client_config(ca_pem, server_name)?;
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(config))
+}
+
+/// An error and its sources, joined with `: ` (a certificate problem is a source of an HTTP
+/// client's connect error, not part of its message).
+pub fn describe_error(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(err) = source {
+        let part = err.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = err.source();
+    }
+    text
+}
+
+/// Checks the server's certificate with webpki for a fixed name (`tls_server_name`) instead of
+/// the name the connection was opened for.
+#[derive(Debug)]
+struct NamedVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    name: rustls::pki_types::ServerName<'static>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for NamedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Every certificate of a PEM file (a bundle may hold several); at least one.
@@ -196,6 +321,45 @@ pub(crate) mod testing {
                 key_pem: key.serialize_pem(),
             }
         }
+    }
+
+    /// Serve `app` over TLS with `leaf` on a loopback port (HTTP/1.1 and h2); the address.
+    pub(crate) async fn serve_https(app: axum::Router, leaf: &Leaf) -> std::net::SocketAddr {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::service::TowerToHyperService;
+        use rustls::pki_types::PrivateKeyDer;
+        use rustls::pki_types::pem::PemObject;
+        let certs = super::certs_from_pem(leaf.cert_pem.as_bytes()).unwrap();
+        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(super::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                let service = TowerToHyperService::new(app.clone());
+                tokio::spawn(async move {
+                    // A client that does not trust the certificate ends here.
+                    let Ok(stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        addr
     }
 }
 

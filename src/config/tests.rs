@@ -414,10 +414,6 @@ fn bad_duration() {
 fn bad_gateway_urls() {
     let gw = |u: &str| format!("gateways:\n  default: {{url: \"{u}\"}}\nroutes: [{{name: r}}]\n");
     one_error(
-        &gw("https://h:1"),
-        "gateways.default.url: \"https://h:1\": https:// HTTP gateways are not supported",
-    );
-    one_error(
         &gw("ftp://h:1"),
         "gateways.default.url: unsupported scheme ftp:// in \"ftp://h:1\"; use grpc://",
     );
@@ -1216,9 +1212,17 @@ mod tls {
         let (_dir, cert, key, ca) = files();
         let c = ok(&format!(
             "tls: {{cert_file: {cert}, key_file: {key}, client_ca_file: {ca}}}\n\
-             gateways:\n  g: {{url: \"grpcs://127.0.0.1:5443\", ca_file: {ca}, tls_server_name: flow.local}}\n\
-             routes:\n  - name: r\n"
+             gateways:\n  g: {{url: \"grpcs://127.0.0.1:5443\", ca_file: {ca}, tls_server_name: flow.local}}\n  \
+             h: {{url: \"https://127.0.0.1:8443\", ca_file: {ca}, tls_server_name: flow.local}}\n\
+             routes:\n  - name: r\n    gateway: g\n"
         ));
+        // https:// HTTP gateways take the same TLS keys as grpcs:// ones.
+        assert_eq!(c.gateways["h"].url, "https://127.0.0.1:8443");
+        assert_eq!(
+            c.gateways["h"].tls.server_name.as_deref(),
+            Some("flow.local")
+        );
+        assert_eq!(c.gateways["h"].tls.ca_pem, c.gateways["g"].tls.ca_pem);
         let tls = c.tls.as_ref().expect("tls");
         assert_eq!(tls.cert_file.display().to_string(), cert);
         let gw = &c.gateways["g"].tls;
@@ -1233,7 +1237,7 @@ mod tls {
             .iter()
             .map(|p| p.display().to_string())
             .collect();
-        assert_eq!(watched, [cert, key, ca.clone(), ca]);
+        assert_eq!(watched, [cert, key, ca.clone(), ca.clone(), ca]);
     }
 
     #[test]
@@ -1248,7 +1252,7 @@ mod tls {
         assert_eq!(errs.len(), 5, "{errs:#?}");
         let expect = [
             "tls.key_file: required with `tls`",
-            "gateways.a.ca_file: only for TLS gateways (grpcs://)",
+            "gateways.a.ca_file: only for TLS gateways (grpcs://, https://)",
             "gateways.a.tls_server_name: only for TLS gateways",
             "gateways.b.ca_file: cannot read /nonexistent/ca.pem",
             "gateways.b.tls_server_name: \"not a name!\" is not a DNS name",

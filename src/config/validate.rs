@@ -205,7 +205,8 @@ fn listener_tls(raw: &RawTls, path: &Path, report: &mut Report) -> Option<crate:
     }
 }
 
-/// `ca_file` and `tls_server_name` of a gateway: only for `grpcs://`; the bundle is read now.
+/// `ca_file` and `tls_server_name` of a gateway: only for TLS gateways (`grpcs://`,
+/// `https://`); the bundle is read now.
 fn gateway_tls(
     raw: &RawGateway,
     url: Option<&str>,
@@ -214,13 +215,13 @@ fn gateway_tls(
 ) -> Option<GatewayTls> {
     let mut tls = GatewayTls::default();
     let mut ok = true;
-    let plain = url.is_some_and(|u| !u.starts_with("grpcs://"));
+    let plain = url.is_some_and(|u| !u.starts_with("grpcs://") && !u.starts_with("https://"));
     if let Some(file) = raw.ca_file.as_deref().map(str::trim) {
         let file = std::path::PathBuf::from(file);
         if plain {
             report.error(
                 path.key("ca_file"),
-                "only for TLS gateways (grpcs://); this gateway's url is not grpcs://",
+                "only for TLS gateways (grpcs://, https://); this gateway's url is neither",
             );
             ok = false;
         } else {
@@ -247,7 +248,7 @@ fn gateway_tls(
         if plain {
             report.error(
                 path.key("tls_server_name"),
-                "only for TLS gateways (grpcs://); this gateway's url is not grpcs://",
+                "only for TLS gateways (grpcs://, https://); this gateway's url is neither",
             );
             ok = false;
         } else if rustls::pki_types::ServerName::try_from(name).is_err() {
@@ -516,7 +517,8 @@ fn retry(raw: Option<&RawRetry>, path: &Path, report: &mut Report) -> Option<Ret
     })
 }
 
-/// Checks a gateway URL: `grpc://` or `grpcs://` (gRPC gateway), `http://` (HTTP gateway), host
+/// Checks a gateway URL: `grpc://` or `grpcs://` (gRPC gateway), `http://` or `https://` (HTTP
+/// gateway), host
 /// and port, nothing else. Returns it in the
 /// normal form `scheme://host:port`.
 pub fn gateway_url(text: &str) -> Result<String, String> {
@@ -525,17 +527,11 @@ pub fn gateway_url(text: &str) -> Result<String, String> {
         .parse()
         .map_err(|e| format!("not a URL ({e}): {text:?}; expected grpc://host:port"))?;
     let scheme = match uri.scheme_str() {
-        Some("https") => {
-            return Err(format!(
-                "{text:?}: {}",
-                crate::flow::http::HTTPS_UNSUPPORTED
-            ));
-        }
-        Some(s @ ("grpc" | "grpcs" | "http")) => s,
+        Some(s @ ("grpc" | "grpcs" | "http" | "https")) => s,
         Some(other) => {
             return Err(format!(
                 "unsupported scheme {other}:// in {text:?}; use grpc:// (plain HTTP/2) or grpcs:// \
-                 (TLS) for a gRPC gateway, http:// for an HTTP gateway"
+                 (TLS) for a gRPC gateway, http:// or https:// (TLS) for an HTTP gateway"
             ));
         }
         None => return Err(format!("{text:?} has no scheme; expected grpc://host:port")),

@@ -1,5 +1,6 @@
-//! jina's HTTP gateway (`http://` gateway URLs; `https://` is refused, see [`HTTPS_UNSUPPORTED`]):
-//! one JSON POST per Flow request.
+//! jina's HTTP gateway (`http://` and `https://` gateway URLs; an `https://` gateway's
+//! certificate is checked against its `ca_file` bundle or the system's roots, see
+//! [`crate::tls::https_client`]): one JSON POST per Flow request.
 //!
 //! * docarray v1 gateways: `POST /post` with `{data, execEndpoint, targetExecutor, parameters}`.
 //!   An executor exception comes back as **200** with `header.status.code == 1`.
@@ -30,10 +31,6 @@ use super::format::{DocFormat, Gateway};
 use super::json;
 use crate::model::{DocarrayMode, Document, FlowResponse, GatewaySpec};
 
-/// Why `https://` gateway URLs are refused (config validation uses the same text).
-pub const HTTPS_UNSUPPORTED: &str = "https:// HTTP gateways are not supported (this build has no \
-    TLS for HTTP clients); use grpcs:// for a TLS gateway, or http:// to a TLS-terminating proxy";
-
 /// The HTTP client of one gateway.
 #[derive(Debug, Clone)]
 pub(crate) struct HttpGateway {
@@ -55,17 +52,16 @@ impl HttpGateway {
             .url
             .parse()
             .map_err(|e| format!("url {:?} is not a valid URI: {e}", spec.url))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => return Err(HTTPS_UNSUPPORTED.to_owned()),
+        let scheme = match uri.scheme_str() {
+            Some(s @ ("http" | "https")) => s,
             other => {
                 return Err(format!(
-                    "url {:?} has scheme {:?}; expected http://",
+                    "url {:?} has scheme {:?}; expected http:// or https://",
                     spec.url,
                     other.unwrap_or("")
                 ));
             }
-        }
+        };
         let Some(authority) = uri.authority() else {
             return Err(format!("url {:?} has no host", spec.url));
         };
@@ -78,8 +74,16 @@ impl HttpGateway {
                 spec.url
             ));
         }
-        let port = authority.port_u16().unwrap_or(80);
-        let client = reqwest::Client::builder()
+        let port = authority
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let builder = if scheme == "https" {
+            crate::tls::https_client(spec.tls.ca_pem.as_deref(), spec.tls.server_name.as_deref())
+                .map_err(|e| format!("TLS setup for {:?}: {e}", spec.url))?
+        } else {
+            reqwest::Client::builder()
+        };
+        let client = builder
             .connect_timeout(spec.connect_timeout.min(std::time::Duration::from_secs(5)))
             .timeout(spec.timeout)
             .tcp_nodelay(true)
@@ -87,7 +91,7 @@ impl HttpGateway {
             .map_err(|e| format!("HTTP client for {:?}: {e}", spec.url))?;
         Ok(HttpGateway {
             client,
-            base: format!("http://{}:{port}", authority.host()),
+            base: format!("{scheme}://{}:{port}", authority.host()),
         })
     }
 
@@ -416,18 +420,7 @@ fn failure_to_send(failure: Failure) -> SendError {
 
 /// The error and its sources, joined.
 fn describe(error: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(err) = source {
-        let part = err.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = err.source();
-    }
-    text
+    crate::tls::describe_error(error)
 }
 
 /// The start of a body, for messages.
@@ -481,7 +474,118 @@ mod tests {
         );
         assert!(HttpGateway::new(&spec("http://flow/x")).is_err());
         assert!(HttpGateway::new(&spec("grpc://flow:1")).is_err());
-        let err = HttpGateway::new(&spec("https://flow:1")).unwrap_err();
-        assert!(err.contains("grpcs://"), "{err}");
+        assert_eq!(
+            HttpGateway::new(&spec("https://flow")).unwrap().base,
+            "https://flow:443"
+        );
+    }
+
+    /// A docarray v1 HTTP gateway behind TLS: `GET /status`, `POST /post` echoing the documents.
+    /// Counts the POSTs it answers.
+    async fn v1_https_gateway(
+        leaf: &crate::tls::testing::Leaf,
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use axum::routing::{get, post};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let posts = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&posts);
+        let app = axum::Router::new()
+            .route(
+                "/status",
+                get(|| async {
+                    axum::Json(json!({"jina": {"docarray": "0.21.1", "jina": "3.34.0"}}))
+                }),
+            )
+            .route(
+                "/post",
+                post(move |axum::Json(body): axum::Json<Value>| {
+                    let counter = Arc::clone(&counter);
+                    async move {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        axum::Json(json!({
+                            "data": body["data"].clone(),
+                            "header": {"requestId": "r", "status": {"code": 0}},
+                            "parameters": body["parameters"].clone(),
+                        }))
+                    }
+                }),
+            );
+        let addr = crate::tls::testing::serve_https(app, leaf).await;
+        (addr, posts)
+    }
+
+    fn https_client(url: &str, ca_pem: &str, server_name: Option<&str>) -> FlowClient {
+        let mut spec = GatewaySpec::with_defaults("secure-http", url);
+        spec.connect_timeout = std::time::Duration::from_millis(800);
+        spec.tls.ca_pem = Some(ca_pem.to_string());
+        spec.tls.server_name = server_name.map(str::to_string);
+        FlowClient::new(&spec).unwrap()
+    }
+
+    fn request() -> crate::model::FlowRequest {
+        crate::model::FlowRequest {
+            endpoint: "/index".into(),
+            target_executor: None,
+            parameters: Map::new(),
+            docs: vec![Document {
+                id: "doc-1".into(),
+                text: Some("hello".into()),
+                ..Document::default()
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn https_gateway_trusted_through_its_ca_bundle() {
+        use crate::tls::testing::Ca;
+        use std::sync::atomic::Ordering;
+        let ca = Ca::new("cluster-local ca");
+        let leaf = ca.leaf(&["flow.flowbridge.svc.cluster.local", "127.0.0.1"]);
+        let (addr, posts) = v1_https_gateway(&leaf).await;
+        let bundle = format!("{}{}", Ca::new("unrelated").pem, ca.pem);
+        let by_ip = https_client(&format!("https://{addr}"), &bundle, None);
+        let response = by_ip.call(request(), "tls-1").await.unwrap();
+        assert_eq!(response.docs[0].id, "doc-1");
+        assert_eq!(response.docs[0].text.as_deref(), Some("hello"));
+        // tls_server_name: the certificate is checked for that name, not the URL's host.
+        let by_name = https_client(
+            &format!("https://localhost:{}", addr.port()),
+            &bundle,
+            Some("flow.flowbridge.svc.cluster.local"),
+        );
+        by_name.call(request(), "tls-2").await.unwrap();
+        // Without it, localhost is not a name of the certificate.
+        let wrong_name = https_client(&format!("https://localhost:{}", addr.port()), &bundle, None);
+        let err = wrong_name.call(request(), "tls-3").await.unwrap_err();
+        assert!(
+            err.to_string().to_lowercase().contains("certificate"),
+            "{err}"
+        );
+        assert_eq!(posts.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn https_gateway_with_an_untrusted_certificate_is_unavailable_naming_it() {
+        use crate::tls::testing::Ca;
+        use std::sync::atomic::Ordering;
+        let leaf = Ca::new("the gateway's ca").leaf(&["127.0.0.1"]);
+        let (addr, posts) = v1_https_gateway(&leaf).await;
+        let client = https_client(&format!("https://{addr}"), &Ca::new("another ca").pem, None);
+        let err = client.call(request(), "untrusted").await.unwrap_err();
+        match &err {
+            FlowError::Unavailable { gateway, message } => {
+                assert_eq!(gateway, "secure-http");
+                assert!(
+                    message.to_lowercase().contains("certificate"),
+                    "the cause names the certificate problem: {message}"
+                );
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert_eq!(posts.load(Ordering::SeqCst), 0);
     }
 }

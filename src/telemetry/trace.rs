@@ -195,6 +195,8 @@ pub fn init(settings: &Settings) -> Result<(), String> {
         return Ok(());
     }
     use opentelemetry_otlp::WithExportConfig as _;
+    // The HTTP exporter's reqwest client takes the process's rustls provider.
+    crate::tls::install_default_provider();
     let exporter = match settings.protocol {
         Protocol::Grpc => {
             use opentelemetry_otlp::WithTonicConfig as _;

@@ -162,7 +162,9 @@ routes:
         let tally = tally.clone();
         let ids = ids.clone();
         runtime.spawn(async move {
-            let client = reqwest::Client::builder()
+            // reqwest has no rustls provider of its own (ring is flowbridge's, see src/tls.rs).
+            let client = flowbridge::tls::https_client(None, None)
+                .unwrap()
                 .pool_max_idle_per_host(256)
                 .build()
                 .unwrap();

@@ -99,6 +99,13 @@ pub fn https_client_config(
     Ok(config)
 }
 
+/// A reqwest builder for plain `http://` only: no TLS config of ours (no roots loaded), but the
+/// process default provider installed, without which reqwest panics while building.
+pub fn http_client() -> reqwest::ClientBuilder {
+    install_default_provider();
+    reqwest::Client::builder()
+}
+
 /// A reqwest builder whose TLS is [`https_client_config`].
 pub fn https_client(
     ca_pem: Option<&str>,
@@ -420,6 +427,20 @@ mod tests {
             problems[0].1.contains("does not fit the certificate"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn https_client_configs_offer_h2_and_http1_and_refuse_bad_input() {
+        let ca = Ca::new("a");
+        let config = https_client_config(Some(&ca.pem), Some("flow.local")).unwrap();
+        assert_eq!(
+            config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+        let err = https_client_config(Some("not pem"), None).unwrap_err();
+        assert!(err.contains("no certificate"), "{err}");
+        let err = https_client_config(Some(&ca.pem), Some("not a name!")).unwrap_err();
+        assert!(err.contains("not a DNS name"), "{err}");
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl HttpGateway {
             crate::tls::https_client(spec.tls.ca_pem.as_deref(), spec.tls.server_name.as_deref())
                 .map_err(|e| format!("TLS setup for {:?}: {e}", spec.url))?
         } else {
-            reqwest::Client::builder()
+            crate::tls::http_client()
         };
         let client = builder
             .connect_timeout(spec.connect_timeout.min(std::time::Duration::from_secs(5)))

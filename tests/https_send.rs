@@ -1,9 +1,14 @@
-//! `flowbridge send` to an `https://` URL: the certificate is checked against the system's roots,
-//! which `SSL_CERT_FILE` replaces (the same client settings as replies to `https://` sinks).
-//! The server is a blocking rustls listener on loopback with certificates made here with rcgen.
+//! `https://` targets of flowbridge's HTTP client: `flowbridge send` to an `https://` URL, and a
+//! route's reply POSTed to an `https://` `reply.to` sink (as Knative Eventing with TLS hands out
+//! in `K_SINK`), in front of the real Jina Flow. Certificates are checked against the system's
+//! roots, which `SSL_CERT_FILE` replaces. The sink is a blocking rustls listener on loopback with
+//! certificates made here with rcgen.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -31,8 +36,11 @@ fn ca_and_leaf(name: &str) -> (String, String, String) {
     (ca_cert.pem(), leaf.pem(), key.serialize_pem())
 }
 
-/// An HTTPS sink answering 202 to every request; records each request's `ce-id`.
-fn start_sink(cert_pem: &str, key_pem: &str) -> (String, Arc<Mutex<Vec<String>>>) {
+/// The headers of one request, names lowercase.
+type Headers = HashMap<String, String>;
+
+/// An HTTPS sink answering 202 to every request; records each request's headers.
+fn start_sink(cert_pem: &str, key_pem: &str) -> (String, Arc<Mutex<Vec<Headers>>>) {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<_, _>>()
         .unwrap();
@@ -64,19 +72,20 @@ fn start_sink(cert_pem: &str, key_pem: &str) -> (String, Arc<Mutex<Vec<String>>>
                 continue;
             }
             let mut length = 0;
+            let mut headers = Headers::new();
             loop {
                 let mut header = String::new();
                 if stream.read_line(&mut header).is_err() || header.trim().is_empty() {
                     break;
                 }
-                let lower = header.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if let Some(v) = lower.strip_prefix("ce-id:") {
-                    record.lock().unwrap().push(v.trim().to_string());
+                if let Some((name, value)) = header.split_once(':') {
+                    headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
                 }
             }
+            if let Some(v) = headers.get("content-length") {
+                length = v.parse().unwrap_or(0);
+            }
+            record.lock().unwrap().push(headers);
             let mut body = vec![0; length];
             let _ = stream.read_exact(&mut body);
             let stream = stream.get_mut();
@@ -120,7 +129,7 @@ fn send_reaches_an_https_url_trusted_through_ssl_cert_file() {
     assert_eq!(code, 0, "{out}{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["status"], 202, "{v}");
-    assert_eq!(*seen.lock().unwrap(), ["https-1"]);
+    assert_eq!(ids(&seen), ["https-1"]);
 
     // Another CA in SSL_CERT_FILE: the certificate is not trusted and nothing is delivered.
     let (other, _, _) = ca_and_leaf("another ca");
@@ -129,5 +138,89 @@ fn send_reaches_an_https_url_trusted_through_ssl_cert_file() {
     let (code, out, err) = send(&url, "https-2", &untrusted);
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.to_lowercase().contains("certificate"), "{err}");
-    assert_eq!(*seen.lock().unwrap(), ["https-1"]);
+    assert_eq!(ids(&seen), ["https-1"]);
+}
+
+fn ids(seen: &Mutex<Vec<Headers>>) -> Vec<String> {
+    let seen = seen.lock().unwrap();
+    seen.iter()
+        .map(|h| h.get("ce-id").cloned().unwrap_or_default())
+        .collect()
+}
+
+fn reply_config(flow: &support::JinaFlow) -> std::path::PathBuf {
+    support::write_config(&format!(
+        "gateways: {{ main: {{ url: {} }} }}\n\
+         routes:\n  - name: to-sink\n    reply: {{ type: https.sunk, to: $K_SINK }}\n",
+        flow.grpc_url()
+    ))
+}
+
+fn event(bridge: &support::FlowBridge, id: &str) -> support::HttpResponse {
+    bridge.request(
+        "POST",
+        "/",
+        &[
+            ("ce-specversion", "1.0"),
+            ("ce-id", id),
+            ("ce-type", "https.tosink"),
+            ("ce-source", "/https"),
+            ("content-type", "application/json"),
+        ],
+        br#"{"text": "to the https sink"}"#,
+    )
+}
+
+#[test]
+fn replies_reach_an_https_k_sink_trusted_through_ssl_cert_file() {
+    let flow = support::shared_flow();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = ca_and_leaf("eventing ca");
+    let (sink, seen) = start_sink(&cert, &key);
+    let trusted = dir.path().join("ca.pem");
+    std::fs::write(&trusted, &ca).unwrap();
+    let (other, _, _) = ca_and_leaf("another ca");
+    let untrusted = dir.path().join("other.pem");
+    std::fs::write(&untrusted, &other).unwrap();
+    let config = reply_config(flow);
+    let config = config.to_str().unwrap();
+
+    let bridge = support::FlowBridge::start_with(
+        &["--config", config],
+        &[
+            ("K_SINK", sink.as_str()),
+            ("SSL_CERT_FILE", trusted.to_str().unwrap()),
+        ],
+    );
+    let id = support::unique("https-reply");
+    let r = event(&bridge, &id);
+    assert_eq!(r.status, 202, "{}", r.text());
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "the sink got the reply before the ack");
+        assert_eq!(
+            seen[0].get("ce-type").map(String::as_str),
+            Some("https.sunk")
+        );
+        assert_eq!(seen[0].get("ce-originid"), Some(&id));
+    }
+    drop(bridge);
+
+    // The sink's certificate is not trusted: the reply fails, and so does the event (502).
+    let bridge = support::FlowBridge::start_with(
+        &["--config", config],
+        &[
+            ("K_SINK", sink.as_str()),
+            ("SSL_CERT_FILE", untrusted.to_str().unwrap()),
+        ],
+    );
+    let r = event(&bridge, &support::unique("https-untrusted"));
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("reply_sink_failed"), "{}", r.text());
+    assert!(
+        r.text().to_lowercase().contains("certificate"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
 }

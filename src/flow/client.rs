@@ -74,6 +74,7 @@ use std::task::{Context, Poll};
 
 use super::error::FlowError;
 use super::format::{DocFormat, Gateway};
+use super::proto::docarray::DocumentProto;
 use super::proto::jina::HeaderProto;
 use super::proto::jina::jina_info_rpc_client::JinaInfoRpcClient;
 use super::proto::jina::status_proto::StatusCode;
@@ -137,6 +138,9 @@ pub enum SendError {
 #[derive(Debug, Clone)]
 pub struct PreparedDocs {
     docs: Vec<Document>,
+    /// The same documents as docarray v1 protos, converted once here and sent as they are to a
+    /// v1 gRPC gateway (the common case); other formats convert `docs` when sending.
+    v1: Vec<DocumentProto>,
     bytes: usize,
 }
 
@@ -242,6 +246,7 @@ impl FlowClient {
     pub fn prepare(docs: &[Document]) -> Result<PreparedDocs, FlowError> {
         use prost::Message as _;
         let mut bytes = 0;
+        let mut v1 = Vec::with_capacity(docs.len());
         for (i, d) in docs.iter().enumerate() {
             let proto = convert::document_to_proto(d, &format!("docs[{i}]")).map_err(|e| {
                 FlowError::InvalidRequest {
@@ -251,9 +256,11 @@ impl FlowClient {
             let len = proto.encoded_len();
             // field tag + length prefix inside the DocumentArrayProto
             bytes += len + 1 + prost::encoding::encoded_len_varint(len as u64);
+            v1.push(proto);
         }
         Ok(PreparedDocs {
             docs: docs.to_vec(),
+            v1,
             bytes,
         })
     }
@@ -388,13 +395,27 @@ impl FlowClient {
         request_id: &str,
         metadata: &[(&'static str, String)],
     ) -> Result<FlowResponse, SendError> {
-        let docs: Vec<Document> = parts.into_iter().flat_map(|p| p.docs).collect();
+        let mut docs: Vec<Document> = Vec::new();
+        let mut v1: Vec<DocumentProto> = Vec::new();
+        for part in parts {
+            docs.extend(part.docs);
+            v1.extend(part.v1);
+        }
         let timeout = self.spec.timeout;
         let attempt = async {
             let gateway = self.gateway().await?;
             match &self.transport {
                 Transport::Grpc(channel) => {
-                    self.attempt(channel, gateway.format, head, &docs, request_id, metadata)
+                    let data = match gateway.format {
+                        DocFormat::V1 => Ok(convert::encode_protos(&v1)),
+                        DocFormat::V2 => convert_v2::encode_data(&docs),
+                    }
+                    .map_err(|e| {
+                        SendError::Failed(FlowError::InvalidRequest {
+                            message: e.to_string(),
+                        })
+                    })?;
+                    self.attempt(channel, gateway.format, head, data, request_id, metadata)
                         .await
                 }
                 Transport::Http(http) => {
@@ -476,25 +497,17 @@ impl FlowClient {
         }
     }
 
-    /// One `/jina.JinaRPC/Call` stream carrying one DataRequest with the documents in `format`.
+    /// One `/jina.JinaRPC/Call` stream carrying one DataRequest whose `data` field is the
+    /// already encoded document list `data`; the answer is read in `format` too.
     async fn attempt(
         &self,
         channel: &Channel,
         format: DocFormat,
         head: &RequestHead,
-        docs: &[Document],
+        data: Vec<u8>,
         request_id: &str,
         metadata: &[(&'static str, String)],
     ) -> Result<FlowResponse, SendError> {
-        let data = match format {
-            DocFormat::V1 => convert::encode_data(docs),
-            DocFormat::V2 => convert_v2::encode_data(docs),
-        }
-        .map_err(|e| {
-            SendError::Failed(FlowError::InvalidRequest {
-                message: e.to_string(),
-            })
-        })?;
         let message = RawRequest {
             header: Some(HeaderProto {
                 request_id: request_id.to_owned(),

@@ -22,8 +22,7 @@ use serde_json::{Map, Number, Value};
 
 use super::error::ConvertError;
 use super::proto::docarray::{
-    DenseNdArrayProto, DocumentArrayProto, DocumentProto, NamedScoreProto, NdArrayProto,
-    document_proto, nd_array_proto,
+    DenseNdArrayProto, DocumentProto, NamedScoreProto, NdArrayProto, document_proto, nd_array_proto,
 };
 use super::proto::jina::DataRequestProto;
 #[cfg(test)]
@@ -463,27 +462,27 @@ pub(crate) fn build_message(
         parameters: Some(json_to_struct(parameters)),
         routes: Vec::new(),
         data: Some(DataContentProto {
-            documents: Some(data_content_proto::Documents::Docs(DocumentArrayProto {
-                docs,
-            })),
+            documents: Some(data_content_proto::Documents::Docs(
+                super::proto::docarray::DocumentArrayProto { docs },
+            )),
         }),
     }
 }
 
-/// `DataRequestProto.data` (field 4) for a v1 gateway, encoded.
-pub(crate) fn encode_data(docs: &[Document]) -> Result<Vec<u8>, ConvertError> {
-    use prost::Message as _;
-    let docs = docs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| document_to_proto(d, &format!("docs[{i}]")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let data = DataContentProto {
-        documents: Some(data_content_proto::Documents::Docs(DocumentArrayProto {
-            docs,
-        })),
-    };
-    Ok(data.encode_to_vec())
+/// Encoded v1 `DataRequestProto.data` (`DataContentProto`, oneof `docs` = field 1, a
+/// `DocumentArrayProto` whose field 1 repeats the documents) for documents already converted,
+/// written from borrowed protos: the same bytes prost writes for the owned message.
+pub(crate) fn encode_protos(docs: &[DocumentProto]) -> Vec<u8> {
+    use prost::encoding::{WireType, encode_key, encode_varint, message};
+    let mut array = Vec::new();
+    for doc in docs {
+        message::encode(1, doc, &mut array);
+    }
+    let mut data = Vec::with_capacity(array.len() + 11);
+    encode_key(1, WireType::LengthDelimited, &mut data);
+    encode_varint(array.len() as u64, &mut data);
+    data.extend_from_slice(&array);
+    data
 }
 
 /// The documents of an encoded v1 `DataRequestProto.data`.
@@ -816,6 +815,32 @@ mod tests {
         };
         let proto = build_request(&req, "r").unwrap();
         assert_eq!(proto.header.unwrap().target_executor, None);
+    }
+
+    #[test]
+    fn encode_protos_writes_the_bytes_prost_writes_for_the_owned_message() {
+        let docs: Vec<DocumentProto> = ["a", "bé", ""]
+            .iter()
+            .map(|t| {
+                let doc = Document {
+                    id: format!("id-{t}"),
+                    text: (!t.is_empty()).then(|| (*t).to_owned()),
+                    tags: obj(json!({"n": 1, "l": [true, null]})),
+                    ..Document::default()
+                };
+                document_to_proto(&doc, "d").unwrap()
+            })
+            .collect();
+        for n in 0..=docs.len() {
+            let owned = DataContentProto {
+                documents: Some(data_content_proto::Documents::Docs(
+                    super::super::proto::docarray::DocumentArrayProto {
+                        docs: docs[..n].to_vec(),
+                    },
+                )),
+            };
+            assert_eq!(encode_protos(&docs[..n]), owned.encode_to_vec(), "{n} docs");
+        }
     }
 
     #[test]

@@ -280,10 +280,12 @@ impl FlowClient {
         let http = matches!(self.transport, Transport::Http(_));
         for (i, d) in docs.docs.iter().enumerate() {
             let path = format!("docs[{i}]");
+            // Over gRPC, `prepare` already checked everything a v1 conversion checks (tensor
+            // shapes and the like); nested documents are what v2 adds.
             let checked = if http {
                 super::json::document_to_v2(d, &path).map(drop)
             } else {
-                super::convert_v2::document_to_v2(d, &path).map(drop)
+                convert_v2::refuse_nested(d, &path)
             };
             checked.map_err(|e| FlowError::InvalidRequest {
                 message: e.to_string(),

@@ -201,11 +201,7 @@ pub(crate) fn document_to_v2(doc: &Document, path: &str) -> Result<DocProto, Con
         };
         data.insert("scores".to_owned(), node(Content::Dict(scores)));
     }
-    for (name, docs) in [("chunks", &doc.chunks), ("matches", &doc.matches)] {
-        if !docs.is_empty() {
-            return Err(nested_refused(path, name));
-        }
-    }
+    refuse_nested(doc, path)?;
     if let Some(mime) = &doc.mime_type {
         data.insert("mime_type".to_owned(), node(Content::Text(mime.clone())));
     }
@@ -392,6 +388,17 @@ pub(crate) fn decode_data(bytes: &[u8]) -> Result<Vec<Document>, ConvertError> {
              only read protobuf documents",
         )),
     }
+}
+
+/// The one thing a document that converts for docarray v1 can still fail on in v2: nested
+/// documents (see [`nested_refused`]).
+pub(crate) fn refuse_nested(doc: &Document, path: &str) -> Result<(), ConvertError> {
+    for (name, docs) in [("chunks", &doc.chunks), ("matches", &doc.matches)] {
+        if !docs.is_empty() {
+            return Err(nested_refused(path, name));
+        }
+    }
+    Ok(())
 }
 
 /// Why a document with chunks or matches cannot go to a docarray v2 Flow: docarray 0.40 cannot

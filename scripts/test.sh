@@ -6,6 +6,8 @@
 # 1. scripts/jina-env.sh: the two Python 3.11 venvs with jina, docarray and the cloudevents SDK,
 #    created once and cached: docarray v1 in ${FLOWBRIDGE_JINA_VENV:-~/.cache/flowbridge/jina-venv},
 #    docarray v2 in ${FLOWBRIDGE_JINA_V2_VENV:-~/.cache/flowbridge/jina-v2-venv}.
+#    Then the JavaScript CloudEvents SDK for tests/interop/js/send_js.mjs (`npm ci`, pinned by
+#    its package-lock.json; skipped when node_modules is already there).
 # 2. cargo fmt --check
 # 3. cargo clippy --all-targets -- -D warnings, and again with the feature null-gateway (the
 #    benchmarks' null gateway, examples/null_gateway.rs), so the bench harness keeps compiling.
@@ -41,6 +43,15 @@ step() {
 
 total_start="$(now)"
 step jina-env ./scripts/jina-env.sh all
+js_env() {
+    if [[ -d tests/interop/js/node_modules/cloudevents ]]; then
+        echo "js-env: tests/interop/js/node_modules ready"
+        return
+    fi
+    command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js 18+ with npm" >&2; return 1; }
+    npm ci --prefix tests/interop/js --no-audit --no-fund
+}
+step js-env js_env
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets -- -D warnings
 step clippy-bench cargo clippy --all-targets --features null-gateway -- -D warnings

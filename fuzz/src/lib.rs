@@ -607,7 +607,8 @@ pub mod check {
             event.datacontenttype = match event.data {
                 Some(Data::Json(_)) => Some("application/json".to_string()),
                 Some(Data::Text(_)) => Some("text/plain; charset=utf-8".to_string()),
-                _ => None,
+                Some(Data::Binary(_)) => Some("application/octet-stream".to_string()),
+                None => None,
             };
         }
         let payload = match event.data.take() {

@@ -50,6 +50,57 @@ pub struct Decoded {
     pub events: Vec<CloudEvent>,
     /// Things accepted but worth a log line (e.g. extension names longer than 20 chars).
     pub warnings: Vec<String>,
+    /// Binary-mode bodies whose content type did not say how to read them (absent, or JSON that
+    /// does not parse), and how they were read instead; at most one (binary mode is one event).
+    pub inferred: Option<Inferred>,
+}
+
+/// A body read by looking at it, because its content type did not settle how: absent (the
+/// Python SDK's `to_binary`, a PingSource without `contentType`) or JSON that does not parse
+/// (the JavaScript SDK labels string data `application/json` without quoting it). The event
+/// keeps the `datacontenttype` it arrived with (none, or the JSON one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inferred {
+    /// What the content type said.
+    pub declared: Declared,
+    /// How the body was read.
+    pub read_as: ReadAs,
+}
+
+/// The content type behind an [`Inferred`] reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declared {
+    /// No `Content-Type` (nor `ce-datacontenttype`).
+    None,
+    /// A JSON media type over a body that is not JSON.
+    Json,
+}
+
+/// How an [`Inferred`] body was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAs {
+    Json,
+    Text,
+    Bytes,
+}
+
+impl Declared {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Declared::None => "none",
+            Declared::Json => "json",
+        }
+    }
+}
+
+impl ReadAs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadAs::Json => "json",
+            ReadAs::Text => "text",
+            ReadAs::Bytes => "bytes",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -80,8 +131,9 @@ const HEADER_ENCODE_SET: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
 pub fn decode(headers: &HeaderMap, body: &Bytes) -> Result<Decoded, BindingError> {
     let mode = detect_mode(headers)?;
     let mut warnings = Vec::new();
+    let mut inferred = None;
     let events = match mode {
-        Mode::Binary => vec![decode_binary(headers, body, &mut warnings)?],
+        Mode::Binary => vec![decode_binary(headers, body, &mut warnings, &mut inferred)?],
         Mode::Structured => {
             let value = parse_body_json(body, "structured")?;
             vec![parse_event(&value, &mut warnings).map_err(Fault::single)?]
@@ -92,6 +144,7 @@ pub fn decode(headers: &HeaderMap, body: &Bytes) -> Result<Decoded, BindingError
         mode,
         events,
         warnings,
+        inferred,
     })
 }
 
@@ -140,8 +193,11 @@ pub fn is_json_media_type(media_type: &str) -> bool {
 }
 
 /// The body of a plain (non-CloudEvents) request as event data, read by its `Content-Type` like
-/// a binary-mode body (JSON parsed, `text/*` as text, anything else as bytes): the content type
-/// and the data. Used by webhooks.
+/// a binary-mode body (JSON parsed, `text/*` as text, anything else as bytes; without a content
+/// type, JSON if it parses, else text, else bytes): the content type and the data. Used by
+/// webhooks, which stay strict where a CloudEvent is lenient: a
+/// body that breaks its JSON content type is invalid (a plain webhook sender has no dead-letter
+/// sink to lose it to, and a broken body there is a sender bug worth a 400).
 pub fn plain_body(
     headers: &HeaderMap,
     body: &Bytes,
@@ -150,7 +206,24 @@ pub fn plain_body(
     if let Some(ct) = &content_type {
         check_media_type(ct).map_err(|rule| Fault::attr("datacontenttype", rule).single())?;
     }
-    let data = binary_data(content_type.as_deref(), body).map_err(Fault::single)?;
+    let mut inferred = None;
+    let data = binary_data(content_type.as_deref(), body, &mut inferred).map_err(Fault::single)?;
+    if let (
+        Some(ct),
+        Some(Inferred {
+            declared: Declared::Json,
+            ..
+        }),
+    ) = (&content_type, inferred)
+    {
+        let error = serde_json::from_slice::<Value>(body).err();
+        let why = error.map(|e| format!(": {e}")).unwrap_or_default();
+        return Err(Fault::attr(
+            "datacontenttype",
+            format!("{} says JSON but the body is not valid JSON{why}", echo(ct)),
+        )
+        .single());
+    }
     Ok((content_type, data))
 }
 
@@ -214,7 +287,9 @@ pub fn to_json(event: &CloudEvent) -> serde_json::Value {
 /// `datacontenttype`, and the body.
 ///
 /// Without `datacontenttype`, JSON data gets `Content-Type: application/json` (the JSON format's
-/// default made explicit) and text data `text/plain; charset=utf-8`; binary data gets none.
+/// default made explicit), text data `text/plain; charset=utf-8` and binary data
+/// `application/octet-stream` (without a content type, receivers read a body as JSON or text when
+/// it looks like one, as [`decode`] does).
 /// Attributes whose names cannot be header names are skipped (events built by [`decode`] never
 /// have such names).
 pub fn encode_binary(event: &CloudEvent) -> (HeaderMap, Bytes) {
@@ -238,7 +313,8 @@ pub fn encode_binary(event: &CloudEvent) -> (HeaderMap, Bytes) {
         (Some(ct), _) => Some(ct.as_str()),
         (None, Some(Data::Json(_))) => Some("application/json"),
         (None, Some(Data::Text(_))) => Some("text/plain; charset=utf-8"),
-        (None, _) => None,
+        (None, Some(Data::Binary(_))) => Some("application/octet-stream"),
+        (None, None) => None,
     };
     if let Some(value) = content_type.and_then(|ct| HeaderValue::from_bytes(ct.as_bytes()).ok()) {
         headers.insert(CONTENT_TYPE, value);
@@ -670,6 +746,7 @@ fn decode_binary(
     headers: &HeaderMap,
     body: &Bytes,
     warnings: &mut Vec<String>,
+    inferred: &mut Option<Inferred>,
 ) -> Result<CloudEvent, BindingError> {
     let content_type = content_type(headers)?;
     if !headers.contains_key("ce-specversion") {
@@ -682,7 +759,7 @@ fn decode_binary(
             None => "not a CloudEvent: no ce-specversion header and no Content-Type".into(),
         })));
     }
-    binary_event(headers, content_type, body, warnings).map_err(Fault::single)
+    binary_event(headers, content_type, body, warnings, inferred).map_err(Fault::single)
 }
 
 fn binary_event(
@@ -690,6 +767,7 @@ fn binary_event(
     content_type: Option<String>,
     body: &Bytes,
     warnings: &mut Vec<String>,
+    inferred: &mut Option<Inferred>,
 ) -> Result<CloudEvent, Fault> {
     let mut attrs: BTreeMap<&str, String> = BTreeMap::new();
     for name in headers.keys() {
@@ -762,29 +840,51 @@ fn binary_event(
         }
     }
 
-    let data = binary_data(partial.datacontenttype.as_deref(), body)?;
+    let data = binary_data(partial.datacontenttype.as_deref(), body, inferred)?;
     partial.finish(data, " (no ce- header for it)")
 }
 
 /// Interpret a binary-mode body according to its content type.
-fn binary_data(dct: Option<&str>, body: &Bytes) -> Result<Option<Data>, Fault> {
+///
+/// Two cases are read by looking at the body, the way the Python SDK's receiver (and sdk-go,
+/// which registers its JSON codec for an empty content type) reads them, and reported in
+/// `inferred`:
+/// * no content type: JSON if it parses, else UTF-8 text, else bytes (the JSON event format
+///   implies `application/json` when `datacontenttype` is omitted; binary mode now agrees);
+/// * a JSON content type over a body that does not parse (the JavaScript SDK's `HTTP.binary`
+///   sends string data unquoted as `application/json`): the text, or bytes if not UTF-8. The
+///   event's attributes are valid, and a 400 would make Knative dead-letter it.
+fn binary_data(
+    dct: Option<&str>,
+    body: &Bytes,
+    inferred: &mut Option<Inferred>,
+) -> Result<Option<Data>, Fault> {
     if body.is_empty() {
         return Ok(None);
     }
     let Some(dct) = dct else {
-        return Ok(Some(Data::Binary(body.clone())));
+        let (data, read_as) = match serde_json::from_slice(body) {
+            Ok(value) => (Data::Json(value), ReadAs::Json),
+            Err(_) => text_or_bytes(body),
+        };
+        *inferred = Some(Inferred {
+            declared: Declared::None,
+            read_as,
+        });
+        return Ok(Some(data));
     };
     if is_json_media_type(dct) {
-        return match serde_json::from_slice(body) {
-            Ok(value) => Ok(Some(Data::Json(value))),
-            Err(e) => Err(Fault::attr(
-                "datacontenttype",
-                format!(
-                    "{} says JSON but the body is not valid JSON: {e}",
-                    echo(dct)
-                ),
-            )),
-        };
+        return Ok(Some(match serde_json::from_slice(body) {
+            Ok(value) => Data::Json(value),
+            Err(_) => {
+                let (data, read_as) = text_or_bytes(body);
+                *inferred = Some(Inferred {
+                    declared: Declared::Json,
+                    read_as,
+                });
+                data
+            }
+        }));
     }
     if media_essence(dct).starts_with("text/") {
         return match std::str::from_utf8(body) {
@@ -801,6 +901,14 @@ fn binary_data(dct: Option<&str>, body: &Bytes) -> Result<Option<Data>, Fault> {
         };
     }
     Ok(Some(Data::Binary(body.clone())))
+}
+
+/// A body that is not JSON: its UTF-8 text, or its bytes.
+fn text_or_bytes(body: &Bytes) -> (Data, ReadAs) {
+    match std::str::from_utf8(body) {
+        Ok(text) => (Data::Text(text.to_owned()), ReadAs::Text),
+        Err(_) => (Data::Binary(body.clone()), ReadAs::Bytes),
+    }
 }
 
 /// A `charset` parameter other than UTF-8 / US-ASCII: such text is kept as bytes.
@@ -1564,27 +1672,79 @@ mod tests {
         );
         assert_eq!(e.data, Some(Data::Binary(Bytes::from_static(b"\x00\xff"))));
 
-        let e = one(&binary(&[]), br#"{"a":1}"#);
-        assert_eq!(
-            e.data,
-            Some(Data::Binary(Bytes::from_static(br#"{"a":1}"#)))
-        );
-        assert_eq!(e.datacontenttype, None);
-
         let e = one(&binary(&[("content-type", "application/json")]), b"");
         assert_eq!(e.data, None);
     }
 
     #[test]
-    fn binary_body_that_contradicts_its_content_type_is_invalid() {
-        let m = invalid(dec(
-            &binary(&[("content-type", "application/json")]),
-            b"{nope",
-        ));
-        assert!(
-            m.starts_with("attribute \"datacontenttype\": \"application/json\" says JSON"),
-            "{m}"
+    fn binary_body_without_content_type_is_read_as_json_then_text_then_bytes() {
+        let cases: [(&[u8], Data, ReadAs); 5] = [
+            (br#"{"a":1}"#, Data::Json(json!({"a": 1})), ReadAs::Json),
+            (br#""hi""#, Data::Json(json!("hi")), ReadAs::Json),
+            (b"42", Data::Json(json!(42)), ReadAs::Json),
+            ("héllo".as_bytes(), Data::Text("héllo".into()), ReadAs::Text),
+            (
+                b"\x00\xff",
+                Data::Binary(Bytes::from_static(b"\x00\xff")),
+                ReadAs::Bytes,
+            ),
+        ];
+        for (body, data, read_as) in cases {
+            let d = dec(&binary(&[]), body).expect("valid");
+            let e = &d.events[0];
+            assert_eq!(e.data.as_ref(), Some(&data), "{body:?}");
+            // The event's own attributes are unchanged: it still has no datacontenttype.
+            assert_eq!(e.datacontenttype, None);
+            assert_eq!(
+                d.inferred,
+                Some(Inferred {
+                    declared: Declared::None,
+                    read_as
+                })
+            );
+            assert!(d.warnings.is_empty());
+        }
+        // No body: nothing to infer.
+        let d = dec(&binary(&[]), b"").expect("valid");
+        assert_eq!((d.events[0].data.as_ref(), d.inferred), (None, None));
+        // A declared type is never second-guessed when it fits.
+        let d = dec(&binary(&[("content-type", "application/json")]), b"{}").expect("valid");
+        assert_eq!(d.inferred, None);
+        let d = dec(&binary(&[("content-type", "text/plain")]), b"{}").expect("valid");
+        assert_eq!(d.events[0].data, Some(Data::Text("{}".into())));
+        assert_eq!(d.inferred, None);
+    }
+
+    #[test]
+    fn json_content_type_over_a_body_that_is_not_json_is_its_text() {
+        // The JavaScript SDK's HTTP.binary for string data: unquoted, labelled JSON.
+        let ct = "application/json; charset=utf-8";
+        let d = dec(&binary(&[("content-type", ct)]), b"hello world").expect("not a 400");
+        let e = &d.events[0];
+        assert_eq!(e.data, Some(Data::Text("hello world".into())));
+        assert_eq!(e.datacontenttype.as_deref(), Some(ct));
+        assert_eq!(
+            d.inferred,
+            Some(Inferred {
+                declared: Declared::Json,
+                read_as: ReadAs::Text
+            })
         );
+        // Not UTF-8 either: the bytes.
+        let d = dec(
+            &binary(&[("content-type", "application/vnd.acme+json")]),
+            b"{\xff",
+        )
+        .expect("not a 400");
+        assert_eq!(
+            d.events[0].data,
+            Some(Data::Binary(Bytes::from_static(b"{\xff")))
+        );
+        assert_eq!(d.inferred.map(|i| i.read_as), Some(ReadAs::Bytes));
+    }
+
+    #[test]
+    fn text_body_that_is_not_utf8_is_invalid() {
         let m = invalid(dec(&binary(&[("content-type", "text/plain")]), b"caf\xe9"));
         assert!(m.contains("not valid UTF-8"), "{m}");
         // A declared non-UTF-8 charset keeps the bytes.
@@ -1679,12 +1839,8 @@ mod tests {
         ]);
         let e = one(&h, br#"{"message": "Hello world!"}"#);
         assert_eq!(e.datacontenttype, None);
-        assert_eq!(
-            e.data,
-            Some(Data::Binary(Bytes::from_static(
-                br#"{"message": "Hello world!"}"#
-            )))
-        );
+        // Read as JSON, the way sdk-go and the Python SDK read a body without a content type.
+        assert_eq!(e.data, Some(Data::Json(json!({"message": "Hello world!"}))));
         // dataBase64 with contentType text/plain: the decoded bytes arrive as the body.
         let e = one(&binary(&[("content-type", "text/plain")]), b"data");
         assert_eq!(e.data, Some(Data::Text("data".into())));
@@ -1939,7 +2095,13 @@ mod tests {
             let d = decode(&headers, &body).expect("decodes");
             assert_eq!(d.mode, Mode::Binary);
             assert!(d.warnings.is_empty());
-            assert_eq!(d.events, vec![event]);
+            assert_eq!(d.inferred, None, "the encoder always says what the data is");
+            let mut expected = event;
+            if expected.datacontenttype.is_none() && matches!(expected.data, Some(Data::Binary(_)))
+            {
+                expected.datacontenttype = Some("application/octet-stream".into());
+            }
+            assert_eq!(d.events, vec![expected]);
         }
     }
 
@@ -1993,6 +2155,11 @@ mod tests {
             json!({"order": 17, "items": ["a", "é"]})
         );
         e.data = Some(Data::Binary(Bytes::from_static(b"x")));
+        assert_eq!(
+            encode_binary(&e).0[CONTENT_TYPE],
+            "application/octet-stream"
+        );
+        e.data = None;
         assert!(!encode_binary(&e).0.contains_key(CONTENT_TYPE));
     }
 }

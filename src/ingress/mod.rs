@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::dispatch::dedup::Claim;
 use crate::model::CloudEvent;
@@ -301,6 +301,13 @@ async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: B
     state.metrics.received(mode, decoded.events.len() as u64);
     for w in &decoded.warnings {
         warn!(warning = %w, "accepted event with a warning");
+    }
+    if let Some(inferred) = decoded.inferred {
+        let (declared, read_as) = (inferred.declared.as_str(), inferred.read_as.as_str());
+        state.metrics.inferred(declared, read_as);
+        if let Some(event) = decoded.events.first() {
+            debug!(ce_id = %event.id, ce_type = %event.ty, declared, read_as, "event data read by inference: its content type did not say how");
+        }
     }
     let want_reply = prefers_reply(&headers) && decoded.mode != Mode::Batched;
     let incoming = Incoming::from_headers(&headers);

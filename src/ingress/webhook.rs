@@ -6,7 +6,8 @@
 //! * `source`: from the config; `id`: the `id_header` value (`X-GitHub-Delivery`), else a fresh
 //!   UUID; `subject`: the `subject_header` value when set and present;
 //! * `datacontenttype`: the request's `Content-Type`; data: the body, parsed as JSON when the
-//!   content type is JSON, text for `text/*`, bytes otherwise; `time`: when it was received.
+//!   content type is JSON, text for `text/*`, bytes otherwise, and without a content type JSON
+//!   if it parses, else UTF-8 text, else bytes; `time`: when it was received.
 //!
 //! Pure (no I/O); errors are messages the ingress answers with 400.
 

@@ -28,6 +28,16 @@ pub const NO_ROUTE: &str = "_none";
 /// Receiving modes of the CloudEvents HTTP binding (`mode` label).
 pub const MODES: [&str; 3] = ["binary", "structured", "batched"];
 
+/// Bodies read by looking at them (`declared`, `read_as` labels): no content type, or a JSON
+/// content type over a body that is not JSON (see `ingress::binding::Inferred`).
+pub const INFERRED: [(&str, &str); 5] = [
+    ("none", "json"),
+    ("none", "text"),
+    ("none", "bytes"),
+    ("json", "text"),
+    ("json", "bytes"),
+];
+
 /// Outcomes of a Flow request (`outcome` label).
 pub const OUTCOMES: [&str; 5] = [
     "ok",
@@ -231,6 +241,8 @@ pub struct GatewayGauges {
 #[derive(Debug)]
 pub struct Metrics {
     received: [Counter; 3],
+    /// Bodies whose reading was inferred, indexed like [`INFERRED`].
+    inferred: [Counter; INFERRED.len()],
     pub unmatched_accepted: Counter,
     pub unmatched_rejected: Counter,
     rejected: [Counter; REASONS.len()],
@@ -273,6 +285,7 @@ impl Metrics {
     ) -> Metrics {
         let metrics = Metrics {
             received: Default::default(),
+            inferred: Default::default(),
             unmatched_accepted: Counter::default(),
             unmatched_rejected: Counter::default(),
             rejected: Default::default(),
@@ -380,6 +393,13 @@ impl Metrics {
         }
     }
 
+    /// Count one body read by inference: `declared` and `read_as` as in [`INFERRED`].
+    pub fn inferred(&self, declared: &str, read_as: &str) {
+        if let Some(i) = INFERRED.iter().position(|p| *p == (declared, read_as)) {
+            self.inferred[i].inc();
+        }
+    }
+
     /// Count one error answer with `reason` (one of [`REASONS`]).
     pub fn rejected(&self, reason: &str) {
         if let Some(i) = REASONS.iter().position(|r| *r == reason) {
@@ -426,6 +446,20 @@ impl Metrics {
                 o,
                 "flowbridge_events_received_total",
                 &[("mode", mode)],
+                c.get(),
+            );
+        }
+        family(
+            o,
+            "flowbridge_events_data_inferred_total",
+            "counter",
+            "Binary-mode bodies read by looking at them: no content type (declared none: JSON, else text, else bytes) or a JSON content type over a body that is not JSON (declared json: text, else bytes).",
+        );
+        for ((declared, read_as), c) in INFERRED.iter().zip(&self.inferred) {
+            sample(
+                o,
+                "flowbridge_events_data_inferred_total",
+                &[("declared", declared), ("read_as", read_as)],
                 c.get(),
             );
         }

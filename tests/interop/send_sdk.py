@@ -1,12 +1,16 @@
 """Interop check with the Python CloudEvents SDK (cloudevents 2.2.0, from the jina venv).
 
-    send_sdk.py URL --mode binary|structured --type T --source S --data JSON
+    send_sdk.py URL --mode binary|structured --type T --source S
+                [--data JSON | --data-text TEXT | --data-base64 B64] [--datacontenttype CT]
                 [--api core|legacy] [--id ID] [--subject S] [--ext NAME=VALUE ...]
                 [--no-reply] [--timeout SECONDS]
 
 Builds an event with the SDK, encodes it with the SDK's own HTTP binding (binary or structured
-content mode), POSTs it to URL with `Prefer: reply` (unless --no-reply) using only urllib, then
-parses any reply with the SDK's own HTTP reader. Prints one JSON object on stdout:
+content mode), POSTs it to URL with `Prefer: reply` (unless --no-reply) using only http.client,
+which adds no header of its own but Host, Content-Length and Accept-Encoding (urllib would add a
+form Content-Type to a body without one), then parses any reply with the SDK's own HTTP reader.
+`--datacontenttype ""` leaves the attribute out, as most SDK users do: `to_binary` then sends no
+Content-Type at all. Prints one JSON object on stdout:
 
     {"status": 200,
      "headers": {...response headers, lower-cased...},
@@ -27,8 +31,8 @@ import argparse
 import base64
 import json
 import sys
-import urllib.error
-import urllib.request
+import http.client
+import urllib.parse
 
 
 def build_and_encode(args, data):
@@ -37,7 +41,7 @@ def build_and_encode(args, data):
         attributes["id"] = args.id
     if args.subject:
         attributes["subject"] = args.subject
-    if data is not None:
+    if data is not None and args.datacontenttype:
         attributes["datacontenttype"] = args.datacontenttype
     for ext in args.ext:
         name, _, value = ext.partition("=")
@@ -90,6 +94,8 @@ def main():
     parser.add_argument("--type", required=True)
     parser.add_argument("--source", required=True)
     parser.add_argument("--data", help="event data as JSON text (omit for an event without data)")
+    parser.add_argument("--data-text", help="event data: this string")
+    parser.add_argument("--data-base64", help="event data: these bytes")
     parser.add_argument("--datacontenttype", default="application/json")
     parser.add_argument("--api", choices=["core", "legacy"], default="core")
     parser.add_argument("--id")
@@ -104,17 +110,22 @@ def main():
         data = json.loads(args.data) if args.data is not None else None
     except json.JSONDecodeError as e:
         parser.error(f"--data is not JSON: {e}")
+    if args.data_text is not None:
+        data = args.data_text
+    if args.data_base64 is not None:
+        data = base64.b64decode(args.data_base64)
 
     headers, body = build_and_encode(args, data)
     if not args.no_reply:
         headers["Prefer"] = "reply"
-    request = urllib.request.Request(args.url, data=body, headers=headers, method="POST")
+    url = urllib.parse.urlsplit(args.url)
     try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
-            status, resp_headers, resp_body = response.status, response.headers, response.read()
-    except urllib.error.HTTPError as e:
-        status, resp_headers, resp_body = e.code, e.headers, e.read()
-    except (urllib.error.URLError, OSError) as e:
+        connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=args.timeout)
+        connection.request("POST", url.path or "/", body=body or b"", headers=headers)
+        response = connection.getresponse()
+        status, resp_headers, resp_body = response.status, response.headers, response.read()
+        connection.close()
+    except OSError as e:
         print(f"send_sdk.py: cannot POST to {args.url}: {e}", file=sys.stderr)
         return 2
 

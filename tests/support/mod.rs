@@ -574,6 +574,13 @@ impl FlowBridge {
         Self::spawn(args, envs, true)
     }
 
+    /// The text of `GET /metrics` on the admin listener.
+    pub fn metrics(&self) -> String {
+        let scrape = http_request(self.admin_port, "GET", "/metrics", &[], b"");
+        assert_eq!(scrape.status, 200, "GET /metrics");
+        String::from_utf8_lossy(&scrape.body).into_owned()
+    }
+
     fn spawn(args: &[&str], envs: &[(&str, &str)], probe_admin: bool) -> FlowBridge {
         let port = free_port();
         let admin_port = free_port();
@@ -727,6 +734,29 @@ pub fn send_sdk(url: &str, args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!("send_sdk.py printed no JSON ({e}):\nstdout: {stdout}\nstderr: {stderr}")
+    })
+}
+
+/// Run `tests/interop/js/send_js.mjs URL ARGS...` (the JavaScript CloudEvents SDK as a sender;
+/// `./scripts/test.sh` installs its `node_modules` with `npm ci`) and parse the JSON it prints.
+pub fn send_js(url: &str, args: &[&str]) -> serde_json::Value {
+    let script = repo_root().join("tests/interop/js/send_js.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(url)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node {}: {e}", script.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "send_js.mjs {url} {args:?} failed ({}):\n{stderr}\n(run `npm ci --prefix tests/interop/js` if cloudevents is missing)",
+        out.status
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("send_js.mjs printed no JSON ({e}):\nstdout: {stdout}\nstderr: {stderr}")
     })
 }
 

@@ -71,12 +71,14 @@ impl Source {
                     ConfigErrors(vec![ConfigError {
                         path: path.display().to_string(),
                         message: format!("cannot read the config file: {e}"),
+                        line: None,
                     }])
                 })?;
                 let utf8 = String::from_utf8(text.clone()).map_err(|_| {
                     ConfigErrors(vec![ConfigError {
                         path: path.display().to_string(),
                         message: "the config file is not UTF-8 text".to_string(),
+                        line: None,
                     }])
                 })?;
                 let origin = path.display().to_string();
@@ -175,6 +177,7 @@ pub fn reload(state: &AppState, source: &Source, trigger: Trigger) -> Vec<u8> {
             fail(&[ConfigError {
                 path: source.origin(),
                 message,
+                line: None,
             }]);
             return fingerprint;
         }

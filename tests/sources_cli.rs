@@ -69,27 +69,76 @@ fn pingsource_events_run_the_flow() {
     assert_eq!(doc["text"], "Hello world!");
     assert_eq!(doc["tags"]["scheduled_at"], "2026-11-27T03:00:00.412Z");
 
-    // Another PingSource with dataBase64 and no contentType: no Content-Type header at all.
+    // The same tick from a PingSource without spec.contentType (its default): no Content-Type
+    // header at all. The body is read as JSON, so the CEL mapping runs the Flow (it used to be a
+    // 422 "no overload for bytes", which a PingSource drops: the tick was lost).
     let id = uuid::Uuid::new_v4().to_string();
-    let r = bridge.request(
-        "POST",
-        "/",
-        &[
-            ("ce-specversion", "1.0"),
-            ("ce-id", &id),
-            ("ce-type", "dev.knative.sources.ping"),
-            (
-                "ce-source",
-                "/apis/v1/namespaces/default/pingsources/heartbeat",
-            ),
-            ("ce-time", "2026-11-27T03:01:00Z"),
-        ],
-        b"data",
+    let tick = |id: &str, source: &str, body: &[u8]| {
+        bridge.request(
+            "POST",
+            "/",
+            &[
+                ("ce-specversion", "1.0"),
+                ("ce-id", id),
+                ("ce-type", "dev.knative.sources.ping"),
+                ("ce-source", source),
+                ("ce-time", "2026-11-27T03:01:00Z"),
+                ("kn-namespace", "default"),
+            ],
+            body,
+        )
+    };
+    let nightly = "/apis/v1/namespaces/default/pingsources/nightly-reindex";
+    let r = tick(
+        &id,
+        nightly,
+        br#"{"message": "reindex", "collection": "articles"}"#,
     );
     assert_eq!(r.status, 202, "{}", r.text());
     let record = record_for(flow, &id);
+    assert_eq!(record["endpoint"], "/reindex");
+    assert_eq!(record["parameters"]["collection"], "articles");
+    assert_eq!(record["docs"][0]["text"], "reindex");
+    // tags.cloudevent says what was received: no datacontenttype.
+    let id = uuid::Uuid::new_v4().to_string();
+    let heartbeat = "/apis/v1/namespaces/default/pingsources/heartbeat";
+    let r = tick(&id, heartbeat, br#"{"beat": 1}"#);
+    assert_eq!(r.status, 202, "{}", r.text());
+    let doc = &record_for(flow, &id)["docs"][0];
+    assert_eq!(doc["tags"]["beat"], 1.0, "{doc}");
+    assert!(
+        doc["tags"]["cloudevent"].get("datacontenttype").is_none(),
+        "{doc}"
+    );
+
+    // dataBase64 and no contentType: text when it is UTF-8, bytes (a blob) when it is not.
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = tick(&id, heartbeat, b"data");
+    assert_eq!(r.status, 202, "{}", r.text());
+    let record = record_for(flow, &id);
     assert_eq!(record["endpoint"], "/tick");
-    assert_eq!(record["docs"][0]["blob"], "ZGF0YQ==");
+    assert_eq!(record["docs"][0]["text"], "data");
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = tick(&id, heartbeat, b"\x89PNG\xff");
+    assert_eq!(r.status, 202, "{}", r.text());
+    let doc = &record_for(flow, &id)["docs"][0];
+    assert_eq!(doc["blob"], "iVBOR/8=");
+    assert_eq!(doc["mime_type"], "application/octet-stream");
+
+    let metrics = bridge.metrics();
+    for (read_as, at_least) in [("json", 2), ("text", 1), ("bytes", 1)] {
+        let series = format!(
+            "flowbridge_events_data_inferred_total{{declared=\"none\",read_as=\"{read_as}\"}} "
+        );
+        let n: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(n >= at_least, "{series}{n}");
+    }
 }
 
 #[test]
@@ -397,6 +446,192 @@ fn python_sdk_events_are_accepted_and_our_reply_parses_with_the_sdk() {
     }
 }
 
+/// A config whose routes use the default mapping (one document from the data) or a CEL mapping
+/// over `event.data`, for events from the SDKs.
+fn sdk_config(flow: &JinaFlow) -> PathBuf {
+    write_config(&format!(
+        r#"
+gateways:
+  default: {{ url: "{}" }}
+routes:
+  - name: cel
+    filters: [ {{ exact: {{ type: com.example.cel }} }} ]
+    docs: '[{{"text": event.data.text, "tags": {{"n": event.data.n}}}}]'
+  - name: default-mapping
+"#,
+        flow.grpc_url()
+    ))
+}
+
+#[test]
+fn sdk_events_without_a_content_type_reach_the_flow_as_their_data() {
+    let flow = shared_flow();
+    let bridge = FlowBridge::start(&sdk_config(flow));
+    // The Python SDK's to_binary without a datacontenttype (what most users write): no
+    // Content-Type at all, dict data as JSON, str data as JSON (legacy) or raw text (core).
+    for api in ["core", "legacy"] {
+        let id = unique(&format!("py-{api}-cel"));
+        let out = support::send_sdk(
+            &bridge.url(),
+            &[
+                "--api",
+                api,
+                "--mode",
+                "binary",
+                "--type",
+                "com.example.cel",
+                "--source",
+                "/py",
+                "--id",
+                &id,
+                "--datacontenttype",
+                "",
+                "--no-reply",
+                "--data",
+                r#"{"text": "hi", "n": 3}"#,
+            ],
+        );
+        assert_eq!(out["status"], 202, "{api}: {out}");
+        let doc = &record_for(flow, &id)["docs"][0];
+        assert_eq!(
+            (&doc["text"], &doc["tags"]["n"]),
+            (&json!("hi"), &json!(3.0)),
+            "{doc}"
+        );
+
+        let id = unique(&format!("py-{api}-text"));
+        let out = support::send_sdk(
+            &bridge.url(),
+            &[
+                "--api",
+                api,
+                "--mode",
+                "binary",
+                "--type",
+                "com.example.text",
+                "--source",
+                "/py",
+                "--id",
+                &id,
+                "--datacontenttype",
+                "",
+                "--no-reply",
+                "--data-text",
+                "hello there",
+            ],
+        );
+        assert_eq!(out["status"], 202, "{api}: {out}");
+        assert_eq!(record_for(flow, &id)["docs"][0]["text"], "hello there");
+
+        let id = unique(&format!("py-{api}-bytes"));
+        let out = support::send_sdk(
+            &bridge.url(),
+            &[
+                "--api",
+                api,
+                "--mode",
+                "binary",
+                "--type",
+                "com.example.bytes",
+                "--source",
+                "/py",
+                "--id",
+                &id,
+                "--datacontenttype",
+                "",
+                "--no-reply",
+                "--data-base64",
+                "AP8B",
+            ],
+        );
+        assert_eq!(out["status"], 202, "{api}: {out}");
+        assert_eq!(record_for(flow, &id)["docs"][0]["blob"], "AP8B");
+    }
+
+    // The JavaScript SDK's HTTP.binary labels every kind of data `application/json;
+    // charset=utf-8`: a string goes unquoted (not JSON), a Buffer as raw bytes.
+    let id = unique("js-cel");
+    let out = support::send_js(
+        &bridge.url(),
+        &[
+            "--type",
+            "com.example.cel",
+            "--source",
+            "/js",
+            "--id",
+            &id,
+            "--data-json",
+            r#"{"text": "from js", "n": 4}"#,
+        ],
+    );
+    assert_eq!(out["status"], 202, "{out}");
+    assert_eq!(
+        out["sent"]["headers"]["content-type"],
+        "application/json; charset=utf-8"
+    );
+    let doc = &record_for(flow, &id)["docs"][0];
+    assert_eq!(
+        (&doc["text"], &doc["tags"]["n"]),
+        (&json!("from js"), &json!(4.0)),
+        "{doc}"
+    );
+
+    let id = unique("js-text");
+    let out = support::send_js(
+        &bridge.url(),
+        &[
+            "--type",
+            "com.example.text",
+            "--source",
+            "/js",
+            "--id",
+            &id,
+            "--data-text",
+            "hello js",
+        ],
+    );
+    assert_eq!(out["status"], 202, "{out}");
+    assert_eq!(out["sent"]["body"], "hello js", "sent unquoted: {out}");
+    let doc = &record_for(flow, &id)["docs"][0];
+    assert_eq!(doc["text"], "hello js");
+    // The event keeps the content type it came with.
+    assert_eq!(
+        doc["tags"]["cloudevent"]["datacontenttype"],
+        "application/json; charset=utf-8"
+    );
+
+    let id = unique("js-bytes");
+    let out = support::send_js(
+        &bridge.url(),
+        &[
+            "--type",
+            "com.example.bytes",
+            "--source",
+            "/js",
+            "--id",
+            &id,
+            "--data-base64",
+            "AP8B",
+        ],
+    );
+    assert_eq!(out["status"], 202, "{out}");
+    assert_eq!(record_for(flow, &id)["docs"][0]["blob"], "AP8B");
+
+    let metrics = bridge.metrics();
+    assert!(
+        metrics.contains(
+            "flowbridge_events_data_inferred_total{declared=\"json\",read_as=\"text\"} 1\n"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "flowbridge_events_data_inferred_total{declared=\"json\",read_as=\"bytes\"} 1\n"
+        ),
+        "{metrics}"
+    );
+}
+
 fn flowbridge(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(flowbridge_bin()).args(args).output().unwrap();
     (
@@ -433,7 +668,7 @@ fn check_lists_every_error_with_its_path() {
         r#"
 limits: { max_body: 1KiB }
 gateways:
-  main: { url: ws://127.0.0.1:1, timeout: soon }
+  main: { url: ftp://127.0.0.1:1, timeout: soon, concurency: 2 }
 routes:
   - name: a
     gateway: nope
@@ -458,6 +693,10 @@ routes:
         "routes[0].docs",
         "routes[1].name",
         "routes[1].reply.type",
+        // Unknown keys no longer hide the rest; every error has its line.
+        "line 4: gateways.main.concurency: unknown field `concurency`",
+        "line 9: routes[0].filters[0].cesql",
+        "line 11: routes[0].docs",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }

@@ -4,16 +4,19 @@
 //!
 //! Loading happens in three steps:
 //! 1. the text is parsed as a YAML document (syntax errors stop here, with line and column);
-//! 2. it is deserialized into [`raw`] structs (wrong types and unknown keys stop here, with line
-//!    and column, the key and the valid keys — serde reports only the first such error);
+//! 2. it is deserialized into [`raw`] structs by [`lenient`]: each unknown key or wrong type is
+//!    reported (with the valid keys) and taken out, and the rest goes on;
 //! 3. [`validate`] checks every value and compiles filters and CEL programs, collecting every
-//!    problem, sorted in document order. Warnings (loop risks, no routes) do not fail the load;
-//!    they are kept on [`Config::warnings`].
+//!    problem. All problems of steps 2 and 3 come out together, sorted in document order, each
+//!    with its path and the line [`lines`] finds for it. Warnings (loop risks, no routes) do not
+//!    fail the load; they are kept on [`Config::warnings`].
 //!
 //! YAML crate: `serde_norway`, the maintained fork of `serde_yaml` with the same serde API
 //! (`serde_yaml` is archived and unmaintained).
 
 mod auth;
+mod lenient;
+mod lines;
 mod path;
 pub mod raw;
 pub mod validate;
@@ -72,10 +75,17 @@ pub struct ConfigError {
     /// Where: `routes[2].filters[0].cel`, or `line 4 column 3` for YAML syntax errors.
     pub path: String,
     pub message: String,
+    /// The line (1-based) of the node `path` names, or of its nearest ancestor in the file when
+    /// the node is missing; `None` when there is no file line (a YAML syntax error carries its
+    /// own in `path`, the embedded default config has none).
+    pub line: Option<usize>,
 }
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
         write!(f, "{}: {}", self.path, self.message)
     }
 }
@@ -126,6 +136,7 @@ pub fn load(path: Option<&FsPath>, overrides: &Overrides) -> Result<Config, Conf
         ConfigErrors(vec![ConfigError {
             path: origin.clone(),
             message: format!("cannot read the config file: {e}"),
+            line: None,
         }])
     })?;
     from_yaml(&text, &origin, overrides)
@@ -156,14 +167,25 @@ pub(crate) fn from_yaml_with(
             message: "the config is empty; it needs at least `gateways` and `routes` \
                       (see config/demo.yaml)"
                 .to_string(),
+            line: None,
         }]));
     }
-    let raw: RawConfig =
-        serde_norway::from_str(text).map_err(|e| ConfigErrors(vec![yaml_error(&e)]))?;
+    let lines = lines::Lines::index(text);
+    // Unknown keys and wrong types are taken out and reported; validation checks the rest, so
+    // one load lists every mistake.
+    let (raw, refused) = lenient::deserialize(&doc);
     let mut report = Report::default();
-    let config = validate::validate(raw, ctx, &mut report);
+    let config = raw.and_then(|raw| validate::validate(raw, ctx, &mut report));
+    // Drop what only repeats a refusal: problems at or under a node taken out, and at the
+    // mapping an unknown key was taken from (an "empty filter" once its only key is gone).
+    report.errors.retain(|p| {
+        !refused
+            .iter()
+            .any(|r| p.path.starts_with(&r.path) || r.path.parent().as_ref() == Some(&p.path))
+    });
+    report.errors.extend(refused);
     report.sort_by_document(&doc);
-    finish(config, report, overrides)
+    finish(config, report, overrides, Some(&lines))
 }
 
 /// Parse an `admin_listen` value: `IP:port`, or `""` / `off` for no admin listener.
@@ -207,7 +229,7 @@ fn embedded_default(overrides: &Overrides) -> Result<Config, ConfigErrors> {
     };
     let mut report = Report::default();
     let config = validate::validate(raw, &ctx, &mut report);
-    finish(config, report, overrides).map_err(|ConfigErrors(errors)| {
+    finish(config, report, overrides, None).map_err(|ConfigErrors(errors)| {
         // The only user input here is the gateway URL; name where it came from.
         ConfigErrors(
             errors
@@ -219,6 +241,7 @@ fn embedded_default(overrides: &Overrides) -> Result<Config, ConfigErrors> {
                         e.path
                     },
                     message: e.message,
+                    line: None,
                 })
                 .collect(),
         )
@@ -229,11 +252,13 @@ fn finish(
     config: Option<Config>,
     report: Report,
     overrides: &Overrides,
+    lines: Option<&lines::Lines>,
 ) -> Result<Config, ConfigErrors> {
     let convert = |problems: Vec<Problem>| -> Vec<ConfigError> {
         problems
             .into_iter()
             .map(|p| ConfigError {
+                line: lines.and_then(|l| l.line_of(&p.path)),
                 path: p.path.to_string(),
                 message: p.message,
             })
@@ -254,6 +279,7 @@ fn finish(
                 errors.push(ConfigError {
                     path: String::new(),
                     message: "invalid configuration".to_string(),
+                    line: None,
                 });
             }
             Err(ConfigErrors(errors))
@@ -271,11 +297,13 @@ fn yaml_error(error: &serde_norway::Error) -> ConfigError {
             ConfigError {
                 path: format!("line {} column {}", loc.line(), loc.column()),
                 message: text.replacen(&at, "", 1),
+                line: None,
             }
         }
         None => ConfigError {
             path: "yaml".to_string(),
             message: text,
+            line: None,
         },
     }
 }

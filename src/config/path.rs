@@ -28,6 +28,30 @@ impl Path {
         Path(segs)
     }
 
+    /// The steps of this path.
+    pub fn segments(&self) -> &[Seg] {
+        &self.0
+    }
+
+    /// The last step when it is a mapping key.
+    pub fn last_key(&self) -> Option<&str> {
+        match self.0.last() {
+            Some(Seg::Key(k)) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The path one step up; `None` at the root.
+    pub fn parent(&self) -> Option<Path> {
+        let (_, up) = self.0.split_last()?;
+        Some(Path(up.to_vec()))
+    }
+
+    /// Whether `self` is `other` or lies under it.
+    pub fn starts_with(&self, other: &Path) -> bool {
+        self.0.starts_with(&other.0)
+    }
+
     /// This path extended by a sequence index.
     pub fn index(&self, index: usize) -> Path {
         let mut segs = self.0.clone();

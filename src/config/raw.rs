@@ -1,6 +1,7 @@
 //! The config file as written: serde structs that mirror the YAML one to one. Unknown keys are
-//! rejected here (`deny_unknown_fields`, so serde names the key and the valid ones); everything
-//! else is checked later by [`super::validate`], which can report many problems at once.
+//! rejected here (`deny_unknown_fields`, so serde names the key and the valid ones; the loader
+//! takes each one out and goes on, see `super::lenient`); everything else is checked later by
+//! [`super::validate`], which can report many problems at once.
 //!
 //! Leaf values whose syntax we check ourselves (sizes, durations, filter attribute maps, string
 //! or `{cel: ...}` settings) are kept as [`Value`] so that one bad value does not stop the parse.

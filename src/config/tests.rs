@@ -34,7 +34,7 @@ fn ok(yaml: &str) -> Config {
     }
 }
 
-/// The errors as `path: message` lines.
+/// The errors as `path: message` lines (the line number left out; `lines_of` has them).
 fn errors(yaml: &str) -> Vec<String> {
     errors_of(parse(yaml))
 }
@@ -42,7 +42,10 @@ fn errors(yaml: &str) -> Vec<String> {
 fn errors_of(result: Result<Config, ConfigErrors>) -> Vec<String> {
     match result {
         Ok(_) => panic!("expected errors, the config was accepted"),
-        Err(ConfigErrors(errs)) => errs.iter().map(ToString::to_string).collect(),
+        Err(ConfigErrors(errs)) => errs
+            .iter()
+            .map(|e| format!("{}: {}", e.path, e.message))
+            .collect(),
     }
 }
 
@@ -280,31 +283,83 @@ fn yaml_syntax_error_has_line_and_column() {
     assert!(errs[0].starts_with("line 3 column "), "{errs:?}");
 }
 
+/// The errors as `line N: path: message`, as `check` prints them.
+fn lines_of(yaml: &str) -> Vec<String> {
+    match parse(yaml) {
+        Ok(_) => panic!("expected errors, the config was accepted"),
+        Err(ConfigErrors(errs)) => errs.iter().map(ToString::to_string).collect(),
+    }
+}
+
 #[test]
 fn unknown_top_level_key_names_key_and_valid_keys() {
-    let err = one_error(&format!("listn: 0.0.0.0:1\n{GW}"), "line 1 column 1: ");
+    let err = one_error(&format!("listn: 0.0.0.0:1\n{GW}"), "listn: ");
     assert!(err.contains("unknown field `listn`"), "{err}");
     assert!(
         err.contains("`listen`, `limits`, `unmatched`, `gateways`, `routes`"),
         "{err}"
     );
+    assert!(lines_of(&format!("listn: 0.0.0.0:1\n{GW}"))[0].starts_with("line 1: listn: "));
 }
 
 #[test]
 fn unknown_key_deep_inside_names_its_path() {
-    let err = one_error(
-        &with_routes("  - name: r\n    filters:\n      - exactly: {type: a}\n"),
-        "line 6 column 9: ",
-    );
-    assert!(err.contains("routes[0].filters[0]"), "{err}");
+    let yaml = with_routes("  - name: r\n    filters:\n      - exactly: {type: a}\n");
+    // Only the unknown key: not also "empty filter" for the filter it was removed from.
+    let err = one_error(&yaml, "routes[0].filters[0].exactly: ");
     assert!(err.contains("unknown field `exactly`"), "{err}");
     assert!(err.contains("`exact`"), "{err}");
+    assert!(lines_of(&yaml)[0].starts_with("line 6: routes[0].filters[0].exactly: "));
 }
 
 #[test]
-fn wrong_type_has_line_and_column() {
-    let err = one_error(&format!("{GW}routes: {{name: r}}\n"), "line 3 column 9: ");
-    assert!(err.contains("routes"), "{err}");
+fn wrong_type_has_its_path_and_line() {
+    let yaml = format!("{GW}routes: {{name: r}}\n");
+    let err = one_error(&yaml, "routes: invalid type: map, expected a sequence");
+    assert!(lines_of(&yaml)[0].starts_with("line 3: routes: "), "{err}");
+}
+
+#[test]
+fn unknown_keys_wrong_types_and_validation_errors_come_out_together() {
+    let yaml = "\
+listen: [8080]
+gateways:
+  main:
+    url: ftp://127.0.0.1:1
+    timeout: soon
+    concurency: 4
+routes:
+  - name: a
+    filters:
+      - cel: 'event.data.x >'
+      - exactly: { type: t }
+    docs: 'evnt.data'
+  - name: [b]
+    endpoint: 7
+  - name: c
+    reply: { source: /x, tpye: y }
+";
+    let got = lines_of(yaml);
+    let expected = [
+        "line 1: listen: invalid type: sequence, expected a string",
+        "line 4: gateways.main.url: ",
+        "line 5: gateways.main.timeout: expected a duration",
+        "line 6: gateways.main.concurency: unknown field `concurency`",
+        "line 10: routes[0].filters[0].cel: ",
+        "line 11: routes[0].filters[1].exactly: unknown field `exactly`",
+        "line 12: routes[0].docs: ",
+        "line 13: routes[1].name: invalid type: sequence, expected a string",
+        "line 14: routes[1].endpoint: expected a string or {cel: expression}",
+        "line 16: routes[2].reply.type: ",
+        "line 16: routes[2].reply.tpye: unknown field `tpye`",
+    ];
+    assert_eq!(got.len(), expected.len(), "{got:#?}");
+    for (line, prefix) in got.iter().zip(expected) {
+        assert!(
+            line.starts_with(prefix),
+            "expected {prefix:?}, got {line:?} in {got:#?}"
+        );
+    }
 }
 
 #[test]

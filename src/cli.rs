@@ -621,6 +621,9 @@ pub fn explain_event(config: &Config, event: &CloudEvent) -> Result<Value, Value
     let Some(route) = config.rules.route(event) else {
         return Ok(json!({"route": null, "request": null, "trace": trace}));
     };
+    if let Some(Err(e)) = route.schema.as_ref().map(|s| s.check(event)) {
+        return Err(json!({"route": route.name, "error": e.to_string(), "trace": trace}));
+    }
     match route.mapping.apply(event) {
         Ok(request) => Ok(json!({
             "route": route.name,

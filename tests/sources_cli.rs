@@ -632,6 +632,102 @@ fn sdk_events_without_a_content_type_reach_the_flow_as_their_data() {
     );
 }
 
+#[test]
+fn a_route_schema_guards_the_flow() {
+    let flow = shared_flow();
+    let config = write_config(&format!(
+        r#"
+gateways:
+  default: {{ url: "{}" }}
+routes:
+  - name: orders
+    filters: [ {{ exact: {{ type: com.example.order }} }} ]
+    schema: ORDER_SCHEMA
+"#,
+        flow.grpc_url()
+    ));
+    let schema = config.with_file_name("order.schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "required": ["id", "items"],
+            "properties": {"id": {"type": "string"},
+                           "items": {"type": "array", "minItems": 1,
+                                     "items": {"properties": {"qty": {"type": "integer", "minimum": 1}}}}}}"#,
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("ORDER_SCHEMA", schema.to_str().unwrap()),
+    )
+    .unwrap();
+    let bridge = FlowBridge::start(&config);
+    let send = |id: &str, data: &Value| {
+        bridge.request(
+            "POST",
+            "/",
+            &[
+                ("ce-specversion", "1.0"),
+                ("ce-id", id),
+                ("ce-type", "com.example.order"),
+                ("ce-source", "/shop"),
+                ("content-type", "application/json"),
+            ],
+            data.to_string().as_bytes(),
+        )
+    };
+    let good = unique("schema-ok");
+    let r = send(&good, &json!({"id": "o1", "items": [{"qty": 2}]}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    record_for(flow, &good);
+
+    let bad = unique("schema-bad");
+    let r = send(&bad, &json!({"id": "o2", "items": [{"qty": 0}]}));
+    assert_eq!(r.status, 422, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["error"]["code"], "schema_mismatch");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("at data/items/0/qty: 0 is less than the minimum of 1 (rule minimum at schema /properties/items/items/properties/qty/minimum)"),
+        "{message}"
+    );
+    let missing = unique("schema-missing");
+    let r = send(&missing, &json!({"items": []}));
+    assert_eq!(r.status, 422, "{}", r.text());
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("rule required") && message.contains("rule minItems"),
+        "{message}"
+    );
+    // Neither reached the executor.
+    for id in [&bad, &missing] {
+        let seen = flow.wait_for_record(Duration::from_millis(500), |r| {
+            r["docs"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|d| d["id"] == id.as_str()))
+        });
+        assert!(seen.is_none(), "{id} reached the Flow: {seen:?}");
+    }
+    let metrics = bridge.metrics();
+    assert!(
+        metrics.contains("flowbridge_schema_mismatches_total{route=\"orders\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flowbridge_events_rejected_total{reason=\"schema_mismatch\"} 2\n"),
+        "{metrics}"
+    );
+
+    // check: an invalid schema is reported with its path and line.
+    std::fs::write(&schema, r#"{"type": "strin"}"#).unwrap();
+    let (code, _, err) = flowbridge(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains("line 7: routes[0].schema: ") && err.contains("invalid JSON Schema"),
+        "{err}"
+    );
+}
+
 fn flowbridge(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(flowbridge_bin()).args(args).output().unwrap();
     (

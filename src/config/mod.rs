@@ -118,6 +118,8 @@ impl Config {
         for spec in self.gateways.values() {
             files.extend(spec.tls.ca_file.clone());
         }
+        let schemas = self.rules.routes.iter().filter_map(|r| r.schema.as_ref());
+        files.extend(schemas.filter_map(|s| s.file().map(std::path::Path::to_path_buf)));
         let hooks = self.webhooks.iter().filter_map(|w| w.auth.as_ref());
         for auth in self.auth.iter().chain(hooks) {
             files.extend(auth.files());

@@ -116,6 +116,8 @@ pub struct RawRoute {
     pub reply: Option<RawReply>,
     /// Duration: redeliveries of the same (source, id) within it get the first outcome.
     pub dedup: Option<Value>,
+    /// JSON Schema for `data`: a file path (JSON or YAML), or the schema inline as a mapping.
+    pub schema: Option<Value>,
 }
 
 /// One entry of a Knative Trigger `filters` list. Exactly one key must be set; that rule is

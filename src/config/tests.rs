@@ -1336,3 +1336,62 @@ mod tls {
         assert!(e.contains("does not fit the certificate"), "{e}");
     }
 }
+
+// ---------------------------------------------------------------- route schema
+
+#[test]
+fn route_schema_inline_or_from_a_file_compiles_at_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("order.schema.json");
+    std::fs::write(&file, r#"{"type": "object", "required": ["id"]}"#).expect("write");
+    let c = ok(&with_routes(&format!(
+        "  - name: inline\n    schema: {{ type: object, properties: {{ qty: {{ type: integer, minimum: 1 }} }} }}\n  - name: file\n    schema: {}\n",
+        file.display()
+    )));
+    let routes = &c.rules.routes;
+    assert!(routes[0].schema.is_some() && routes[1].schema.is_some());
+    assert_eq!(routes[0].schema.as_ref().and_then(|s| s.file()), None);
+    // A reload watches the schema file.
+    assert!(c.referenced_files().contains(&file));
+    let bad = CloudEvent {
+        data: Some(crate::model::Data::Json(serde_json::json!({"qty": 0}))),
+        ..CloudEvent::new("1", "/s", "t")
+    };
+    let e = routes[0]
+        .schema
+        .as_ref()
+        .expect("schema")
+        .check(&bad)
+        .expect_err("qty 0");
+    assert_eq!(e.violations[0].pointer, "/qty");
+    assert!(
+        routes[1]
+            .schema
+            .as_ref()
+            .expect("schema")
+            .check(&bad)
+            .is_err()
+    );
+}
+
+#[test]
+fn bad_route_schemas_are_reported_with_their_paths() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_json = dir.path().join("broken.json");
+    std::fs::write(&not_json, "{\"type\": ").expect("write");
+    let errs = errors(&with_routes(&format!(
+        "  - name: a\n    schema: {{ type: strin }}\n  - name: b\n    schema: {}\n  - name: c\n    schema: /nonexistent/s.json\n  - name: d\n    schema: 7\n  - name: e\n    schema: {{ $ref: 'https://example.com/s.json' }}\n",
+        not_json.display()
+    )));
+    let expected = [
+        "routes[0].schema: invalid JSON Schema at ",
+        "routes[1].schema: schema file ",
+        "routes[2].schema: cannot read schema file /nonexistent/s.json",
+        "routes[3].schema: expected a schema file path or an inline JSON Schema mapping",
+        "routes[4].schema: invalid JSON Schema",
+    ];
+    assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+    for (err, prefix) in errs.iter().zip(expected) {
+        assert!(err.starts_with(prefix), "expected {prefix:?}, got {err:?}");
+    }
+}

@@ -21,6 +21,7 @@ use crate::model::{BatchSpec, DocarrayMode, GRPC_CODES, GatewaySpec, GatewayTls,
 use crate::rules::cel::Predicate;
 use crate::rules::filter::{Filter, is_valid_attribute_name};
 use crate::rules::mapping::{Expr, FieldError, Mapping, MappingSpec, ReplyData};
+use crate::rules::schema::DataSchema;
 use crate::rules::{ReplySpec, Route, RuleSet, Unmatched};
 
 /// `listen` when the file does not say.
@@ -775,6 +776,11 @@ fn route(
         Some(v) => duration(v, &path.key("dedup"), report).map(Some),
     };
 
+    let schema = match &raw.schema {
+        None | Some(Value::Null) => Some(None),
+        Some(v) => data_schema(v, &path.key("schema"), report).map(Some),
+    };
+
     if report.errors.len() > errors_before {
         return None;
     }
@@ -782,10 +788,62 @@ fn route(
         name: name?,
         gateway: gateway?,
         filters,
+        schema: schema?,
         mapping: mapping?,
         reply,
         dedup: dedup?,
     })
+}
+
+/// `schema:` — a file (JSON, or YAML, which JSON is a subset of) or an inline mapping, compiled.
+fn data_schema(value: &Value, path: &Path, report: &mut Report) -> Option<DataSchema> {
+    let (schema, file): (serde_json::Value, Option<&str>) = match value {
+        Value::String(file) => {
+            let text = match std::fs::read_to_string(file) {
+                Ok(text) => text,
+                Err(e) => {
+                    report.error(path.clone(), format!("cannot read schema file {file}: {e}"));
+                    return None;
+                }
+            };
+            match serde_norway::from_str::<serde_json::Value>(&text) {
+                Ok(schema) => (schema, Some(file.as_str())),
+                Err(e) => {
+                    report.error(
+                        path.clone(),
+                        format!("schema file {file} is not JSON or YAML: {e}"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Value::Mapping(_) | Value::Bool(_) => match serde_json::to_value(value) {
+            Ok(schema) => (schema, None),
+            Err(e) => {
+                report.error(path.clone(), format!("cannot read the inline schema: {e}"));
+                return None;
+            }
+        },
+        other => {
+            report.error(
+                path.clone(),
+                format!(
+                    "expected a schema file path or an inline JSON Schema mapping, got {}",
+                    show(other)
+                ),
+            );
+            return None;
+        }
+    };
+    match (DataSchema::compile(&schema), file) {
+        (Ok(compiled), Some(file)) => Some(compiled.from_file(file)),
+        (Ok(compiled), None) => Some(compiled),
+        (Err(e), file) => {
+            let origin = file.map(|f| format!("{f}: ")).unwrap_or_default();
+            report.error(path.clone(), format!("{origin}{e}"));
+            None
+        }
+    }
 }
 
 /// `endpoint` / `target_executor`: a string, or `{cel: expression}`.

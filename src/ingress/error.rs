@@ -9,6 +9,7 @@ use crate::auth::{AuthError, Reason};
 use crate::flow::FlowError;
 use crate::ingress::binding::BindingError;
 use crate::rules::mapping::MappingError;
+use crate::rules::schema::SchemaMismatch;
 
 /// Upper bound of the `message` text in an error body, in bytes.
 const MAX_MESSAGE: usize = 800;
@@ -28,6 +29,11 @@ pub enum IngressError {
         "no route matched event (type {ty:?}, source {event_source:?}) and unmatched is reject"
     )]
     NoRoute { ty: String, event_source: String },
+    #[error("route {route}: {error}")]
+    Schema {
+        route: String,
+        error: SchemaMismatch,
+    },
     #[error("route {route}: mapping failed: {error}")]
     Mapping { route: String, error: MappingError },
     #[error("route {route}: {error}")]
@@ -65,9 +71,9 @@ impl IngressError {
             IngressError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngressError::BodyRead(_) => StatusCode::BAD_REQUEST,
             IngressError::NoRoute { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            IngressError::Mapping { .. } | IngressError::Reply { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            IngressError::Schema { .. }
+            | IngressError::Mapping { .. }
+            | IngressError::Reply { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             IngressError::Flow { error, .. } => match error {
                 FlowError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 FlowError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -96,6 +102,7 @@ impl IngressError {
             IngressError::TooLarge { .. } => "body_too_large",
             IngressError::BodyRead(_) => "body_unreadable",
             IngressError::NoRoute { .. } => "no_route",
+            IngressError::Schema { .. } => "schema_mismatch",
             IngressError::Mapping { .. } => "mapping_failed",
             IngressError::Reply { .. } => "reply_failed",
             IngressError::Flow { error, .. } => match error {
@@ -208,6 +215,16 @@ mod tests {
                 IngressError::NoRoute {
                     ty: "t".into(),
                     event_source: "s".into(),
+                },
+                422,
+            ),
+            (
+                IngressError::Schema {
+                    route: "r".into(),
+                    error: SchemaMismatch {
+                        violations: Vec::new(),
+                        total: 1,
+                    },
                 },
                 422,
             ),

@@ -494,6 +494,15 @@ async fn run_route(
     span: &EventSpan,
 ) -> Result<Processed, (IngressError, String)> {
     let no_request = |e: IngressError| (e, String::new());
+    if let Some(schema) = &route.schema
+        && let Err(error) = schema.check(event)
+    {
+        state.metrics.route(&route.name).schema_mismatches.inc();
+        return Err(no_request(IngressError::Schema {
+            route: route.name.clone(),
+            error,
+        }));
+    }
     let request = route.mapping.apply(event).map_err(|error| {
         no_request(IngressError::Mapping {
             route: route.name.clone(),

@@ -10,6 +10,7 @@ pub mod cel;
 pub mod cesql;
 pub mod filter;
 pub mod mapping;
+pub mod schema;
 
 use crate::model::CloudEvent;
 use filter::Filter;
@@ -40,6 +41,8 @@ pub struct Route {
     pub gateway: String,
     /// All must match.
     pub filters: Vec<Filter>,
+    /// `schema:`: the JSON Schema `data` must satisfy before mapping.
+    pub schema: Option<schema::DataSchema>,
     pub mapping: Mapping,
     pub reply: Option<ReplySpec>,
     /// Redeliveries of the same (source, id) within this window get the first outcome.
@@ -118,6 +121,7 @@ mod tests {
             name: name.into(),
             gateway: "g".into(),
             filters,
+            schema: None,
             mapping: Mapping::compile(&MappingSpec::default()).expect("default mapping"),
             reply: None,
             dedup: None,

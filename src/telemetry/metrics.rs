@@ -49,12 +49,13 @@ pub const OUTCOMES: [&str; 5] = [
 
 /// Reasons an event or a delivery was answered with an error (`reason` label): the `code` of
 /// the error body ([`crate::ingress::error::IngressError::code`]).
-pub const REASONS: [&str; 19] = [
+pub const REASONS: [&str; 20] = [
     "not_cloudevent",
     "invalid_event",
     "body_too_large",
     "body_unreadable",
     "no_route",
+    "schema_mismatch",
     "mapping_failed",
     "reply_failed",
     "gateway_unavailable",
@@ -155,6 +156,8 @@ pub struct RouteMetrics {
     pub latency: Histogram,
     pub replies: [Counter; 2],
     pub redeliveries: Counter,
+    /// Events whose data did not satisfy the route's `schema`.
+    pub schema_mismatches: Counter,
 }
 
 impl RouteMetrics {
@@ -165,6 +168,7 @@ impl RouteMetrics {
             latency: Histogram::new(&LATENCY_BUCKETS),
             replies: Default::default(),
             redeliveries: Counter::default(),
+            schema_mismatches: Counter::default(),
         }
     }
 
@@ -577,6 +581,20 @@ impl Metrics {
                 "flowbridge_dedup_redeliveries_total",
                 &[("route", route)],
                 m.redeliveries.get(),
+            );
+        }
+        family(
+            o,
+            "flowbridge_schema_mismatches_total",
+            "counter",
+            "Events answered 422 schema_mismatch: their data did not satisfy the route's schema.",
+        );
+        for (route, m) in &routes {
+            sample(
+                o,
+                "flowbridge_schema_mismatches_total",
+                &[("route", route)],
+                m.schema_mismatches.get(),
             );
         }
         family(

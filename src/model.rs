@@ -157,13 +157,13 @@ pub struct FlowResponse {
 pub struct GatewaySpec {
     pub name: String,
     /// `grpc://host:port` (h2c) or `grpcs://host:port` (TLS): the gRPC gateway;
-    /// `http://host:port`: the HTTP gateway.
+    /// `http(s)://host:port`: the HTTP gateway; `ws(s)://host:port`: the WebSocket gateway.
     pub url: String,
     /// Which docarray document format the gateway speaks (`auto`: ask it).
     pub docarray: DocarrayMode,
     /// Deadline of one Flow request once sent (waiting for the gateway is `connect_timeout`).
     pub timeout: Duration,
-    /// Largest gRPC message flowbridge decodes from the gateway.
+    /// Largest gRPC message, HTTP body or WebSocket message flowbridge reads from the gateway.
     pub max_message_bytes: usize,
     /// How long an event may wait for the gateway to appear (cold start) or for a free slot,
     /// before it is sent; retries of connection failures stop when it runs out.
@@ -176,7 +176,7 @@ pub struct GatewaySpec {
     pub max_pending: usize,
     pub batch: BatchSpec,
     pub retry: RetrySpec,
-    /// TLS settings of a `grpcs://` gateway (ignored for `grpc://`).
+    /// TLS settings of a `grpcs://`, `https://` or `wss://` gateway (ignored otherwise).
     pub tls: GatewayTls,
 }
 

@@ -1,13 +1,14 @@
-//! The core end-to-end scenarios as a matrix (issue 7): every scenario runs against a real Jina
-//! 3.34 Flow with docarray v1 and with docarray v2, each behind a gRPC and behind an HTTP gateway
-//! (four cells, one shared Flow process per cell for this whole binary, see
-//! `support::shared_flow_of`). Each scenario is one function taking the cell; `matrix!` turns it
-//! into one `#[test]` per cell (`<scenario>::v1_grpc`, `::v1_http`, `::v2_grpc`, `::v2_http`), so
-//! a failure names its cell. flowbridge is configured per cell with the gateway URL of that
-//! cell's scheme and `docarray: auto`.
+//! The core end-to-end scenarios as a matrix (issue 7, WebSocket added by issue 13): every
+//! scenario runs against a real Jina 3.34 Flow with docarray v1 and with docarray v2, each behind
+//! a gRPC, an HTTP and a WebSocket gateway (six cells, one shared Flow process per cell for this
+//! whole binary, see `support::shared_flow_of`). Each scenario is one function taking the cell;
+//! `matrix!` turns it into one `#[test]` per cell (`<scenario>::v1_grpc`, `::v1_http`, `::v1_ws`,
+//! `::v2_grpc`, `::v2_http`, `::v2_ws`), so a failure names its cell. flowbridge is configured per
+//! cell with the gateway URL of that cell's scheme (`grpc://`, `http://`, `ws://`) and
+//! `docarray: auto`.
 //!
 //! `every_cell_sees_the_same_documents` then sends the same events through the same routes into
-//! all four cells and checks that the executor saw the same documents; what it normalizes (only
+//! all six cells and checks that the executor saw the same documents; what it normalizes (only
 //! what must differ between cells) is documented on [`normalize`].
 //!
 //! The recorder uses explicit endpoints (`/index`, `/search`) because a v2 HTTP gateway only
@@ -164,11 +165,12 @@ fn num(v: &Value) -> f64 {
         .unwrap_or_else(|| panic!("expected a number, got {v}"))
 }
 
-/// The dtype an executor sees for an embedding flowbridge sent: float32 over gRPC (an NdArray
-/// with dtype `<f4`); over HTTP the gateway parses JSON number lists, which numpy makes float64.
+/// The dtype an executor sees for an embedding flowbridge sent: float32 over gRPC and WebSocket
+/// (an NdArray with dtype `<f4` in the same DataRequest protobuf); over HTTP the gateway parses
+/// JSON number lists, which numpy makes float64.
 fn expected_dtype(protocol: Protocol) -> &'static str {
     match protocol {
-        Protocol::Grpc => "float32",
+        Protocol::Grpc | Protocol::Websocket => "float32",
         Protocol::Http => "float64",
     }
 }
@@ -483,6 +485,14 @@ macro_rules! matrix {
                 fn v2_http() {
                     super::$scenario(FlowKind::V2, Protocol::Http);
                 }
+                #[test]
+                fn v1_ws() {
+                    super::$scenario(FlowKind::V1, Protocol::Websocket);
+                }
+                #[test]
+                fn v2_ws() {
+                    super::$scenario(FlowKind::V2, Protocol::Websocket);
+                }
             }
         )*
     };
@@ -561,7 +571,7 @@ fn normalize(record: &Value, keep_mime: bool) -> Value {
 }
 
 /// The same events through the same routes give the same executor-visible documents on a v1 and
-/// a v2 Flow, over gRPC and over HTTP. Every cell has its own Flow, so the events (ids included)
+/// a v2 Flow, over gRPC, HTTP and WebSocket. Every cell has its own Flow, so the events (ids included)
 /// are identical in every cell.
 #[test]
 fn every_cell_sees_the_same_documents() {
@@ -613,7 +623,7 @@ fn every_cell_sees_the_same_documents() {
         }),
     ];
 
-    // Start the four cells' Flows and bridges, send every event into each.
+    // Start the six cells' Flows and bridges, send every event into each.
     let mut seen: Vec<((FlowKind, Protocol), Vec<Value>)> = Vec::new();
     for (kind, protocol) in matrix_cells() {
         let (flow, bridge) = cell(kind, protocol);

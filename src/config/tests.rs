@@ -241,14 +241,21 @@ fn embedded_default_takes_the_gateway_override() {
     let c = load(None, &http).expect("an HTTP gateway");
     assert_eq!(c.gateways["default"].url, "http://flow:80");
 
-    let bad = Overrides {
+    let ws = Overrides {
         gateway: Some("ws://flow:80".into()),
+        port: None,
+    };
+    let c = load(None, &ws).expect("a WebSocket gateway");
+    assert_eq!(c.gateways["default"].url, "ws://flow:80");
+
+    let bad = Overrides {
+        gateway: Some("ftp://flow:80".into()),
         port: None,
     };
     let errs = errors_of(load(None, &bad));
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
-        errs[0].starts_with("--gateway / FLOWBRIDGE_GATEWAY: unsupported scheme ws://"),
+        errs[0].starts_with("--gateway / FLOWBRIDGE_GATEWAY: unsupported scheme ftp://"),
         "{errs:?}"
     );
 }
@@ -868,7 +875,7 @@ routes:
 listen: nonsense
 gateways:
   default:
-    url: ws://h:1
+    url: ftp://h:1
     timeout: never
 limits: {max_body: 10}
 "#;
@@ -1307,7 +1314,7 @@ mod tls {
         assert_eq!(errs.len(), 5, "{errs:#?}");
         let expect = [
             "tls.key_file: required with `tls`",
-            "gateways.a.ca_file: only for TLS gateways (grpcs://, https://)",
+            "gateways.a.ca_file: only for TLS gateways (grpcs://, https://, wss://)",
             "gateways.a.tls_server_name: only for TLS gateways",
             "gateways.b.ca_file: cannot read /nonexistent/ca.pem",
             "gateways.b.tls_server_name: \"not a name!\" is not a DNS name",

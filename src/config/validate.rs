@@ -207,7 +207,7 @@ fn listener_tls(raw: &RawTls, path: &Path, report: &mut Report) -> Option<crate:
 }
 
 /// `ca_file` and `tls_server_name` of a gateway: only for TLS gateways (`grpcs://`,
-/// `https://`); the bundle is read now.
+/// `https://`, `wss://`); the bundle is read now.
 fn gateway_tls(
     raw: &RawGateway,
     url: Option<&str>,
@@ -216,13 +216,15 @@ fn gateway_tls(
 ) -> Option<GatewayTls> {
     let mut tls = GatewayTls::default();
     let mut ok = true;
-    let plain = url.is_some_and(|u| !u.starts_with("grpcs://") && !u.starts_with("https://"));
+    let plain = url.is_some_and(|u| {
+        !u.starts_with("grpcs://") && !u.starts_with("https://") && !u.starts_with("wss://")
+    });
     if let Some(file) = raw.ca_file.as_deref().map(str::trim) {
         let file = std::path::PathBuf::from(file);
         if plain {
             report.error(
                 path.key("ca_file"),
-                "only for TLS gateways (grpcs://, https://); this gateway's url is neither",
+                "only for TLS gateways (grpcs://, https://, wss://); this gateway's url is none of them",
             );
             ok = false;
         } else {
@@ -249,7 +251,7 @@ fn gateway_tls(
         if plain {
             report.error(
                 path.key("tls_server_name"),
-                "only for TLS gateways (grpcs://, https://); this gateway's url is neither",
+                "only for TLS gateways (grpcs://, https://, wss://); this gateway's url is none of them",
             );
             ok = false;
         } else if rustls::pki_types::ServerName::try_from(name).is_err() {
@@ -519,7 +521,7 @@ fn retry(raw: Option<&RawRetry>, path: &Path, report: &mut Report) -> Option<Ret
 }
 
 /// Checks a gateway URL: `grpc://` or `grpcs://` (gRPC gateway), `http://` or `https://` (HTTP
-/// gateway), host
+/// gateway), `ws://` or `wss://` (WebSocket gateway), host
 /// and port, nothing else. Returns it in the
 /// normal form `scheme://host:port`.
 pub fn gateway_url(text: &str) -> Result<String, String> {
@@ -528,11 +530,12 @@ pub fn gateway_url(text: &str) -> Result<String, String> {
         .parse()
         .map_err(|e| format!("not a URL ({e}): {text:?}; expected grpc://host:port"))?;
     let scheme = match uri.scheme_str() {
-        Some(s @ ("grpc" | "grpcs" | "http" | "https")) => s,
+        Some(s @ ("grpc" | "grpcs" | "http" | "https" | "ws" | "wss")) => s,
         Some(other) => {
             return Err(format!(
                 "unsupported scheme {other}:// in {text:?}; use grpc:// (plain HTTP/2) or grpcs:// \
-                 (TLS) for a gRPC gateway, http:// or https:// (TLS) for an HTTP gateway"
+                 (TLS) for a gRPC gateway, http:// or https:// (TLS) for an HTTP gateway, ws:// \
+                 or wss:// (TLS) for a WebSocket gateway"
             ));
         }
         None => return Err(format!("{text:?} has no scheme; expected grpc://host:port")),

@@ -5,7 +5,8 @@
 //! # Transports and formats
 //!
 //! The URL scheme picks the transport: `grpc://`/`grpcs://` for the gRPC gateway,
-//! `http://` for the HTTP gateway. The document format is `docarray: v1 | v2 | auto`:
+//! `http://`/`https://` for the HTTP gateway, `ws://`/`wss://` for the WebSocket gateway
+//! (`flow::websocket`, the same DataRequest as gRPC, one connection per request). The document format is `docarray: v1 | v2 | auto`:
 //! before the first request (and again after the connection was lost) the client asks the
 //! gateway's status (`/jina.JinaInfoRPC/_status` or `GET /status`), which names the installed
 //! docarray version; below 0.30 is v1, else v2. A gateway that cannot be reached for that question
@@ -105,6 +106,7 @@ pub struct FlowClient {
 pub(crate) enum Transport {
     Grpc(Channel),
     Http(http_gateway::HttpGateway),
+    Ws(super::websocket::WsGateway),
 }
 
 /// The `DataRequestProto` fields every docarray build shares, with `data` (field 4, a message in
@@ -193,6 +195,16 @@ impl FlowClient {
         let retry_codes = retry_codes(spec).map_err(config_error)?;
         let known = Arc::new(tokio::sync::Mutex::new(None));
         let closed = Arc::new(AtomicU64::new(0));
+        if spec.url.starts_with("ws://") || spec.url.starts_with("wss://") {
+            let gateway = super::websocket::WsGateway::new(spec).map_err(config_error)?;
+            return Ok(FlowClient {
+                spec: spec.clone(),
+                transport: Transport::Ws(gateway),
+                retry_codes,
+                known,
+                closed,
+            });
+        }
         if spec.url.starts_with("http://") || spec.url.starts_with("https://") {
             // https:// is refused by HttpGateway::new with an explanation.
             let gateway = http_gateway::HttpGateway::new(spec).map_err(config_error)?;
@@ -334,6 +346,7 @@ impl FlowClient {
     pub(crate) async fn ask(&self) -> Result<Gateway, SendError> {
         match &self.transport {
             Transport::Http(http) => http.ask(self).await,
+            Transport::Ws(ws) => ws.ask(self).await,
             Transport::Grpc(channel) => {
                 let mut client = JinaInfoRpcClient::new(channel.clone());
                 let mut request = tonic::Request::new(());
@@ -406,24 +419,29 @@ impl FlowClient {
         let timeout = self.spec.timeout;
         let attempt = async {
             let gateway = self.gateway().await?;
+            if let Transport::Http(http) = &self.transport {
+                return http
+                    .attempt(self, &gateway, head, &docs, request_id, metadata)
+                    .await;
+            }
+            // gRPC and WebSocket carry the same DataRequestProto.
+            let data = match gateway.format {
+                DocFormat::V1 => Ok(convert::encode_protos(&v1)),
+                DocFormat::V2 => convert_v2::encode_data(&docs),
+            }
+            .map_err(|e| {
+                SendError::Failed(FlowError::InvalidRequest {
+                    message: e.to_string(),
+                })
+            })?;
+            let message = request_message(head, data, request_id);
             match &self.transport {
+                Transport::Ws(ws) => ws.attempt(self, gateway.format, message, metadata).await,
                 Transport::Grpc(channel) => {
-                    let data = match gateway.format {
-                        DocFormat::V1 => Ok(convert::encode_protos(&v1)),
-                        DocFormat::V2 => convert_v2::encode_data(&docs),
-                    }
-                    .map_err(|e| {
-                        SendError::Failed(FlowError::InvalidRequest {
-                            message: e.to_string(),
-                        })
-                    })?;
-                    self.attempt(channel, gateway.format, head, data, request_id, metadata)
+                    self.attempt(channel, gateway.format, message, request_id, metadata)
                         .await
                 }
-                Transport::Http(http) => {
-                    http.attempt(self, &gateway, head, &docs, request_id, metadata)
-                        .await
-                }
+                Transport::Http(_) => unreachable_http(),
             }
         };
         let result = match tokio::time::timeout(timeout, attempt).await {
@@ -499,28 +517,16 @@ impl FlowClient {
         }
     }
 
-    /// One `/jina.JinaRPC/Call` stream carrying one DataRequest whose `data` field is the
-    /// already encoded document list `data`; the answer is read in `format` too.
+    /// One `/jina.JinaRPC/Call` stream carrying one DataRequest (`message`, whose `data` field
+    /// is the document list already encoded in `format`); the answer is read in `format` too.
     async fn attempt(
         &self,
         channel: &Channel,
         format: DocFormat,
-        head: &RequestHead,
-        data: Vec<u8>,
+        message: RawRequest,
         request_id: &str,
         metadata: &[(&'static str, String)],
     ) -> Result<FlowResponse, SendError> {
-        let message = RawRequest {
-            header: Some(HeaderProto {
-                request_id: request_id.to_owned(),
-                status: None,
-                exec_endpoint: Some(head.endpoint.clone()),
-                target_executor: head.target_executor.clone(),
-                timeout: None,
-            }),
-            parameters: Some(convert::json_to_struct(&head.parameters)),
-            data,
-        };
         let mut grpc = tonic::client::Grpc::new(channel.clone())
             .max_decoding_message_size(self.spec.max_message_bytes)
             .max_encoding_message_size(usize::MAX);
@@ -578,6 +584,16 @@ impl FlowClient {
             };
             return Err(SendError::Failed(self.gateway_error(message)));
         };
+        self.finish(format, answer)
+    }
+
+    /// The Flow's answer to a DataRequest (gRPC or WebSocket): an executor error, or the
+    /// documents decoded from `format`.
+    pub(crate) fn finish(
+        &self,
+        format: DocFormat,
+        answer: RawResponse,
+    ) -> Result<FlowResponse, SendError> {
         if let Some(error) = executor_error(answer.header.as_ref()) {
             return Err(SendError::Failed(error));
         }
@@ -637,6 +653,29 @@ impl FlowClient {
             _ => self.gateway_error(describe_status(status)),
         }
     }
+}
+
+/// The DataRequest of one Flow request, its documents already encoded as `data`.
+fn request_message(head: &RequestHead, data: Vec<u8>, request_id: &str) -> RawRequest {
+    RawRequest {
+        header: Some(HeaderProto {
+            request_id: request_id.to_owned(),
+            status: None,
+            exec_endpoint: Some(head.endpoint.clone()),
+            target_executor: head.target_executor.clone(),
+            timeout: None,
+        }),
+        parameters: Some(convert::json_to_struct(&head.parameters)),
+        data,
+    }
+}
+
+/// HTTP gateways send JSON and return before the DataRequest is built.
+fn unreachable_http() -> Result<FlowResponse, SendError> {
+    Err(SendError::Failed(FlowError::Config {
+        gateway: String::new(),
+        message: "internal: an HTTP gateway reached the DataRequest path".to_owned(),
+    }))
 }
 
 /// tonic turns an h2 error met while reading the response body (the TCP connection was reset or

@@ -48,7 +48,7 @@ impl DocFormat {
 pub struct Gateway {
     /// The format requests are encoded in.
     pub format: DocFormat,
-    /// `grpc` or `http`.
+    /// `grpc`, `http` or `websocket`.
     pub protocol: &'static str,
     /// The reported docarray version (`None`: the gateway has no status service).
     pub docarray: Option<String>,

@@ -8,6 +8,7 @@
 //! * `convert` — model ↔ docarray v1 / jina protobuf conversions.
 //! * `convert_v2` — model ↔ docarray v2 protobuf (`DocProto` nodes).
 //! * `http` — jina's HTTP gateway (v1 `POST /post`, v2 `POST /<endpoint>`); `json` its bodies.
+//! * `websocket` — jina's WebSocket gateway (a DataRequest frame per connection, `ws://`/`wss://`).
 //! * [`probe`] — `flowbridge check --probe`: what a gateway speaks and serves.
 //! * [`error`] — [`FlowError`].
 //! * `proto` — the code generated from `proto/*.proto` and `proto/v2/*.proto` by `build.rs`.
@@ -23,6 +24,7 @@ pub mod http;
 mod json;
 pub mod probe;
 mod proto;
+mod websocket;
 
 #[cfg(test)]
 pub(crate) mod fake_gateway;

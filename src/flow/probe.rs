@@ -74,6 +74,11 @@ pub async fn probe(spec: &GatewaySpec) -> ProbeReport {
                         .collect()
                 })
                 .ok_or_else(|| "the gateway serves no /openapi.json; not checked".to_owned()),
+            Transport::Ws(_) => Err(
+                "a websocket gateway cannot list its endpoints (it serves only /, /status and \
+                 /dry_run); not checked"
+                    .into(),
+            ),
             Transport::Grpc(channel) => {
                 let mut discovery = JinaDiscoverEndpointsRpcClient::new(channel.clone());
                 let mut request = tonic::Request::new(());

@@ -1,6 +1,6 @@
 """The real Jina 3.34 Flow that flowbridge's integration tests talk to.
 
-    python tests/flow/flow.py --port P --record FILE [--protocol grpc|http]
+    python tests/flow/flow.py --port P --record FILE [--protocol grpc|http|websocket]
                               [--executor-name recorder] [--watch-stdin]
 
 Runs under either docarray: with the v1 venv (docarray 0.21, ``scripts/jina-requirements.txt``)
@@ -11,7 +11,8 @@ document: id, text, url, blob, tensor, embedding, tags, scores, chunks, matches;
 
 Starts a Flow with one gateway on 127.0.0.1:P speaking ``--protocol`` (gRPC by default, or HTTP:
 v1 serves ``POST /post``, v2 serves ``POST /<endpoint>`` for every endpoint the executors
-declare) and two executors, in this order:
+declare; or WebSocket: ``/`` takes one ``DataRequestProto`` per binary frame with the ``bytes``
+subprotocol) and two executors, in this order:
 
 * ``recorder`` (class ``Recorder``, name overridable): handles ``/index``, ``/search`` and
   ``/echo`` explicitly and every other endpoint through a bare ``@requests`` (``/default``). The
@@ -155,7 +156,9 @@ class Recorder(Executor):
         _install_header_probe()
         self._record = record
         self._protocol = protocol
-        self._lock = threading.Lock()
+        # Not `_lock`: jina's Executor keeps its own `_lock` (used around sync handlers such as
+        # the built-in dry run), which a threading.Lock here would replace.
+        self._record_lock = threading.Lock()
 
     @requests(on=EXPLICIT_ENDPOINTS)
     async def record_explicit(self, docs, parameters, **kwargs):
@@ -178,7 +181,7 @@ class Recorder(Executor):
             "docs": [_doc(d) for d in docs],
         }
         line = json.dumps(entry, sort_keys=True, default=repr)
-        with self._lock, open(self._record, "a", encoding="utf-8") as f:
+        with self._record_lock, open(self._record, "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
 
@@ -228,7 +231,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True, help="gateway port on 127.0.0.1")
     parser.add_argument(
-        "--protocol", choices=["grpc", "http"], default="grpc", help="the gateway's protocol"
+        "--protocol", choices=["grpc", "http", "websocket"], default="grpc", help="the gateway's protocol"
     )
     parser.add_argument("--record", required=True, help="JSONL file the recorder appends to")
     parser.add_argument("--executor-name", default="recorder", help="deployment name of the recorder")

@@ -89,16 +89,27 @@ impl std::fmt::Display for FlowKind {
 pub enum Protocol {
     Grpc,
     Http,
+    Websocket,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 2] = [Protocol::Grpc, Protocol::Http];
+    pub const ALL: [Protocol; 3] = [Protocol::Grpc, Protocol::Http, Protocol::Websocket];
 
-    /// The `--protocol` value of `tests/flow/flow.py` and the URL scheme of a flowbridge gateway.
+    /// The `--protocol` value of `tests/flow/flow.py` (jina's protocol name).
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Grpc => "grpc",
             Protocol::Http => "http",
+            Protocol::Websocket => "websocket",
+        }
+    }
+
+    /// The URL scheme of a flowbridge gateway speaking this protocol.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::Http => "http",
+            Protocol::Websocket => "ws",
         }
     }
 }
@@ -406,9 +417,9 @@ impl JinaFlow {
     }
 
     /// The gateway URL for a flowbridge config, with the scheme of the Flow's protocol:
-    /// `grpc://127.0.0.1:<port>` or `http://127.0.0.1:<port>`.
+    /// `grpc://127.0.0.1:<port>`, `http://127.0.0.1:<port>` or `ws://127.0.0.1:<port>`.
     pub fn gateway_url(&self) -> String {
-        format!("{}://127.0.0.1:{}", self.protocol.as_str(), self.port)
+        format!("{}://127.0.0.1:{}", self.protocol.scheme(), self.port)
     }
 
     /// Every request the recorder has received so far, in order.
@@ -520,10 +531,12 @@ pub fn shared_flow() -> &'static JinaFlow {
 }
 
 /// One Flow per (docarray, protocol) cell for the whole test binary, each started on first use
-/// (at most four Flow processes per binary; [`shared_flow`] is the v1 gRPC one). A cell whose
+/// (at most six Flow processes per binary; [`shared_flow`] is the v1 gRPC one). A cell whose
 /// Flow failed to start fails every test that needs it with the same message, without retrying.
 pub fn shared_flow_of(kind: FlowKind, protocol: Protocol) -> &'static JinaFlow {
-    static FLOWS: [OnceLock<Result<JinaFlow, String>>; 4] = [
+    static FLOWS: [OnceLock<Result<JinaFlow, String>>; 6] = [
+        OnceLock::new(),
+        OnceLock::new(),
         OnceLock::new(),
         OnceLock::new(),
         OnceLock::new(),
@@ -532,8 +545,10 @@ pub fn shared_flow_of(kind: FlowKind, protocol: Protocol) -> &'static JinaFlow {
     let index = match (kind, protocol) {
         (FlowKind::V1, Protocol::Grpc) => 0,
         (FlowKind::V1, Protocol::Http) => 1,
-        (FlowKind::V2, Protocol::Grpc) => 2,
-        (FlowKind::V2, Protocol::Http) => 3,
+        (FlowKind::V1, Protocol::Websocket) => 2,
+        (FlowKind::V2, Protocol::Grpc) => 3,
+        (FlowKind::V2, Protocol::Http) => 4,
+        (FlowKind::V2, Protocol::Websocket) => 5,
     };
     match FLOWS[index].get_or_init(|| JinaFlow::try_start(free_port(), "recorder", kind, protocol))
     {

@@ -84,7 +84,8 @@ impl WsGateway {
         let status = HttpGateway::new(&GatewaySpec {
             url: http_url.clone(),
             ..spec.clone()
-        })?;
+        })
+        .map_err(|e| e.replace(&format!("{http_url:?}"), &format!("{:?}", spec.url)))?;
         let builder = if http_url.starts_with("https://") {
             crate::tls::https_client(spec.tls.ca_pem.as_deref(), spec.tls.server_name.as_deref())
                 .map_err(|e| format!("TLS setup for {:?}: {e}", spec.url))?
@@ -305,7 +306,7 @@ mod tests {
         );
         let e = WsGateway::new(&GatewaySpec::with_defaults("c", "ws://127.0.0.1:1/path"))
             .expect_err("a path");
-        assert!(e.contains("no path"), "{e}");
+        assert!(e.starts_with("url \"ws://127.0.0.1:1/path\" has a path"), "{e}");
     }
 
     #[tokio::test]

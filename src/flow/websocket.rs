@@ -306,7 +306,10 @@ mod tests {
         );
         let e = WsGateway::new(&GatewaySpec::with_defaults("c", "ws://127.0.0.1:1/path"))
             .expect_err("a path");
-        assert!(e.starts_with("url \"ws://127.0.0.1:1/path\" has a path"), "{e}");
+        assert!(
+            e.starts_with("url \"ws://127.0.0.1:1/path\" has a path"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

@@ -469,83 +469,63 @@ fn sdk_events_without_a_content_type_reach_the_flow_as_their_data() {
     let bridge = FlowBridge::start(&sdk_config(flow));
     // The Python SDK's to_binary without a datacontenttype (what most users write): no
     // Content-Type at all, dict data as JSON, str data as JSON (legacy) or raw text (core).
+    // (event type, data flag, data, the document field to look at, what it must hold)
+    let cases = [
+        (
+            "com.example.cel",
+            "--data",
+            r#"{"text": "hi", "n": 3}"#,
+            "text",
+            json!("hi"),
+        ),
+        (
+            "com.example.text",
+            "--data-text",
+            "hello there",
+            "text",
+            json!("hello there"),
+        ),
+        (
+            "com.example.bytes",
+            "--data-base64",
+            "AP8B",
+            "blob",
+            json!("AP8B"),
+        ),
+    ];
     for api in ["core", "legacy"] {
-        let id = unique(&format!("py-{api}-cel"));
-        let out = support::send_sdk(
-            &bridge.url(),
-            &[
-                "--api",
-                api,
-                "--mode",
-                "binary",
-                "--type",
-                "com.example.cel",
-                "--source",
-                "/py",
-                "--id",
-                &id,
-                "--datacontenttype",
-                "",
-                "--no-reply",
-                "--data",
-                r#"{"text": "hi", "n": 3}"#,
-            ],
-        );
-        assert_eq!(out["status"], 202, "{api}: {out}");
-        let doc = &record_for(flow, &id)["docs"][0];
-        assert_eq!(
-            (&doc["text"], &doc["tags"]["n"]),
-            (&json!("hi"), &json!(3.0)),
-            "{doc}"
-        );
-
-        let id = unique(&format!("py-{api}-text"));
-        let out = support::send_sdk(
-            &bridge.url(),
-            &[
-                "--api",
-                api,
-                "--mode",
-                "binary",
-                "--type",
-                "com.example.text",
-                "--source",
-                "/py",
-                "--id",
-                &id,
-                "--datacontenttype",
-                "",
-                "--no-reply",
-                "--data-text",
-                "hello there",
-            ],
-        );
-        assert_eq!(out["status"], 202, "{api}: {out}");
-        assert_eq!(record_for(flow, &id)["docs"][0]["text"], "hello there");
-
-        let id = unique(&format!("py-{api}-bytes"));
-        let out = support::send_sdk(
-            &bridge.url(),
-            &[
-                "--api",
-                api,
-                "--mode",
-                "binary",
-                "--type",
-                "com.example.bytes",
-                "--source",
-                "/py",
-                "--id",
-                &id,
-                "--datacontenttype",
-                "",
-                "--no-reply",
-                "--data-base64",
-                "AP8B",
-            ],
-        );
-        assert_eq!(out["status"], 202, "{api}: {out}");
-        assert_eq!(record_for(flow, &id)["docs"][0]["blob"], "AP8B");
+        for (ty, flag, data, field, expected) in &cases {
+            let id = unique(&format!("py-{api}"));
+            let out = support::send_sdk(
+                &bridge.url(),
+                &[
+                    "--api",
+                    api,
+                    "--mode",
+                    "binary",
+                    "--type",
+                    ty,
+                    "--source",
+                    "/py",
+                    "--id",
+                    &id,
+                    "--datacontenttype",
+                    "",
+                    "--no-reply",
+                    flag,
+                    data,
+                ],
+            );
+            assert_eq!(out["status"], 202, "{api} {ty}: {out}");
+            let doc = &record_for(flow, &id)["docs"][0];
+            assert_eq!(&doc[*field], expected, "{api} {ty}: {doc}");
+            if *ty == "com.example.cel" {
+                assert_eq!(
+                    doc["tags"]["n"], 3.0,
+                    "the CEL mapping read event.data.n: {doc}"
+                );
+            }
+        }
     }
 
     // The JavaScript SDK's HTTP.binary labels every kind of data `application/json;

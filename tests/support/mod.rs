@@ -732,46 +732,36 @@ impl Drop for FlowBridge {
 /// body}`. Example args: `["--mode", "binary", "--type", "t", "--source", "s", "--data", "{}"]`.
 pub fn send_sdk(url: &str, args: &[&str]) -> serde_json::Value {
     let script = repo_root().join("tests/interop/send_sdk.py");
-    let out = Command::new(venv_python())
-        .arg(&script)
+    run_json_script(Command::new(venv_python()).arg(&script), url, args)
+}
+
+/// Run `tests/interop/js/send_js.mjs URL ARGS...` (the JavaScript CloudEvents SDK as a sender;
+/// `./scripts/test.sh` installs its `node_modules` with `npm ci`) and parse the JSON it prints:
+/// `{status, sent: {headers, body}, body}`.
+pub fn send_js(url: &str, args: &[&str]) -> serde_json::Value {
+    let script = repo_root().join("tests/interop/js/send_js.mjs");
+    run_json_script(Command::new("node").arg(&script), url, args)
+}
+
+/// Run `command URL ARGS...`, which must exit 0 and print one JSON object.
+fn run_json_script(command: &mut Command, url: &str, args: &[&str]) -> serde_json::Value {
+    let what = format!("{command:?}");
+    let out = command
         .arg(url)
         .args(args)
         .env("PYTHONWARNINGS", "ignore::DeprecationWarning")
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "send_sdk.py {url} {args:?} failed ({}):\n{stderr}",
+        "{what} {url} {args:?} failed ({}):\n{stderr}",
         out.status
     );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!("send_sdk.py printed no JSON ({e}):\nstdout: {stdout}\nstderr: {stderr}")
-    })
-}
-
-/// Run `tests/interop/js/send_js.mjs URL ARGS...` (the JavaScript CloudEvents SDK as a sender;
-/// `./scripts/test.sh` installs its `node_modules` with `npm ci`) and parse the JSON it prints.
-pub fn send_js(url: &str, args: &[&str]) -> serde_json::Value {
-    let script = repo_root().join("tests/interop/js/send_js.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(url)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run node {}: {e}", script.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "send_js.mjs {url} {args:?} failed ({}):\n{stderr}\n(run `npm ci --prefix tests/interop/js` if cloudevents is missing)",
-        out.status
-    );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!("send_js.mjs printed no JSON ({e}):\nstdout: {stdout}\nstderr: {stderr}")
+        panic!("{what} printed no JSON ({e}):\nstdout: {stdout}\nstderr: {stderr}")
     })
 }
 

@@ -419,29 +419,18 @@ impl FlowClient {
         let timeout = self.spec.timeout;
         let attempt = async {
             let gateway = self.gateway().await?;
-            if let Transport::Http(http) = &self.transport {
-                return http
-                    .attempt(self, &gateway, head, &docs, request_id, metadata)
-                    .await;
-            }
-            // gRPC and WebSocket carry the same DataRequestProto.
-            let data = match gateway.format {
-                DocFormat::V1 => Ok(convert::encode_protos(&v1)),
-                DocFormat::V2 => convert_v2::encode_data(&docs),
-            }
-            .map_err(|e| {
-                SendError::Failed(FlowError::InvalidRequest {
-                    message: e.to_string(),
-                })
-            })?;
-            let message = request_message(head, data, request_id);
+            // gRPC and WebSocket carry the same DataRequestProto; HTTP gateways take JSON.
+            let request = || data_request(gateway.format, head, &v1, &docs, request_id);
             match &self.transport {
-                Transport::Ws(ws) => ws.attempt(self, gateway.format, message, metadata).await,
-                Transport::Grpc(channel) => {
-                    self.attempt(channel, gateway.format, message, request_id, metadata)
+                Transport::Http(http) => {
+                    http.attempt(self, &gateway, head, &docs, request_id, metadata)
                         .await
                 }
-                Transport::Http(_) => unreachable_http(),
+                Transport::Grpc(channel) => {
+                    self.attempt(channel, gateway.format, request()?, request_id, metadata)
+                        .await
+                }
+                Transport::Ws(ws) => ws.attempt(self, gateway.format, request()?, metadata).await,
             }
         };
         let result = match tokio::time::timeout(timeout, attempt).await {
@@ -655,9 +644,25 @@ impl FlowClient {
     }
 }
 
-/// The DataRequest of one Flow request, its documents already encoded as `data`.
-fn request_message(head: &RequestHead, data: Vec<u8>, request_id: &str) -> RawRequest {
-    RawRequest {
+/// The DataRequest of one Flow request, its documents encoded in `format` (v1 from the protos
+/// `prepare` already made).
+fn data_request(
+    format: DocFormat,
+    head: &RequestHead,
+    v1: &[DocumentProto],
+    docs: &[Document],
+    request_id: &str,
+) -> Result<RawRequest, SendError> {
+    let data = match format {
+        DocFormat::V1 => Ok(convert::encode_protos(v1)),
+        DocFormat::V2 => convert_v2::encode_data(docs),
+    }
+    .map_err(|e| {
+        SendError::Failed(FlowError::InvalidRequest {
+            message: e.to_string(),
+        })
+    })?;
+    Ok(RawRequest {
         header: Some(HeaderProto {
             request_id: request_id.to_owned(),
             status: None,
@@ -667,15 +672,7 @@ fn request_message(head: &RequestHead, data: Vec<u8>, request_id: &str) -> RawRe
         }),
         parameters: Some(convert::json_to_struct(&head.parameters)),
         data,
-    }
-}
-
-/// HTTP gateways send JSON and return before the DataRequest is built.
-fn unreachable_http() -> Result<FlowResponse, SendError> {
-    Err(SendError::Failed(FlowError::Config {
-        gateway: String::new(),
-        message: "internal: an HTTP gateway reached the DataRequest path".to_owned(),
-    }))
+    })
 }
 
 /// tonic turns an h2 error met while reading the response body (the TCP connection was reset or

@@ -98,7 +98,7 @@ async fn serve_until_signal(loaded: Loaded, source: Source) -> Result<(), String
             url = %spec.url,
             timeout_ms = spec.timeout.as_millis() as u64,
             connect_timeout_ms = spec.connect_timeout.as_millis() as u64,
-            concurrency = spec.concurrency,
+            concurrency = %spec.concurrency,
             max_pending = spec.max_pending,
             max_docs = spec.batch.max_docs,
             ca_file = ?spec.tls.ca_file,

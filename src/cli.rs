@@ -456,6 +456,24 @@ async fn probe(args: ConfigArgs) -> ExitCode {
             gateway.jina.as_deref().unwrap_or("not reported"),
             spec.docarray.as_str(),
         );
+        let round_trip = report
+            .round_trip
+            .map(|t| format!("{:.1} ms", t.as_secs_f64() * 1000.0))
+            .unwrap_or_else(|| "not measured".into());
+        let limit = match spec.concurrency {
+            crate::model::Concurrency::Fixed(n) => format!("fixed at {n} requests in flight"),
+            crate::model::Concurrency::Auto { min, max } => format!(
+                "auto, {min} to {max} requests in flight, starting at {}; the live limit, the \
+                 reason of its last change, the no-load latency by batch size and the batch \
+                 size are on /metrics (flowbridge_gateway_concurrency_limit…)",
+                crate::dispatch::limit::INITIAL.clamp(min, max)
+            ),
+        };
+        println!(
+            "probe gateway {name}: status round trip {round_trip} (a floor for the no-load \
+             latency); concurrency {limit}; batches up to {} docs / {} bytes",
+            spec.batch.max_docs, spec.batch.max_bytes
+        );
         if let Some(mismatch) = &report.mismatch {
             println!("probe gateway {name}: error: {mismatch}");
             failed = true;

@@ -168,8 +168,8 @@ pub struct GatewaySpec {
     /// How long an event may wait for the gateway to appear (cold start) or for a free slot,
     /// before it is sent; retries of connection failures stop when it runs out.
     pub connect_timeout: Duration,
-    /// Most Flow requests in flight at once.
-    pub concurrency: usize,
+    /// Most Flow requests in flight at once: fixed, or adaptive (the default).
+    pub concurrency: Concurrency,
     /// Most Flow requests started per second (token bucket), when set.
     pub rate: Option<f64>,
     /// Most events waiting to be sent; beyond it events are refused with 429.
@@ -260,7 +260,7 @@ pub const GRPC_CODES: [&str; 17] = [
 
 impl GatewaySpec {
     /// A gateway with every setting at its default (timeout 60 s, connect_timeout 120 s,
-    /// concurrency 16, no rate limit, max_pending 10000, default batch and retry settings).
+    /// adaptive concurrency 1..64, no rate limit, max_pending 10000, default batch and retry settings).
     pub fn with_defaults(name: &str, url: &str) -> GatewaySpec {
         GatewaySpec {
             name: name.to_string(),
@@ -268,13 +268,42 @@ impl GatewaySpec {
             timeout: Duration::from_secs(60),
             max_message_bytes: 64 << 20,
             connect_timeout: Duration::from_secs(120),
-            concurrency: 16,
+            concurrency: Concurrency::DEFAULT,
             rate: None,
             max_pending: 10_000,
             batch: BatchSpec::default(),
             retry: RetrySpec::default(),
             docarray: DocarrayMode::Auto,
             tls: GatewayTls::default(),
+        }
+    }
+}
+
+/// How many Flow requests a gateway keeps in flight (`concurrency:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// At most this many (`concurrency: 8`).
+    Fixed(usize),
+    /// Adaptive between these bounds, inclusive (`concurrency: auto`, or `{min, max}`): follows
+    /// the Flow's latency (`dispatch::limit`).
+    Auto { min: usize, max: usize },
+}
+
+impl Concurrency {
+    /// The default: adaptive from 1 to [`Concurrency::DEFAULT_MAX`].
+    pub const DEFAULT: Concurrency = Concurrency::Auto {
+        min: 1,
+        max: Concurrency::DEFAULT_MAX,
+    };
+    /// Upper bound of `concurrency: auto` without `max`.
+    pub const DEFAULT_MAX: usize = 64;
+}
+
+impl std::fmt::Display for Concurrency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Concurrency::Fixed(n) => write!(f, "{n}"),
+            Concurrency::Auto { min, max } => write!(f, "auto ({min}..{max})"),
         }
     }
 }

@@ -252,7 +252,10 @@ routes:
             &first.dispatchers["b"],
             &second.dispatchers["b"]
         ));
-        assert_eq!(second.dispatchers["b"].client().spec.concurrency, 3);
+        assert_eq!(
+            second.dispatchers["b"].client().spec.concurrency,
+            crate::model::Concurrency::Fixed(3)
+        );
         assert!(Arc::ptr_eq(&first.dedup["keep"], &second.dedup["keep"]));
         assert!(!Arc::ptr_eq(
             &first.dedup["shorter"],

@@ -300,3 +300,61 @@ fn a_full_queue_answers_429_with_retry_after_and_loses_nothing() {
         assert!(!recorded.contains(id), "refused {id} was run anyway");
     }
 }
+
+/// The default `concurrency: auto` against the real Flow: it starts at one request in flight, so
+/// a burst leaves in batches; it learns the no-load latency per batch size and says so in the
+/// metrics.
+#[test]
+fn the_adaptive_limit_batches_a_burst_and_shows_what_it_learnt() {
+    let flow = shared_flow();
+    let config = write_config(&format!(
+        r#"
+gateways:
+  main: {{ url: "{}", timeout: 30s }}
+routes:
+  - name: burst
+    parameters: '{{"sleep": 0.05}}'
+"#,
+        flow.grpc_url()
+    ));
+    let bridge = FlowBridge::start(&config);
+    let port = bridge.port;
+    let ids: Vec<String> = (0..40).map(|i| unique(&format!("auto{i}"))).collect();
+    let senders: Vec<_> = ids
+        .iter()
+        .cloned()
+        .map(|id| std::thread::spawn(move || post(port, &id, "delivery.auto", false)))
+        .collect();
+    for sender in senders {
+        let r = sender.join().unwrap();
+        assert_eq!(r.status, 202, "{}", r.text());
+    }
+    let records = records_for(flow, &ids);
+    let sizes: Vec<usize> = records.iter().map(doc_count).collect();
+    eprintln!("[delivery] 40 events at once, concurrency auto: docs per request {sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 40, "every event exactly once");
+    assert!(sizes.len() < 40, "a burst must be batched: {sizes:?}");
+    let metrics = bridge.metrics();
+    let value = |series: &str| -> Option<f64> {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let limit = value("flowbridge_gateway_concurrency_limit{gateway=\"main\"} ")
+        .unwrap_or_else(|| panic!("no limit in\n{metrics}"));
+    assert!((1.0..=64.0).contains(&limit), "{limit}");
+    assert!(
+        value("flowbridge_gateway_no_load_latency_seconds{gateway=\"main\",docs=\"1\"} ")
+            .is_some_and(|s| s >= 0.05),
+        "the executor sleeps 50 ms, so no request is faster:\n{metrics}"
+    );
+    assert!(
+        value("flowbridge_gateway_batch_docs{gateway=\"main\"} ").is_some_and(|d| d > 1.0),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flowbridge_gateway_concurrency_limit_reason{gateway=\"main\",reason=\""),
+        "{metrics}"
+    );
+}

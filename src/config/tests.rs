@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use super::validate::{Compilers, Context, parse_size};
 use super::*;
-use crate::model::{CloudEvent, ExtValue};
+use crate::model::{CloudEvent, Concurrency, ExtValue};
 use crate::rules::Unmatched;
 use crate::rules::cel::Predicate;
 use crate::rules::mapping::{Expr, FieldError, Mapping, MappingSpec, ReplyData};
@@ -1020,7 +1020,7 @@ fn delivery_settings_default() {
     let c = ok(&with_routes("  - name: r\n"));
     let gw = &c.gateways["default"];
     assert_eq!(gw.connect_timeout, Duration::from_secs(120));
-    assert_eq!(gw.concurrency, 16);
+    assert_eq!(gw.concurrency, Concurrency::Auto { min: 1, max: 64 });
     assert_eq!(gw.rate, None);
     assert_eq!(gw.max_pending, 10_000);
     assert_eq!(gw.batch, crate::model::BatchSpec::default());
@@ -1056,7 +1056,7 @@ shutdown_grace: 45s
     assert_eq!(gw.connect_timeout, Duration::from_secs(120));
     assert_eq!(
         (gw.concurrency, gw.rate, gw.max_pending),
-        (4, Some(12.5), 500)
+        (Concurrency::Fixed(4), Some(12.5), 500)
     );
     assert_eq!(gw.batch.max_docs, 32);
     assert_eq!(gw.batch.max_bytes, 1 << 20);
@@ -1396,6 +1396,41 @@ fn bad_route_schemas_are_reported_with_their_paths() {
         "routes[2].schema: cannot read schema file /nonexistent/s.json",
         "routes[3].schema: expected a schema file path or an inline JSON Schema mapping",
         "routes[4].schema: invalid JSON Schema",
+    ];
+    assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+    for (err, prefix) in errs.iter().zip(expected) {
+        assert!(err.starts_with(prefix), "expected {prefix:?}, got {err:?}");
+    }
+}
+
+// ---------------------------------------------------------------- concurrency
+
+#[test]
+fn concurrency_is_auto_by_default_with_bounds_or_fixed() {
+    let gw = |c: &str| {
+        ok(&format!(
+            "gateways:\n  default: {{url: \"grpc://h:1\", concurrency: {c}}}\nroutes: [{{name: r}}]\n"
+        ))
+        .gateways["default"]
+            .concurrency
+    };
+    assert_eq!(gw("auto"), Concurrency::Auto { min: 1, max: 64 });
+    assert_eq!(gw("{min: 2, max: 8}"), Concurrency::Auto { min: 2, max: 8 });
+    assert_eq!(gw("{max: 8}"), Concurrency::Auto { min: 1, max: 8 });
+    assert_eq!(gw("{min: 100}"), Concurrency::Auto { min: 100, max: 100 });
+    assert_eq!(gw("8"), Concurrency::Fixed(8));
+    let errs = errors(
+        "gateways:\n  a: {url: \"grpc://h:1\", concurrency: fast}\n  \
+         b: {url: \"grpc://h:2\", concurrency: {min: 5, max: 2}}\n  \
+         c: {url: \"grpc://h:3\", concurrency: {mni: 1}}\n  \
+         d: {url: \"grpc://h:4\", concurrency: 0}\n\
+         routes: [{name: r, gateway: a}]\n",
+    );
+    let expected = [
+        "gateways.a.concurrency: expected auto, {min: N, max: N} or a whole number",
+        "gateways.b.concurrency.min: min 5 is above max 2",
+        "gateways.c.concurrency.mni: unknown key",
+        "gateways.d.concurrency: expected a whole number from 1 to 100000, got 0",
     ];
     assert_eq!(errs.len(), expected.len(), "{errs:#?}");
     for (err, prefix) in errs.iter().zip(expected) {

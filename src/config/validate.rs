@@ -17,7 +17,9 @@ use super::path::{Path, Report};
 use super::raw::{
     RawBatch, RawConfig, RawFilter, RawGateway, RawReply, RawRetry, RawRoute, RawTls,
 };
-use crate::model::{BatchSpec, DocarrayMode, GRPC_CODES, GatewaySpec, GatewayTls, RetrySpec};
+use crate::model::{
+    BatchSpec, Concurrency, DocarrayMode, GRPC_CODES, GatewaySpec, GatewayTls, RetrySpec,
+};
 use crate::rules::cel::Predicate;
 use crate::rules::filter::{Filter, is_valid_attribute_name};
 use crate::rules::mapping::{Expr, FieldError, Mapping, MappingSpec, ReplyData};
@@ -333,7 +335,7 @@ fn gateway(name: &str, raw: &RawGateway, path: &Path, report: &mut Report) -> Op
     };
     let concurrency = match &raw.concurrency {
         None => Some(defaults.concurrency),
-        Some(v) => count(v, 100_000, &path.key("concurrency"), report),
+        Some(v) => concurrency(v, &path.key("concurrency"), report),
     };
     let rate = match &raw.rate {
         None | Some(Value::Null) => Some(None),
@@ -392,6 +394,57 @@ fn count(value: &Value, max: u64, path: &Path, report: &mut Report) -> Option<us
                 format!(
                     "expected a whole number from 1 to {max}, got {}",
                     show(value)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Most in-flight requests of a gateway, `MAX_CONCURRENCY` at most.
+const MAX_CONCURRENCY: u64 = 100_000;
+
+/// `concurrency:` — `auto` (adaptive, 1 to the default max), `{min, max}` (adaptive between
+/// them, either optional) or a whole number (fixed).
+fn concurrency(value: &Value, path: &Path, report: &mut Report) -> Option<Concurrency> {
+    match value {
+        Value::String(s) if s.trim() == "auto" => Some(Concurrency::DEFAULT),
+        Value::Mapping(m) => {
+            let mut ok = true;
+            for key in m.keys() {
+                if !matches!(key.as_str(), Some("min" | "max")) {
+                    report.error(
+                        path.key(key.as_str().unwrap_or("?")),
+                        "unknown key; an adaptive concurrency takes min and max",
+                    );
+                    ok = false;
+                }
+            }
+            let bound = |key: &str, default: usize, report: &mut Report| match m.get(key) {
+                None => Some(default),
+                Some(v) => count(v, MAX_CONCURRENCY, &path.key(key), report),
+            };
+            let min = bound("min", 1, report);
+            let max = bound(
+                "max",
+                Concurrency::DEFAULT_MAX.max(min.unwrap_or(1)),
+                report,
+            );
+            let (min, max) = (min?, max?);
+            if min > max {
+                report.error(path.key("min"), format!("min {min} is above max {max}"));
+                return None;
+            }
+            ok.then_some(Concurrency::Auto { min, max })
+        }
+        Value::Number(_) => count(value, MAX_CONCURRENCY, path, report).map(Concurrency::Fixed),
+        other => {
+            report.error(
+                path.clone(),
+                format!(
+                    "expected auto, {{min: N, max: N}} or a whole number from 1 to \
+                     {MAX_CONCURRENCY}, got {}",
+                    show(other)
                 ),
             );
             None

@@ -38,6 +38,7 @@
 pub mod batch;
 pub mod bucket;
 pub mod dedup;
+pub mod limit;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,6 +54,7 @@ use crate::telemetry::metrics::{GatewayGauges, GatewayMetrics};
 use crate::telemetry::trace::{EventSpan, FlowCall, FlowOutcome, FlowSpan};
 use batch::{Candidate, Caps};
 use bucket::TokenBucket;
+use limit::{Limiter, Outcome};
 
 /// The answer an event waits for.
 type Answer = Result<FlowResponse, FlowError>;
@@ -82,6 +84,8 @@ struct Cold {
 struct State {
     queue: VecDeque<Pending>,
     in_flight: usize,
+    /// The in-flight limit (fixed or adaptive).
+    limiter: Limiter,
     cold: Option<Cold>,
     backoff: Backoff,
     bucket: Option<TokenBucket>,
@@ -134,7 +138,8 @@ impl std::fmt::Debug for Shared {
 
 /// What the driver does next.
 enum Step {
-    Send(Vec<Pending>, bool),
+    /// Send these events as one request: a probe of a cold gateway?, requests in flight with it.
+    Send(Vec<Pending>, bool, usize),
     Wait(Option<Instant>),
     Stop,
 }
@@ -152,6 +157,7 @@ impl Dispatcher {
         let state = State {
             queue: VecDeque::new(),
             in_flight: 0,
+            limiter: Limiter::new(spec.concurrency),
             cold: None,
             backoff: Backoff::new(&spec.retry),
             bucket: spec.rate.map(|r| TokenBucket::new(r, now)),
@@ -192,6 +198,7 @@ impl Dispatcher {
             in_flight: state.in_flight as u64,
             cold: state.cold.is_some(),
             overloaded: state.stats.overloaded,
+            limit: Some(state.limiter.gauges()),
         }
     }
 
@@ -266,8 +273,8 @@ async fn drive(shared: Arc<Shared>) {
     loop {
         let step = plan(&shared, &mut shared.lock(), Instant::now());
         match step {
-            Step::Send(batch, probe) => {
-                tokio::spawn(send(shared.clone(), batch, probe));
+            Step::Send(batch, probe, in_flight) => {
+                tokio::spawn(send(shared.clone(), batch, probe, in_flight));
             }
             Step::Wait(Some(until)) => {
                 tokio::select! {
@@ -300,9 +307,11 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
                         cold.cause
                     ),
                     None => format!(
-                        "no free slot within connect_timeout ({}; concurrency {}, rate {:?})",
+                        "no free slot within connect_timeout ({}; concurrency {}, limit now {}, \
+                         rate {:?})",
                         humantime::format_duration(spec.connect_timeout),
                         spec.concurrency,
+                        state.limiter.limit(),
                         spec.rate
                     ),
                 };
@@ -318,7 +327,7 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
     let (front_deadline, front_enqueued, front_alone) =
         (front.deadline, front.enqueued, front.alone);
     let wait_until = |t: Instant| Step::Wait(Some(t.min(front_deadline)));
-    if state.in_flight >= spec.concurrency {
+    if state.in_flight >= state.limiter.limit() {
         return wait_until(front_deadline);
     }
     let probe = match &state.cold {
@@ -373,11 +382,11 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
     stats.events += batch.len() as u64;
     stats.docs += docs as u64;
     stats.max_events = stats.max_events.max(batch.len() as u64);
-    Step::Send(batch, probe)
+    Step::Send(batch, probe, state.in_flight)
 }
 
 /// Send one batch and hand out the results; requeue it when the gateway did not accept it.
-async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool) {
+async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool, in_flight: usize) {
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let client = &shared.client;
     let gateway = &client.spec.name;
@@ -405,7 +414,7 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool) {
         },
         batch.iter().map(|p| &p.span),
     );
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let result = client
         .send_with_metadata(
             head,
@@ -414,7 +423,8 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool) {
             &span.metadata(),
         )
         .await;
-    let seconds = started.elapsed().as_secs_f64();
+    let latency = started.elapsed();
+    let seconds = latency.as_secs_f64();
     span.finish(match &result {
         Ok(_) => Ok(()),
         Err(SendError::NotAccepted(cause)) => Err(FlowOutcome::NotAccepted(cause)),
@@ -427,6 +437,19 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool) {
     }
     let mut state = shared.lock();
     state.in_flight -= 1;
+    let sample = match &result {
+        Ok(_) | Err(SendError::Failed(FlowError::Executor { .. })) => Outcome::Answered,
+        Err(SendError::Failed(FlowError::Deadline { .. })) => Outcome::Timeout,
+        Err(_) => Outcome::Other,
+    };
+    if let Some(reason) = state
+        .limiter
+        .on_sample(Instant::now(), latency, docs, in_flight, sample)
+    {
+        let limit = state.limiter.limit();
+        metrics.limit_changed(reason.as_str());
+        debug!(gateway = %gateway, limit, reason = reason.as_str(), ratio = ?state.limiter.ratio(), "concurrency limit changed");
+    }
     match result {
         Err(SendError::NotAccepted(cause)) => {
             let pause = state.backoff.next_pause();

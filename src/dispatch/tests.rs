@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::*;
 use crate::flow::fake_gateway::{Mode, Seen, free_port, serve_on, start};
-use crate::model::{Document, GatewaySpec};
+use crate::model::{Concurrency, Document, GatewaySpec};
 
 fn dispatcher(addr: std::net::SocketAddr, tweak: impl FnOnce(&mut GatewaySpec)) -> Arc<Dispatcher> {
     let mut spec = GatewaySpec::with_defaults("fake", &format!("grpc://{addr}"));
@@ -83,7 +83,7 @@ async fn one_event_at_a_time_goes_out_alone() {
 async fn events_waiting_for_a_busy_gateway_leave_together_and_get_their_own_docs() {
     let gate = Arc::new(Semaphore::new(0));
     let (addr, seen) = start(Mode::Gated(gate.clone())).await;
-    let d = dispatcher(addr, |s| s.concurrency = 1);
+    let d = dispatcher(addr, |s| s.concurrency = Concurrency::Fixed(1));
     let first = spawn_submit(&d, event(&["e0"], json!({"k": 1})));
     wait_until("the first request reached the gateway", || {
         seen.calls.load(Ordering::SeqCst) == 1
@@ -143,7 +143,7 @@ async fn events_waiting_for_a_busy_gateway_leave_together_and_get_their_own_docs
 async fn batches_respect_max_docs_and_batch_keys() {
     let (addr, seen) = start(Mode::Echo).await;
     let d = dispatcher(addr, |s| {
-        s.concurrency = 1;
+        s.concurrency = Concurrency::Fixed(1);
         s.batch.max_docs = 2;
     });
     let tasks: Vec<_> = [
@@ -166,7 +166,7 @@ async fn batches_respect_max_docs_and_batch_keys() {
 #[tokio::test]
 async fn colliding_document_ids_are_not_batched_together() {
     let (addr, seen) = start(Mode::Echo).await;
-    let d = dispatcher(addr, |s| s.concurrency = 1);
+    let d = dispatcher(addr, |s| s.concurrency = Concurrency::Fixed(1));
     let tasks: Vec<_> = [&["x"][..], &["x"], &["y"], &["z", "z"], &["w"]]
         .into_iter()
         .map(|ids| spawn_submit(&d, event(ids, json!({}))))
@@ -188,7 +188,7 @@ async fn colliding_document_ids_are_not_batched_together() {
 #[tokio::test]
 async fn an_executor_error_fails_only_the_events_of_its_request() {
     let (addr, seen) = start(Mode::RaiseOnTag).await;
-    let d = dispatcher(addr, |s| s.concurrency = 1);
+    let d = dispatcher(addr, |s| s.concurrency = Concurrency::Fixed(1));
     let ok1 = spawn_submit(&d, event(&["ok1"], json!({})));
     let mut bad = event(&["bad"], json!({"other": true}));
     bad.docs[0].tags.insert("raise".into(), json!(true));
@@ -206,7 +206,7 @@ async fn an_executor_error_fails_only_the_events_of_its_request() {
 #[tokio::test]
 async fn renamed_documents_in_a_batch_fail_with_a_clear_error() {
     let (addr, seen) = start(Mode::Rename).await;
-    let d = dispatcher(addr, |s| s.concurrency = 1);
+    let d = dispatcher(addr, |s| s.concurrency = Concurrency::Fixed(1));
     let tasks: Vec<_> = ["a", "b"]
         .into_iter()
         .map(|id| spawn_submit(&d, event(&[id], json!({}))))
@@ -230,7 +230,7 @@ async fn renamed_documents_in_a_batch_fail_with_a_clear_error() {
 #[tokio::test]
 async fn a_dropped_document_fails_only_its_event() {
     let (addr, _) = start(Mode::DropLast).await;
-    let d = dispatcher(addr, |s| s.concurrency = 1);
+    let d = dispatcher(addr, |s| s.concurrency = Concurrency::Fixed(1));
     let a = spawn_submit(&d, event(&["a"], json!({})));
     let b = spawn_submit(&d, event(&["b/0", "b/1"], json!({})));
     assert_eq!(ids_of(&a.await.unwrap().unwrap()), vec!["a"]);
@@ -248,7 +248,7 @@ async fn a_full_queue_refuses_with_overloaded_and_keeps_the_others() {
     let gate = Arc::new(Semaphore::new(0));
     let (addr, seen) = start(Mode::Gated(gate.clone())).await;
     let d = dispatcher(addr, |s| {
-        s.concurrency = 1;
+        s.concurrency = Concurrency::Fixed(1);
         s.max_pending = 2;
     });
     let first = spawn_submit(&d, event(&["a"], json!({})));
@@ -283,7 +283,7 @@ async fn a_full_queue_refuses_with_overloaded_and_keeps_the_others() {
 async fn an_event_whose_sender_left_is_not_sent() {
     let gate = Arc::new(Semaphore::new(0));
     let (addr, seen) = start(Mode::Gated(gate.clone())).await;
-    let d = dispatcher(addr, |s| s.concurrency = 1);
+    let d = dispatcher(addr, |s| s.concurrency = Concurrency::Fixed(1));
     let first = spawn_submit(&d, event(&["a"], json!({})));
     wait_until("a reached the gateway", || {
         seen.calls.load(Ordering::SeqCst) == 1

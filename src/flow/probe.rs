@@ -24,6 +24,9 @@ pub struct ProbeReport {
     pub endpoints: Result<BTreeSet<String>, String>,
     /// The configured format disagrees with the reported one (the text says how).
     pub mismatch: Option<String>,
+    /// How long the status question took (connection included): a floor for the Flow's
+    /// no-load latency.
+    pub round_trip: Option<std::time::Duration>,
 }
 
 /// Endpoints jina serves for itself.
@@ -38,10 +41,14 @@ pub async fn probe(spec: &GatewaySpec) -> ProbeReport {
                 gateway: Err(e.to_string()),
                 endpoints: Err("not asked".into()),
                 mismatch: None,
+                round_trip: None,
             };
         }
     };
-    let gateway = match tokio::time::timeout(spec.timeout, client.ask()).await {
+    let asked = std::time::Instant::now();
+    let answer = tokio::time::timeout(spec.timeout, client.ask()).await;
+    let round_trip = Some(asked.elapsed());
+    let gateway = match answer {
         Err(_) => Err(format!(
             "no answer within {}",
             humantime::format_duration(spec.timeout)
@@ -55,6 +62,7 @@ pub async fn probe(spec: &GatewaySpec) -> ProbeReport {
             gateway,
             endpoints: Err("not asked".into()),
             mismatch: None,
+            round_trip: None,
         };
     };
     let mismatch = match client.check_format(&gateway) {
@@ -106,6 +114,7 @@ pub async fn probe(spec: &GatewaySpec) -> ProbeReport {
         gateway: Ok(gateway),
         endpoints,
         mismatch,
+        round_trip,
     }
 }
 

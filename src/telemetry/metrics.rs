@@ -47,6 +47,9 @@ pub const OUTCOMES: [&str; 5] = [
     "gateway_error",
 ];
 
+/// Why a gateway's concurrency limit last changed (`reason` label): `dispatch::limit::Reason`.
+pub const LIMIT_REASONS: [&str; 4] = ["start", "latency_near_baseline", "latency_rose", "timeout"];
+
 /// Reasons an event or a delivery was answered with an error (`reason` label): the `code` of
 /// the error body ([`crate::ingress::error::IngressError::code`]).
 pub const REASONS: [&str; 20] = [
@@ -202,6 +205,8 @@ pub struct GatewayMetrics {
     pub retries: Counter,
     /// Requests sent as the single probe of a cold gateway.
     pub probes: Counter,
+    /// Changes of the adaptive concurrency limit, indexed like [`LIMIT_REASONS`].
+    pub limit_changes: [Counter; LIMIT_REASONS.len()],
 }
 
 impl GatewayMetrics {
@@ -213,6 +218,14 @@ impl GatewayMetrics {
             events: Histogram::new(&SIZE_BUCKETS),
             retries: Counter::default(),
             probes: Counter::default(),
+            limit_changes: Default::default(),
+        }
+    }
+
+    /// Count one change of the concurrency limit (`reason` one of [`LIMIT_REASONS`]).
+    pub fn limit_changed(&self, reason: &str) {
+        if let Some(i) = LIMIT_REASONS.iter().position(|r| *r == reason) {
+            self.limit_changes[i].inc();
         }
     }
 
@@ -239,6 +252,22 @@ pub struct GatewayGauges {
     pub in_flight: u64,
     pub cold: bool,
     pub overloaded: u64,
+    /// The concurrency limit and what it learnt (`None` in tests that build gauges by hand).
+    pub limit: Option<LimitGauges>,
+}
+
+/// A gateway's concurrency limit and what it learnt about the Flow, read at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LimitGauges {
+    pub limit: usize,
+    /// Why it last changed, one of [`LIMIT_REASONS`].
+    pub reason: &'static str,
+    /// Smoothed latency / no-load latency.
+    pub ratio: Option<f64>,
+    /// Smoothed documents per request.
+    pub docs: Option<f64>,
+    /// No-load latency in seconds by size class (the class's smallest document count).
+    pub no_load: Vec<(usize, f64)>,
 }
 
 /// The registry: every series flowbridge exports.
@@ -697,6 +726,94 @@ impl Metrics {
         );
         gauge_family(
             o,
+            "flowbridge_gateway_concurrency_limit",
+            "gauge",
+            "Most Flow requests the gateway may have in flight now (fixed, or adapted to the Flow's latency).",
+            &|g| g.limit.as_ref().map_or(0, |l| l.limit as u64),
+        );
+        family(
+            o,
+            "flowbridge_gateway_concurrency_limit_changes_total",
+            "counter",
+            "Changes of the adaptive concurrency limit, by the reason of the change.",
+        );
+        for (gw, m) in &gateways {
+            for (reason, c) in LIMIT_REASONS.iter().zip(&m.limit_changes) {
+                sample(
+                    o,
+                    "flowbridge_gateway_concurrency_limit_changes_total",
+                    &[("gateway", gw), ("reason", reason)],
+                    c.get(),
+                );
+            }
+        }
+        family(
+            o,
+            "flowbridge_gateway_concurrency_limit_reason",
+            "gauge",
+            "1 for the reason of the concurrency limit's last change (start: configured, or not changed yet).",
+        );
+        for g in gauges {
+            if let Some(l) = &g.limit {
+                sample(
+                    o,
+                    "flowbridge_gateway_concurrency_limit_reason",
+                    &[("gateway", &g.gateway), ("reason", l.reason)],
+                    1,
+                );
+            }
+        }
+        family(
+            o,
+            "flowbridge_gateway_latency_ratio",
+            "gauge",
+            "Smoothed Flow request latency divided by the no-load latency of requests of the same size (1: no queueing in the Flow).",
+        );
+        for g in gauges {
+            if let Some(ratio) = g.limit.as_ref().and_then(|l| l.ratio) {
+                sample_f64(
+                    o,
+                    "flowbridge_gateway_latency_ratio",
+                    &[("gateway", &g.gateway)],
+                    ratio,
+                );
+            }
+        }
+        family(
+            o,
+            "flowbridge_gateway_no_load_latency_seconds",
+            "gauge",
+            "The Flow's latency without queueing, by request size class (docs: the class's smallest document count, a power of two).",
+        );
+        for g in gauges {
+            for (docs, seconds) in g.limit.iter().flat_map(|l| &l.no_load) {
+                let docs = docs.to_string();
+                sample_f64(
+                    o,
+                    "flowbridge_gateway_no_load_latency_seconds",
+                    &[("gateway", &g.gateway), ("docs", &docs)],
+                    *seconds,
+                );
+            }
+        }
+        family(
+            o,
+            "flowbridge_gateway_batch_docs",
+            "gauge",
+            "Smoothed documents per Flow request.",
+        );
+        for g in gauges {
+            if let Some(docs) = g.limit.as_ref().and_then(|l| l.docs) {
+                sample_f64(
+                    o,
+                    "flowbridge_gateway_batch_docs",
+                    &[("gateway", &g.gateway)],
+                    docs,
+                );
+            }
+        }
+        gauge_family(
+            o,
             "flowbridge_pending_events",
             "gauge",
             "Events waiting in the gateway's queue now.",
@@ -837,6 +954,12 @@ fn labels(out: &mut String, labels: &[(&str, &str)]) {
     out.push('}');
 }
 
+fn sample_f64(out: &mut String, name: &str, l: &[(&str, &str)], value: f64) {
+    out.push_str(name);
+    labels(out, l);
+    let _ = writeln!(out, " {value}");
+}
+
 fn sample(out: &mut String, name: &str, l: &[(&str, &str)], value: u64) {
     out.push_str(name);
     labels(out, l);
@@ -891,6 +1014,7 @@ mod tests {
         m.route("orders").reply_sent(false);
         let text = m.render(
             &[GatewayGauges {
+                limit: None,
                 gateway: "default".into(),
                 pending: 4,
                 in_flight: 1,

@@ -1,0 +1,498 @@
+//! The in-flight limit of one gateway: fixed (`concurrency: 8`), or adaptive (`concurrency:
+//! auto`, the default), following the Flow's latency the way TCP Vegas follows a path's RTT.
+//!
+//! # The signal
+//!
+//! Every answered Flow request is a sample: its latency and its number of documents. A request of
+//! 64 documents may take longer than one of 1 without any queueing, so latency is compared only
+//! with requests of the same size class (documents rounded down to a power of two): each class
+//! keeps its *no-load latency*, the smallest latency seen in the last one to two windows of
+//! [`WINDOW`] (two rotating windows, so a Flow that became slower, e.g. a replaced model, is
+//! re-learnt once unloaded requests show it, while queueing under sustained load never raises
+//! it). A class without a
+//! sample yet borrows the bound that latency grows at most linearly with documents from the
+//! classes below it. The ratio latency / no-load latency of a sample is smoothed (EWMA) into
+//! [`Limiter::ratio`].
+//!
+//! # The rule
+//!
+//! With `limit` requests in flight and latency `ratio` times the no-load latency, about
+//! `queue = limit × (1 − 1/ratio)` of them are waiting inside the Flow instead of being worked on
+//! (Little's law, as in Vegas). The limit
+//!
+//! * grows by one while `queue ≤ α` (latency near the no-load latency: the Flow has spare
+//!   parallelism — more replicas, a GPU with room) and the limit is actually used (at least half
+//!   of it in flight when the request was sent; an idle gateway never grows its limit);
+//! * shrinks by one while `queue ≥ β` (latency rose with in-flight requests: they queue in the
+//!   Flow, which then spends its time on per-request overhead instead of documents; fewer, larger
+//!   requests serve it better, since events wait in flowbridge's queue and leave together);
+//! * halves when a request timed out (the Flow is overloaded, not just busy);
+//! * holds otherwise.
+//!
+//! `α = max(1, 2·log10(limit))` and `β = max(2, 4·log10(limit))`: thresholds that grow with the
+//! limit like those of Netflix concurrency-limits' Vegas (3·log10 and 6·log10 there), so latency
+//! noise does not move a large limit, but tighter, because a Flow's latency rises steeply with
+//! queueing and batching pays for a small limit. A single-replica Flow that works one request at
+//! a time settles at 2–3 in flight (one being worked on, one being encoded or decoded), a Flow
+//! with P parallel slots at about P + 1 to P + 3. After each change the limit holds until as many requests as the limit sent after
+//! the change have answered, so every decision is made on requests that saw the new limit (the
+//! oscillation Gradient-style controllers show when they react to samples from before their own
+//! last change).
+//!
+//! Pure: no I/O, no tokio runtime; time comes in as arguments (tokio's `Instant`, so a paused
+//! clock drives it in tests and simulations).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::telemetry::metrics::LimitGauges;
+
+/// How long a no-load latency is remembered: the minimum of the current and the previous window.
+pub const WINDOW: Duration = Duration::from_secs(30);
+/// Where an adaptive limit starts (raised to `min`): one request, so that the first samples
+/// measure the Flow's no-load latency rather than queueing.
+pub const INITIAL: usize = 1;
+/// Size classes: documents rounded down to a power of two, 1 … 2^15 and more.
+const CLASSES: usize = 16;
+/// Weight of a new sample in the smoothed latency ratio.
+const SMOOTHING: f64 = 0.3;
+
+/// How the limit is set: the gateway's `concurrency`.
+pub use crate::model::Concurrency as Mode;
+
+/// Why the limit last changed (the `reason` label of the metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Configured (fixed), or the starting point of an adaptive limit.
+    Start,
+    /// Latency stayed near the no-load latency while the limit was in use.
+    LatencyNearBaseline,
+    /// Latency rose with the requests in flight: they queue in the Flow.
+    LatencyRose,
+    /// A request timed out.
+    Timeout,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 4] = [
+        Reason::Start,
+        Reason::LatencyNearBaseline,
+        Reason::LatencyRose,
+        Reason::Timeout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Start => "start",
+            Reason::LatencyNearBaseline => "latency_near_baseline",
+            Reason::LatencyRose => "latency_rose",
+            Reason::Timeout => "timeout",
+        }
+    }
+}
+
+/// How a request ended, as far as the limit is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The Flow answered (documents, or an executor error: either way it did the work).
+    Answered,
+    /// The request's deadline passed.
+    Timeout,
+    /// Anything else (unreachable, a broken answer): says nothing about load.
+    Other,
+}
+
+/// The no-load latency of one size class: the smallest latency of the current and the previous
+/// window.
+///
+/// The smallest, not a low percentile: a Flow has no lucky fast path (no cache in front of a
+/// model), so its fastest answer is its service time, and under sustained load the only
+/// unloaded samples are the few sent while the limit was low, which a percentile would drown.
+#[derive(Debug, Clone, Copy, Default)]
+struct MinWindow {
+    current: Option<f64>,
+    previous: Option<f64>,
+    started: Option<Instant>,
+    /// The current window has a sample sent with (almost) nothing else in flight.
+    unloaded: bool,
+}
+
+impl MinWindow {
+    fn get(&self) -> Option<f64> {
+        min_of(self.current, self.previous)
+    }
+
+    /// A sample; `unloaded` when it was sent with at most the minimum limit in flight. Only a
+    /// window with such a sample lets an older minimum age out: under sustained load every
+    /// latency includes queueing, and forgetting the minimum then would take queueing for the
+    /// Flow's own speed (and let the limit creep up). A Flow that really became slower shows a
+    /// high ratio, the limit falls to its minimum, and unloaded samples re-learn it.
+    fn record(&mut self, now: Instant, seconds: f64, unloaded: bool) {
+        match self.started {
+            Some(started) if now.duration_since(started) < WINDOW => {}
+            Some(_) => {
+                self.previous = if self.unloaded {
+                    self.current
+                } else {
+                    min_of(self.current, self.previous)
+                };
+                self.current = None;
+                self.unloaded = false;
+                self.started = Some(now);
+            }
+            None => self.started = Some(now),
+        }
+        self.current = min_of(self.current, Some(seconds));
+        self.unloaded |= unloaded;
+    }
+}
+
+/// The limit of one gateway and what it learnt.
+#[derive(Debug, Clone)]
+pub struct Limiter {
+    mode: Mode,
+    limit: usize,
+    reason: Reason,
+    classes: [MinWindow; CLASSES],
+    /// Smoothed latency / no-load latency; `None` before the first sample.
+    ratio: Option<f64>,
+    /// Answers still to come before the limit may change again.
+    hold: usize,
+    /// Smoothed documents per request.
+    docs: Option<f64>,
+}
+
+impl Limiter {
+    pub fn new(mode: Mode) -> Limiter {
+        let limit = match mode {
+            Mode::Fixed(n) => n.max(1),
+            Mode::Auto { min, max } => INITIAL.clamp(min.max(1), max.max(min).max(1)),
+        };
+        Limiter {
+            mode,
+            limit,
+            reason: Reason::Start,
+            classes: [MinWindow::default(); CLASSES],
+            ratio: None,
+            hold: 0,
+            docs: None,
+        }
+    }
+
+    /// Most requests in flight now.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// Smoothed latency / no-load latency (1.0: no queueing seen).
+    pub fn ratio(&self) -> Option<f64> {
+        self.ratio
+    }
+
+    /// The no-load latency of requests of `docs` documents (with the linear bound from smaller
+    /// classes when this class has no sample yet).
+    pub fn no_load(&self, docs: usize) -> Option<f64> {
+        let class = class_of(docs);
+        min_of(self.classes[class].get(), self.borrowed(class))
+    }
+
+    /// The bound smaller classes put on a class: latency grows at most linearly with documents,
+    /// and a class spans a factor of two.
+    fn borrowed(&self, class: usize) -> Option<f64> {
+        (0..class)
+            .filter_map(|c| {
+                self.classes[c]
+                    .get()
+                    .map(|s| s * 2f64.powi((class - c + 1) as i32))
+            })
+            .reduce(f64::min)
+    }
+
+    /// What the metrics show of it.
+    pub fn gauges(&self) -> LimitGauges {
+        LimitGauges {
+            limit: self.limit,
+            reason: self.reason.as_str(),
+            ratio: self.ratio,
+            docs: self.docs,
+            no_load: self
+                .classes
+                .iter()
+                .enumerate()
+                .filter_map(|(c, w)| w.get().map(|s| (1usize << c, s)))
+                .collect(),
+        }
+    }
+
+    /// One answered (or failed) request: `latency` from send to answer, `docs` in it, and how
+    /// many requests were in flight when it was sent (itself included). Returns the new reason
+    /// when the limit changed.
+    pub fn on_sample(
+        &mut self,
+        now: Instant,
+        latency: Duration,
+        docs: usize,
+        in_flight: usize,
+        outcome: Outcome,
+    ) -> Option<Reason> {
+        let (min, max) = match self.mode {
+            Mode::Fixed(_) => {
+                self.observe(now, latency, docs, in_flight <= 1, outcome);
+                return None;
+            }
+            Mode::Auto { min, max } => (min.max(1), max.max(min).max(1)),
+        };
+        if outcome == Outcome::Timeout {
+            // Overload: halve at once, whatever the hold (a timeout is news, not noise).
+            let halved = (self.limit / 2).max(min);
+            self.hold = halved;
+            return self.set(halved, Reason::Timeout);
+        }
+        let unloaded = in_flight <= min;
+        let ratio = self.observe(now, latency, docs, unloaded, outcome)?;
+        self.hold = self.hold.saturating_sub(1);
+        if self.hold > 0 {
+            return None;
+        }
+        let limit = self.limit as f64;
+        let queue = limit * (1.0 - 1.0 / ratio.max(1.0));
+        let log = limit.log10();
+        let alpha = (2.0 * log).max(1.0);
+        let beta = (4.0 * log).max(2.0);
+        let used = in_flight * 2 >= self.limit;
+        let next = if queue >= beta {
+            (self.limit - 1).max(min)
+        } else if queue <= alpha && used {
+            (self.limit + 1).min(max)
+        } else {
+            self.limit
+        };
+        let reason = if next < self.limit {
+            Reason::LatencyRose
+        } else {
+            Reason::LatencyNearBaseline
+        };
+        self.hold = next;
+        self.set(next, reason)
+    }
+
+    /// Record a sample; the smoothed ratio after it, for answered requests.
+    fn observe(
+        &mut self,
+        now: Instant,
+        latency: Duration,
+        docs: usize,
+        unloaded: bool,
+        outcome: Outcome,
+    ) -> Option<f64> {
+        if outcome != Outcome::Answered {
+            return None;
+        }
+        let seconds = latency.as_secs_f64().max(1e-6);
+        let docs = docs.max(1);
+        self.docs = Some(smooth(self.docs, docs as f64));
+        // The bound borrowed from smaller classes also caps a first sample taken under load.
+        let class = class_of(docs);
+        let bound = self.borrowed(class);
+        let sample = bound.map_or(seconds, |b| b.min(seconds));
+        self.classes[class].record(now, sample, unloaded);
+        let no_load = self.no_load(docs)?;
+        let ratio = smooth(self.ratio, seconds / no_load);
+        self.ratio = Some(ratio);
+        Some(ratio)
+    }
+
+    fn set(&mut self, limit: usize, reason: Reason) -> Option<Reason> {
+        if limit == self.limit {
+            return None;
+        }
+        self.limit = limit;
+        self.reason = reason;
+        Some(reason)
+    }
+}
+
+fn min_of(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn smooth(previous: Option<f64>, sample: f64) -> f64 {
+    previous.map_or(sample, |p| p + SMOOTHING * (sample - p))
+}
+
+/// Size class of a request: floor(log2(docs)), capped.
+fn class_of(docs: usize) -> usize {
+    (usize::BITS - 1 - docs.max(1).leading_zeros()).min(CLASSES as u32 - 1) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn auto(min: usize, max: usize) -> Limiter {
+        Limiter::new(Mode::Auto { min, max })
+    }
+
+    /// A Flow with `parallel` slots: a request of `docs` documents takes `base + per_doc × docs`
+    /// when at most `parallel` are in flight, and proportionally longer beyond (they queue).
+    fn flow_latency(in_flight: usize, parallel: usize, docs: usize) -> Duration {
+        let service = 2.0 + 0.05 * docs as f64;
+        let waves = in_flight.div_ceil(parallel).max(1) as f64;
+        Duration::from_secs_f64(service * waves / 1000.0)
+    }
+
+    /// Run a saturated gateway (always as many in flight as the limit) for `samples` answers.
+    fn saturate(limiter: &mut Limiter, parallel: usize, docs: usize, samples: usize) -> Vec<usize> {
+        let mut now = Instant::now();
+        let mut limits = Vec::new();
+        for _ in 0..samples {
+            let in_flight = limiter.limit();
+            let latency = flow_latency(in_flight, parallel, docs);
+            now += latency / in_flight as u32;
+            limiter.on_sample(now, latency, docs, in_flight, Outcome::Answered);
+            limits.push(limiter.limit());
+        }
+        limits
+    }
+
+    use crate::telemetry::metrics::LIMIT_REASONS;
+
+    #[test]
+    fn the_metrics_know_every_reason() {
+        let names: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, LIMIT_REASONS);
+    }
+
+    #[test]
+    fn size_classes_are_powers_of_two() {
+        let classes: Vec<usize> = [0, 1, 2, 3, 4, 7, 8, 64, 65, 1 << 20]
+            .iter()
+            .map(|&d| class_of(d))
+            .collect();
+        assert_eq!(classes, [0, 0, 1, 1, 2, 2, 3, 6, 6, 15]);
+    }
+
+    #[test]
+    fn fixed_never_moves() {
+        let mut l = Limiter::new(Mode::Fixed(16));
+        assert_eq!(saturate(&mut l, 1, 8, 200).last(), Some(&16));
+        assert_eq!(l.reason(), Reason::Start);
+        // It still learns the no-load latency (for the metrics).
+        assert!(l.no_load(8).is_some());
+    }
+
+    #[test]
+    fn a_serial_flow_settles_at_two_or_three() {
+        let mut l = auto(1, 64);
+        let limits = saturate(&mut l, 1, 32, 400);
+        let tail = &limits[300..];
+        assert!(tail.iter().all(|&n| (2..=3).contains(&n)), "{tail:?}");
+    }
+
+    #[test]
+    fn a_parallel_flow_grows_to_its_parallelism() {
+        let mut l = auto(1, 64);
+        let limits = saturate(&mut l, 16, 8, 3000);
+        let last = limits[limits.len() - 1];
+        assert!(
+            (16..=19).contains(&last),
+            "{last} ({:?})",
+            &limits[limits.len() - 20..]
+        );
+        assert!(
+            limits.windows(2).all(|w| w[0].abs_diff(w[1]) <= 1),
+            "steps of one"
+        );
+    }
+
+    #[test]
+    fn an_idle_gateway_does_not_grow() {
+        let mut l = auto(1, 64);
+        let mut now = Instant::now();
+        // One request at a time, limit 3: never half used.
+        l.limit = 3;
+        for _ in 0..500 {
+            now += 10 * MS;
+            l.on_sample(now, 2 * MS, 1, 1, Outcome::Answered);
+        }
+        assert_eq!(l.limit(), 3);
+    }
+
+    #[test]
+    fn sustained_load_does_not_age_the_no_load_latency_out() {
+        let mut l = auto(1, 64);
+        let mut now = Instant::now();
+        l.on_sample(now, 2 * MS, 8, 1, Outcome::Answered);
+        // Ten windows of queueing (4 in flight, 4× the latency): the minimum stays.
+        for _ in 0..100 {
+            now += 3 * 1000 * MS;
+            l.on_sample(now, 8 * MS, 8, 4, Outcome::Answered);
+        }
+        assert_eq!(l.no_load(8), Some(0.002));
+    }
+
+    #[test]
+    fn bigger_batches_are_not_mistaken_for_queueing() {
+        let mut l = auto(1, 64);
+        let mut now = Instant::now();
+        // Small requests first, then large ones that take longer only because of their size.
+        for docs in [1, 1, 1, 1, 64, 64, 64, 64, 64, 64, 64, 64] {
+            now += 10 * MS;
+            let latency = Duration::from_secs_f64((2.0 + 0.05 * docs as f64) / 1000.0);
+            l.on_sample(now, latency, docs, l.limit(), Outcome::Answered);
+        }
+        assert!(l.ratio().unwrap() < 1.5, "{:?}", l.ratio());
+        assert!(l.limit() >= INITIAL, "{}", l.limit());
+    }
+
+    #[test]
+    fn a_timeout_halves_within_bounds() {
+        let mut l = auto(3, 64);
+        assert_eq!(l.limit(), 3, "starts at min");
+        l.limit = 7;
+        let now = Instant::now();
+        assert_eq!(
+            l.on_sample(now, Duration::from_secs(60), 8, 4, Outcome::Timeout),
+            Some(Reason::Timeout)
+        );
+        assert_eq!(l.limit(), 3, "halved, not below min");
+        // Other failures say nothing.
+        assert_eq!(l.on_sample(now, MS, 8, 3, Outcome::Other), None);
+    }
+
+    #[test]
+    fn the_no_load_latency_is_relearnt_after_two_windows() {
+        let mut l = auto(1, 64);
+        let mut now = Instant::now();
+        l.on_sample(now, 2 * MS, 4, 1, Outcome::Answered);
+        assert_eq!(l.no_load(4), Some(0.002));
+        // The Flow became slower for good (a bigger model): remembered low for a while ...
+        now += WINDOW + MS;
+        l.on_sample(now, 10 * MS, 4, 1, Outcome::Answered);
+        assert_eq!(l.no_load(4), Some(0.002));
+        // ... then the old minimum ages out.
+        now += WINDOW + MS;
+        l.on_sample(now, 10 * MS, 4, 1, Outcome::Answered);
+        assert_eq!(l.no_load(4), Some(0.010));
+    }
+
+    #[test]
+    fn a_first_sample_of_a_bigger_class_is_capped_by_the_smaller_ones() {
+        let mut l = auto(1, 64);
+        let now = Instant::now();
+        l.on_sample(now, 2 * MS, 1, 1, Outcome::Answered);
+        // 64 documents (class 6) taken under heavy queueing: 1 s; the bound is 2 ms × 2^7.
+        l.on_sample(now, Duration::from_secs(1), 64, 1, Outcome::Answered);
+        assert_eq!(l.no_load(64), Some(0.002 * 128.0));
+    }
+}

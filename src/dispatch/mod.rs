@@ -47,7 +47,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::flow::client::{Backoff, PreparedDocs, RequestHead, SendError};
+use crate::flow::client::{Answer, Backoff, PreparedDocs, RequestHead, SendError};
 use crate::flow::{FlowClient, FlowError};
 use crate::model::{FlowRequest, FlowResponse};
 use crate::telemetry::metrics::{GatewayGauges, GatewayMetrics};
@@ -56,8 +56,8 @@ use batch::{Candidate, Caps};
 use bucket::TokenBucket;
 use limit::{Limiter, Outcome};
 
-/// The answer an event waits for.
-type Answer = Result<FlowResponse, FlowError>;
+/// The outcome an event waits for.
+type EventResult = Result<FlowResponse, FlowError>;
 
 /// One event waiting in the queue.
 struct Pending {
@@ -68,9 +68,11 @@ struct Pending {
     alone: bool,
     enqueued: Instant,
     deadline: Instant,
-    answer: oneshot::Sender<Answer>,
+    answer: oneshot::Sender<EventResult>,
     /// The event's span (empty when tracing is off): parent of / linked to the Flow request.
     span: EventSpan,
+    /// What the event needs of the answer: its documents (to build a reply), or only the fact.
+    want: Answer,
 }
 
 /// The gateway did not accept the last request.
@@ -202,14 +204,23 @@ impl Dispatcher {
         }
     }
 
-    /// Queue one event's request and wait for its own result.
-    pub async fn submit(&self, request: FlowRequest) -> Answer {
-        self.submit_traced(request, EventSpan::default()).await
+    /// Queue one event's request and wait for its own result (with the documents the Flow
+    /// returned for it).
+    pub async fn submit(&self, request: FlowRequest) -> EventResult {
+        self.submit_traced(request, EventSpan::default(), Answer::Documents)
+            .await
     }
 
-    /// [`Dispatcher::submit`] for an event with a span: the Flow request that carries it links
-    /// to it, and is its child when the event comes first in the batch.
-    pub async fn submit_traced(&self, request: FlowRequest, span: EventSpan) -> Answer {
+    /// [`Dispatcher::submit`] for an event with a span (the Flow request that carries it links
+    /// to it, and is its child when the event comes first in the batch), saying what it needs of
+    /// the answer: with [`Answer::Ids`] its documents come back with only their ids, unless
+    /// another event in the same request needs them.
+    pub async fn submit_traced(
+        &self,
+        request: FlowRequest,
+        span: EventSpan,
+        want: Answer,
+    ) -> EventResult {
         let docs = FlowClient::prepare(&request.docs)?;
         self.shared.client.admit(&docs).await?;
         let ids: Vec<String> = docs.ids().map(str::to_owned).collect();
@@ -249,6 +260,7 @@ impl Dispatcher {
                 deadline: now + spec.connect_timeout,
                 answer,
                 span,
+                want,
             });
         }
         self.shared.wake.notify_one();
@@ -414,6 +426,11 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool, in_flight: 
         },
         batch.iter().map(|p| &p.span),
     );
+    let want = if batch.iter().any(|p| p.want == Answer::Documents) {
+        Answer::Documents
+    } else {
+        Answer::Ids
+    };
     let started = Instant::now();
     let result = client
         .send_with_metadata(
@@ -421,6 +438,7 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool, in_flight: 
             batch.iter().map(|p| p.docs.clone()),
             &request_id,
             &span.metadata(),
+            want,
         )
         .await;
     let latency = started.elapsed();

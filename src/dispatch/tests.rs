@@ -43,7 +43,7 @@ fn event(ids: &[&str], parameters: Value) -> FlowRequest {
     }
 }
 
-fn spawn_submit(d: &Arc<Dispatcher>, request: FlowRequest) -> JoinHandle<Answer> {
+fn spawn_submit(d: &Arc<Dispatcher>, request: FlowRequest) -> JoinHandle<EventResult> {
     let d = d.clone();
     tokio::spawn(async move { d.submit(request).await })
 }
@@ -354,4 +354,41 @@ async fn invalid_documents_fail_alone_before_queueing() {
         Err(FlowError::InvalidRequest { .. })
     ));
     assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn events_without_a_reply_get_ids_only_unless_a_batch_mate_needs_documents() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (addr, seen) = start(Mode::Gated(gate.clone())).await;
+    let d = dispatcher(addr, |s| s.concurrency = Concurrency::Fixed(1));
+    let submit = |id: &'static str, want: Answer| {
+        let d = d.clone();
+        tokio::spawn(async move {
+            d.submit_traced(event(&[id], json!({})), EventSpan::default(), want)
+                .await
+        })
+    };
+    // Alone, ids only: the echoed document comes back with nothing but its id.
+    let first = submit("ids", Answer::Ids);
+    wait_until("the first request reached the gateway", || {
+        seen.calls.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Batched together: one wants documents, so both get them.
+    let a = submit("mixed-a", Answer::Ids);
+    let b = submit("mixed-b", Answer::Documents);
+    wait_until("two events wait", || d.pending() == 2).await;
+    gate.add_permits(10);
+    let alone = first.await.unwrap().unwrap();
+    assert_eq!(ids_of(&alone), vec!["ids"]);
+    assert_eq!(alone.docs[0].text, None, "ids only");
+    for (task, id) in [(a, "mixed-a"), (b, "mixed-b")] {
+        let response = task.await.unwrap().unwrap();
+        assert_eq!(ids_of(&response), vec![id]);
+        assert_eq!(response.docs[0].text, Some(format!("text of {id}")));
+    }
+    assert_eq!(
+        seen.doc_ids(),
+        strings(&[&["ids"], &["mixed-a", "mixed-b"]])
+    );
 }

@@ -124,6 +124,17 @@ pub(crate) struct RawRequest {
 /// A response read as [`RawRequest`] (routes, field 3, are skipped).
 pub(crate) type RawResponse = RawRequest;
 
+/// What the caller needs of the Flow's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The documents, decoded (a reply is built from them).
+    Documents,
+    /// Only the documents' ids (to match them to events): the documents come back with nothing
+    /// but their id set, and decoding costs a fraction (gRPC and WebSocket gateways; an HTTP
+    /// gateway's JSON is read whole either way).
+    Ids,
+}
+
 /// How one attempt ended without a usable response.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SendError {
@@ -397,7 +408,8 @@ impl FlowClient {
         parts: impl IntoIterator<Item = PreparedDocs>,
         request_id: &str,
     ) -> Result<FlowResponse, SendError> {
-        self.send_with_metadata(head, parts, request_id, &[]).await
+        self.send_with_metadata(head, parts, request_id, &[], Answer::Documents)
+            .await
     }
 
     /// [`FlowClient::send`] with extra metadata on the call (the W3C `traceparent` /
@@ -409,6 +421,7 @@ impl FlowClient {
         parts: impl IntoIterator<Item = PreparedDocs>,
         request_id: &str,
         metadata: &[(&'static str, String)],
+        want: Answer,
     ) -> Result<FlowResponse, SendError> {
         let mut docs: Vec<Document> = Vec::new();
         let mut v1: Vec<DocumentProto> = Vec::new();
@@ -427,10 +440,14 @@ impl FlowClient {
                         .await
                 }
                 Transport::Grpc(channel) => {
-                    self.attempt(channel, gateway.format, request()?, request_id, metadata)
+                    let format = gateway.format;
+                    self.attempt(channel, format, request()?, request_id, metadata, want)
                         .await
                 }
-                Transport::Ws(ws) => ws.attempt(self, gateway.format, request()?, metadata).await,
+                Transport::Ws(ws) => {
+                    ws.attempt(self, gateway.format, request()?, metadata, want)
+                        .await
+                }
             }
         };
         let result = match tokio::time::timeout(timeout, attempt).await {
@@ -515,6 +532,7 @@ impl FlowClient {
         message: RawRequest,
         request_id: &str,
         metadata: &[(&'static str, String)],
+        want: Answer,
     ) -> Result<FlowResponse, SendError> {
         let mut grpc = tonic::client::Grpc::new(channel.clone())
             .max_decoding_message_size(self.spec.max_message_bytes)
@@ -573,7 +591,7 @@ impl FlowClient {
             };
             return Err(SendError::Failed(self.gateway_error(message)));
         };
-        self.finish(format, answer)
+        self.finish(format, answer, want)
     }
 
     /// The Flow's answer to a DataRequest (gRPC or WebSocket): an executor error, or the
@@ -582,13 +600,22 @@ impl FlowClient {
         &self,
         format: DocFormat,
         answer: RawResponse,
+        want: Answer,
     ) -> Result<FlowResponse, SendError> {
         if let Some(error) = executor_error(answer.header.as_ref()) {
             return Err(SendError::Failed(error));
         }
-        let docs = match format {
-            DocFormat::V1 => convert::decode_data(&answer.data),
-            DocFormat::V2 => convert_v2::decode_data(&answer.data),
+        let docs = match (want, format) {
+            (Answer::Ids, _) => super::ids::decode_ids(format, &answer.data).map(|ids| {
+                ids.into_iter()
+                    .map(|id| Document {
+                        id,
+                        ..Document::default()
+                    })
+                    .collect()
+            }),
+            (Answer::Documents, DocFormat::V1) => convert::decode_data(&answer.data),
+            (Answer::Documents, DocFormat::V2) => convert_v2::decode_data(&answer.data),
         }
         .map_err(|e| SendError::Failed(self.gateway_error(format!("unusable response: {e}"))))?;
         Ok(FlowResponse {

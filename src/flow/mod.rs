@@ -9,6 +9,7 @@
 //! * `convert_v2` — model ↔ docarray v2 protobuf (`DocProto` nodes).
 //! * `http` — jina's HTTP gateway (v1 `POST /post`, v2 `POST /<endpoint>`); `json` its bodies.
 //! * `websocket` — jina's WebSocket gateway (a DataRequest frame per connection, `ws://`/`wss://`).
+//! * `ids` — only the document ids of an answer, when no event needs the documents back.
 //! * [`probe`] — `flowbridge check --probe`: what a gateway speaks and serves.
 //! * [`error`] — [`FlowError`].
 //! * `proto` — the code generated from `proto/*.proto` and `proto/v2/*.proto` by `build.rs`.
@@ -21,6 +22,7 @@ mod convert_v2;
 pub mod error;
 pub mod format;
 pub mod http;
+mod ids;
 mod json;
 pub mod probe;
 mod proto;

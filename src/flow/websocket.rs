@@ -46,7 +46,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
-use super::client::{FlowClient, RawRequest, RawResponse, SendError};
+use super::client::{Answer, FlowClient, RawRequest, RawResponse, SendError};
 use super::error::FlowError;
 use super::format::{DocFormat, Gateway};
 use super::http::HttpGateway;
@@ -124,6 +124,7 @@ impl WsGateway {
         format: DocFormat,
         message: RawRequest,
         metadata: &[(&'static str, String)],
+        want: Answer,
     ) -> Result<FlowResponse, SendError> {
         let request_id = message
             .header
@@ -146,7 +147,7 @@ impl WsGateway {
         let answer = read_answer(flow, &mut ws, &request_id).await;
         // Close politely (the gateway closes too once it has answered); errors do not matter.
         let _ = ws.close(None).await;
-        flow.finish(format, answer?)
+        flow.finish(format, answer?, want)
     }
 
     /// TCP (+ TLS), then the HTTP/1.1 upgrade with the `bytes` subprotocol.

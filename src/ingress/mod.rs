@@ -25,6 +25,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tracing::{debug, info, warn};
 
 use crate::dispatch::dedup::Claim;
+use crate::flow::client::Answer;
 use crate::model::CloudEvent;
 use crate::reply;
 use crate::rules::Unmatched;
@@ -485,6 +486,14 @@ async fn process(
 /// Map the event, send it through its gateway's dispatcher, then build (when `build_reply`) or
 /// deliver (`reply.to`) the reply, which carries `span`'s trace context. Errors carry the Flow
 /// request id when there was one.
+/// What an event needs of the Flow's answer: the documents only when a reply is built from them.
+fn answer_needed(route: &crate::rules::Route, build_reply: bool) -> Answer {
+    match &route.reply {
+        Some(spec) if spec.to.is_some() || build_reply => Answer::Documents,
+        _ => Answer::Ids,
+    }
+}
+
 async fn run_route(
     state: &AppState,
     rt: &Runtime,
@@ -516,7 +525,7 @@ async fn run_route(
         }));
     };
     let response = dispatcher
-        .submit_traced(request, span.clone())
+        .submit_traced(request, span.clone(), answer_needed(route, build_reply))
         .await
         .map_err(|error| {
             no_request(IngressError::Flow {

@@ -1024,7 +1024,7 @@ fn delivery_settings_default() {
     assert_eq!(gw.rate, None);
     assert_eq!(gw.max_pending, 10_000);
     assert_eq!(gw.batch, crate::model::BatchSpec::default());
-    assert_eq!(gw.batch.max_docs, 64);
+    assert_eq!(gw.batch.max_docs, 512);
     assert_eq!(gw.batch.max_bytes, 4 << 20);
     assert_eq!(gw.batch.linger, Duration::ZERO);
     assert_eq!(gw.retry.initial_backoff, Duration::from_millis(100));

@@ -221,7 +221,7 @@ impl Dispatcher {
         span: EventSpan,
         want: Answer,
     ) -> EventResult {
-        let docs = FlowClient::prepare(&request.docs)?;
+        let docs = FlowClient::prepare(request.docs)?;
         self.shared.client.admit(&docs).await?;
         let ids: Vec<String> = docs.ids().map(str::to_owned).collect();
         let alone = batch::has_duplicate_ids(&ids);
@@ -435,7 +435,7 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool, in_flight: 
     let result = client
         .send_with_metadata(
             head,
-            batch.iter().map(|p| p.docs.clone()),
+            batch.iter().map(|p| &p.docs),
             &request_id,
             &span.metadata(),
             want,

@@ -265,8 +265,9 @@ impl FlowClient {
         })
     }
 
-    /// Check one event's documents for the wire (errors name the document: `docs[2].blob`).
-    pub fn prepare(docs: &[Document]) -> Result<PreparedDocs, FlowError> {
+    /// Check one event's documents for the wire (errors name the document: `docs[2].blob`);
+    /// they are kept (for the v2 and HTTP formats) without a copy.
+    pub fn prepare(docs: Vec<Document>) -> Result<PreparedDocs, FlowError> {
         use prost::Message as _;
         let mut bytes = 0;
         let mut v1 = Vec::with_capacity(docs.len());
@@ -281,11 +282,7 @@ impl FlowClient {
             bytes += len + 1 + prost::encoding::encoded_len_varint(len as u64);
             v1.push(proto);
         }
-        Ok(PreparedDocs {
-            docs: docs.to_vec(),
-            v1,
-            bytes,
-        })
+        Ok(PreparedDocs { docs, v1, bytes })
     }
 
     /// Check one event's documents against what the gateway is known to accept (without asking
@@ -402,10 +399,10 @@ impl FlowClient {
 
     /// Exactly one attempt: one DataRequest with `head` and the documents of `parts`, in order.
     /// Retrying a [`SendError::NotAccepted`] is the caller's business.
-    pub async fn send(
+    pub async fn send<'a>(
         &self,
         head: &RequestHead,
-        parts: impl IntoIterator<Item = PreparedDocs>,
+        parts: impl IntoIterator<Item = &'a PreparedDocs>,
         request_id: &str,
     ) -> Result<FlowResponse, SendError> {
         self.send_with_metadata(head, parts, request_id, &[], Answer::Documents)
@@ -415,19 +412,22 @@ impl FlowClient {
     /// [`FlowClient::send`] with extra metadata on the call (the W3C `traceparent` /
     /// `tracestate` of the Flow request's span): gRPC metadata, or HTTP headers for an HTTP
     /// gateway; a pair whose value is not valid ASCII metadata is left out.
-    pub async fn send_with_metadata(
+    ///
+    /// The events' documents are borrowed, not copied: a request that was not accepted goes
+    /// back to the queue with them.
+    pub async fn send_with_metadata<'a>(
         &self,
         head: &RequestHead,
-        parts: impl IntoIterator<Item = PreparedDocs>,
+        parts: impl IntoIterator<Item = &'a PreparedDocs>,
         request_id: &str,
         metadata: &[(&'static str, String)],
         want: Answer,
     ) -> Result<FlowResponse, SendError> {
-        let mut docs: Vec<Document> = Vec::new();
-        let mut v1: Vec<DocumentProto> = Vec::new();
+        let mut docs: Vec<&Document> = Vec::new();
+        let mut v1: Vec<&DocumentProto> = Vec::new();
         for part in parts {
-            docs.extend(part.docs);
-            v1.extend(part.v1);
+            docs.extend(&part.docs);
+            v1.extend(&part.v1);
         }
         let timeout = self.spec.timeout;
         let attempt = async {
@@ -474,7 +474,7 @@ impl FlowClient {
         request: FlowRequest,
         request_id: &str,
     ) -> Result<FlowResponse, FlowError> {
-        let prepared = FlowClient::prepare(&request.docs)?;
+        let prepared = FlowClient::prepare(request.docs)?;
         let head = RequestHead {
             endpoint: request.endpoint,
             target_executor: request.target_executor,
@@ -485,7 +485,7 @@ impl FlowClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let cause = match self.send(&head, [prepared.clone()], request_id).await {
+            let cause = match self.send(&head, [&prepared], request_id).await {
                 Ok(response) => return Ok(response),
                 Err(SendError::Failed(error)) => return Err(error),
                 Err(SendError::NotAccepted(cause)) => cause,
@@ -676,13 +676,13 @@ impl FlowClient {
 fn data_request(
     format: DocFormat,
     head: &RequestHead,
-    v1: &[DocumentProto],
-    docs: &[Document],
+    v1: &[&DocumentProto],
+    docs: &[&Document],
     request_id: &str,
 ) -> Result<RawRequest, SendError> {
     let data = match format {
-        DocFormat::V1 => Ok(convert::encode_protos(v1)),
-        DocFormat::V2 => convert_v2::encode_data(docs),
+        DocFormat::V1 => Ok(convert::encode_protos(v1.iter().copied())),
+        DocFormat::V2 => convert_v2::encode_data(docs.iter().copied()),
     }
     .map_err(|e| {
         SendError::Failed(FlowError::InvalidRequest {

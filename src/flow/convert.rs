@@ -472,7 +472,7 @@ pub(crate) fn build_message(
 /// Encoded v1 `DataRequestProto.data` (`DataContentProto`, oneof `docs` = field 1, a
 /// `DocumentArrayProto` whose field 1 repeats the documents) for documents already converted,
 /// written from borrowed protos: the same bytes prost writes for the owned message.
-pub(crate) fn encode_protos(docs: &[DocumentProto]) -> Vec<u8> {
+pub(crate) fn encode_protos<'a>(docs: impl IntoIterator<Item = &'a DocumentProto>) -> Vec<u8> {
     use prost::encoding::{WireType, encode_key, encode_varint, message};
     let mut array = Vec::new();
     for doc in docs {

@@ -352,10 +352,12 @@ pub(crate) fn document_from_v2(doc: DocProto, path: &str) -> Result<Document, Co
 }
 
 /// `DataRequestProto.data` (field 4) for a v2 gateway, encoded.
-pub(crate) fn encode_data(docs: &[Document]) -> Result<Vec<u8>, ConvertError> {
+pub(crate) fn encode_data<'a>(
+    docs: impl IntoIterator<Item = &'a Document>,
+) -> Result<Vec<u8>, ConvertError> {
     use prost::Message as _;
     let docs = docs
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(i, d)| document_to_v2(d, &format!("docs[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;

@@ -183,7 +183,7 @@ impl HttpGateway {
         flow: &FlowClient,
         gateway: &Gateway,
         head: &RequestHead,
-        docs: &[Document],
+        docs: &[&Document],
         request_id: &str,
         metadata: &[(&'static str, String)],
     ) -> Result<FlowResponse, SendError> {
@@ -195,7 +195,7 @@ impl HttpGateway {
         let (path, body) = match gateway.format {
             DocFormat::V1 => {
                 let mut body = json!({
-                    "data": docs.iter().map(json::document_to_v1).collect::<Vec<_>>(),
+                    "data": docs.iter().map(|d| json::document_to_v1(d)).collect::<Vec<_>>(),
                     "execEndpoint": head.endpoint,
                     "parameters": Value::Object(head.parameters.clone()),
                 });

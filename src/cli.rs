@@ -466,7 +466,7 @@ async fn probe(args: ConfigArgs) -> ExitCode {
                 "auto, {min} to {max} requests in flight, starting at {}; the live limit, the \
                  reason of its last change, the no-load latency by batch size and the batch \
                  size are on /metrics (flowbridge_gateway_concurrency_limit…)",
-                crate::dispatch::limit::INITIAL.clamp(min, max)
+                crate::dispatch::limit::Limiter::new(spec.concurrency).limit()
             ),
         };
         println!(

@@ -529,50 +529,35 @@ fn sdk_events_without_a_content_type_reach_the_flow_as_their_data() {
     }
 
     // The JavaScript SDK's HTTP.binary labels every kind of data `application/json;
-    // charset=utf-8`: a string goes unquoted (not JSON), a Buffer as raw bytes.
-    let id = unique("js-cel");
-    let out = support::send_js(
-        &bridge.url(),
-        &[
-            "--type",
-            "com.example.cel",
-            "--source",
-            "/js",
-            "--id",
-            &id,
-            "--data-json",
-            r#"{"text": "from js", "n": 4}"#,
-        ],
+    // charset=utf-8`: a string goes unquoted (not JSON), a Buffer as raw bytes. Each send must
+    // be accepted; it returns what the SDK sent and the document the executor got.
+    let js = |ty: &str, flag: &str, data: &str| {
+        let id = unique("js");
+        let out = support::send_js(
+            &bridge.url(),
+            &["--type", ty, "--source", "/js", "--id", &id, flag, data],
+        );
+        assert_eq!(out["status"], 202, "{ty}: {out}");
+        let doc = record_for(flow, &id)["docs"][0].clone();
+        (out, doc)
+    };
+    let (out, doc) = js(
+        "com.example.cel",
+        "--data-json",
+        r#"{"text": "from js", "n": 4}"#,
     );
-    assert_eq!(out["status"], 202, "{out}");
     assert_eq!(
         out["sent"]["headers"]["content-type"],
         "application/json; charset=utf-8"
     );
-    let doc = &record_for(flow, &id)["docs"][0];
     assert_eq!(
         (&doc["text"], &doc["tags"]["n"]),
         (&json!("from js"), &json!(4.0)),
         "{doc}"
     );
 
-    let id = unique("js-text");
-    let out = support::send_js(
-        &bridge.url(),
-        &[
-            "--type",
-            "com.example.text",
-            "--source",
-            "/js",
-            "--id",
-            &id,
-            "--data-text",
-            "hello js",
-        ],
-    );
-    assert_eq!(out["status"], 202, "{out}");
+    let (out, doc) = js("com.example.text", "--data-text", "hello js");
     assert_eq!(out["sent"]["body"], "hello js", "sent unquoted: {out}");
-    let doc = &record_for(flow, &id)["docs"][0];
     assert_eq!(doc["text"], "hello js");
     // The event keeps the content type it came with.
     assert_eq!(
@@ -580,22 +565,8 @@ fn sdk_events_without_a_content_type_reach_the_flow_as_their_data() {
         "application/json; charset=utf-8"
     );
 
-    let id = unique("js-bytes");
-    let out = support::send_js(
-        &bridge.url(),
-        &[
-            "--type",
-            "com.example.bytes",
-            "--source",
-            "/js",
-            "--id",
-            &id,
-            "--data-base64",
-            "AP8B",
-        ],
-    );
-    assert_eq!(out["status"], 202, "{out}");
-    assert_eq!(record_for(flow, &id)["docs"][0]["blob"], "AP8B");
+    let (_, doc) = js("com.example.bytes", "--data-base64", "AP8B");
+    assert_eq!(doc["blob"], "AP8B");
 
     let metrics = bridge.metrics();
     assert!(

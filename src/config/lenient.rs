@@ -31,7 +31,8 @@ pub fn deserialize(doc: &Value) -> (Option<RawConfig>, Vec<Problem>) {
         };
         let message = error.inner().to_string();
         let mut path = convert(error.path());
-        if let Some(key) = unknown_field(&message)
+        let unknown = unknown_field(&message);
+        if let Some(key) = unknown
             && path.last_key() != Some(key)
         {
             path = path.key(key);
@@ -39,13 +40,7 @@ pub fn deserialize(doc: &Value) -> (Option<RawConfig>, Vec<Problem>) {
         // A refusal caused by an earlier repair (a required key now missing) repeats a problem
         // already reported under this node.
         let repeat = problems.iter().any(|p| p.path.starts_with(&path));
-        if !repeat {
-            problems.push(Problem {
-                path: path.clone(),
-                message: message.clone(),
-            });
-        }
-        let repaired = if unknown_field(&message).is_some() {
+        let repaired = if unknown.is_some() {
             remove(&mut doc, &path)
         } else if !nulled.contains(&path) {
             nulled.push(path.clone());
@@ -53,6 +48,9 @@ pub fn deserialize(doc: &Value) -> (Option<RawConfig>, Vec<Problem>) {
         } else {
             remove(&mut doc, &path)
         };
+        if !repeat {
+            problems.push(Problem { path, message });
+        }
         if !repaired {
             return (None, problems);
         }

@@ -6,7 +6,8 @@
 //!
 //! The URL scheme picks the transport: `grpc://`/`grpcs://` for the gRPC gateway,
 //! `http://`/`https://` for the HTTP gateway, `ws://`/`wss://` for the WebSocket gateway
-//! (`flow::websocket`, the same DataRequest as gRPC, one connection per request). The document format is `docarray: v1 | v2 | auto`:
+//! (`flow::websocket`, the same DataRequest as gRPC, one connection per request). The document
+//! format is `docarray: v1 | v2 | auto`:
 //! before the first request (and again after the connection was lost) the client asks the
 //! gateway's status (`/jina.JinaInfoRPC/_status` or `GET /status`), which names the installed
 //! docarray version; below 0.30 is v1, else v2. A gateway that cannot be reached for that question
@@ -206,22 +207,18 @@ impl FlowClient {
         let retry_codes = retry_codes(spec).map_err(config_error)?;
         let known = Arc::new(tokio::sync::Mutex::new(None));
         let closed = Arc::new(AtomicU64::new(0));
-        if spec.url.starts_with("ws://") || spec.url.starts_with("wss://") {
-            let gateway = super::websocket::WsGateway::new(spec).map_err(config_error)?;
+        let url = spec.url.as_str();
+        let other = if url.starts_with("ws://") || url.starts_with("wss://") {
+            Some(super::websocket::WsGateway::new(spec).map(Transport::Ws))
+        } else if url.starts_with("http://") || url.starts_with("https://") {
+            Some(http_gateway::HttpGateway::new(spec).map(Transport::Http))
+        } else {
+            None
+        };
+        if let Some(transport) = other {
             return Ok(FlowClient {
                 spec: spec.clone(),
-                transport: Transport::Ws(gateway),
-                retry_codes,
-                known,
-                closed,
-            });
-        }
-        if spec.url.starts_with("http://") || spec.url.starts_with("https://") {
-            // https:// is refused by HttpGateway::new with an explanation.
-            let gateway = http_gateway::HttpGateway::new(spec).map_err(config_error)?;
-            return Ok(FlowClient {
-                spec: spec.clone(),
-                transport: Transport::Http(gateway),
+                transport: transport.map_err(config_error)?,
                 retry_codes,
                 known,
                 closed,

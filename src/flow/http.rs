@@ -97,6 +97,30 @@ impl HttpGateway {
 
     /// `GET /status` (and `/openapi.json` for v2 or when there is no status).
     pub(crate) async fn ask(&self, flow: &FlowClient) -> Result<Gateway, SendError> {
+        let mut gateway = self.status(flow, "http").await?;
+        if gateway.format == DocFormat::V2 || gateway.docarray.is_none() {
+            gateway.paths = self.post_paths(flow).await;
+            if gateway.docarray.is_none()
+                && flow.spec.docarray == DocarrayMode::Auto
+                && let Some(paths) = &gateway.paths
+            {
+                gateway.format = if paths.contains("/post") {
+                    DocFormat::V1
+                } else {
+                    DocFormat::V2
+                };
+            }
+        }
+        Ok(gateway)
+    }
+
+    /// What `GET /status` says, for a gateway speaking `protocol` (also the WebSocket gateway's
+    /// status, on its port).
+    pub(crate) async fn status(
+        &self,
+        flow: &FlowClient,
+        protocol: &'static str,
+    ) -> Result<Gateway, SendError> {
         let status = self.get_json(flow, "/status").await;
         let mut gateway = match status {
             Ok(Some(body)) => {
@@ -111,26 +135,13 @@ impl HttpGateway {
                     .unwrap_or_default();
                 Gateway::from_status(&jina, flow.spec.docarray)
             }
-            Ok(None) => Gateway::unreported(flow.spec.docarray, "http"),
+            Ok(None) => Gateway::unreported(flow.spec.docarray, protocol),
             Err(Failure::NotAccepted(cause)) => {
                 return Err(SendError::NotAccepted(format!("GET /status: {cause}")));
             }
             Err(Failure::Failed(e)) => return Err(SendError::Failed(e)),
         };
-        gateway.protocol = "http";
-        if gateway.format == DocFormat::V2 || gateway.docarray.is_none() {
-            gateway.paths = self.post_paths(flow).await;
-            if gateway.docarray.is_none()
-                && flow.spec.docarray == DocarrayMode::Auto
-                && let Some(paths) = &gateway.paths
-            {
-                gateway.format = if paths.contains("/post") {
-                    DocFormat::V1
-                } else {
-                    DocFormat::V2
-                };
-            }
-        }
+        gateway.protocol = protocol;
         Ok(gateway)
     }
 

@@ -109,12 +109,10 @@ impl WsGateway {
     }
 
     /// `GET /status` on the gateway's port: what it speaks. A websocket gateway lists no
-    /// endpoints (it serves only `/`, `/status` and `/dry_run`).
+    /// endpoints (it serves only `/`, `/status` and `/dry_run`), so there is no `/openapi.json`
+    /// to read, unlike an HTTP gateway.
     pub(crate) async fn ask(&self, flow: &FlowClient) -> Result<Gateway, SendError> {
-        let mut gateway = self.status.ask(flow).await?;
-        gateway.protocol = "websocket";
-        gateway.paths = None;
-        Ok(gateway)
+        self.status.status(flow, "websocket").await
     }
 
     /// One connection carrying one Flow request (`message`, whose documents are in `format`).
@@ -267,10 +265,7 @@ fn closed(flow: &FlowClient, frame: Option<&CloseFrame>, foreign: Option<&str>) 
     let code_number: u16 = code.into();
     match code {
         // jina's gateway → executor deadline (`timeout_send`).
-        CloseCode::Error if reason.contains("timed out") => FlowError::Deadline {
-            gateway: flow.spec.name.clone(),
-            timeout_ms: u64::try_from(flow.spec.timeout.as_millis()).unwrap_or(u64::MAX),
-        },
+        CloseCode::Error if reason.contains("timed out") => flow.deadline_error(),
         // An executor the gateway cannot reach, or a gateway going away.
         CloseCode::Error | CloseCode::Away | CloseCode::Again => flow.unavailable(format!(
             "the gateway closed the connection ({code_number}) without an answer: {reason}"

@@ -486,14 +486,6 @@ async fn process(
 /// Map the event, send it through its gateway's dispatcher, then build (when `build_reply`) or
 /// deliver (`reply.to`) the reply, which carries `span`'s trace context. Errors carry the Flow
 /// request id when there was one.
-/// What an event needs of the Flow's answer: the documents only when a reply is built from them.
-fn answer_needed(route: &crate::rules::Route, build_reply: bool) -> Answer {
-    match &route.reply {
-        Some(spec) if spec.to.is_some() || build_reply => Answer::Documents,
-        _ => Answer::Ids,
-    }
-}
-
 async fn run_route(
     state: &AppState,
     rt: &Runtime,
@@ -503,6 +495,16 @@ async fn run_route(
     span: &EventSpan,
 ) -> Result<Processed, (IngressError, String)> {
     let no_request = |e: IngressError| (e, String::new());
+    // The reply this event gets, if any: one to POST to `reply.to`, or one asked for. The Flow's
+    // documents are decoded only for it.
+    let reply_spec = route
+        .reply
+        .as_ref()
+        .filter(|spec| spec.to.is_some() || build_reply);
+    let want = match reply_spec {
+        Some(_) => Answer::Documents,
+        None => Answer::Ids,
+    };
     if let Some(schema) = &route.schema
         && let Err(error) = schema.check(event)
     {
@@ -525,7 +527,7 @@ async fn run_route(
         }));
     };
     let response = dispatcher
-        .submit_traced(request, span.clone(), answer_needed(route, build_reply))
+        .submit_traced(request, span.clone(), want)
         .await
         .map_err(|error| {
             no_request(IngressError::Flow {
@@ -538,12 +540,9 @@ async fn run_route(
         request_id: request_id.clone(),
         reply: None,
     };
-    let Some(spec) = &route.reply else {
+    let Some(spec) = reply_spec else {
         return Ok(accepted);
     };
-    if spec.to.is_none() && !build_reply {
-        return Ok(accepted);
-    }
     let fail = |e: IngressError| (e, request_id.clone());
     let mut reply = reply::build(spec, event, &response).map_err(|error| {
         fail(IngressError::Reply {

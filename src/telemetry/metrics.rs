@@ -771,7 +771,7 @@ impl Metrics {
         );
         for g in gauges {
             if let Some(ratio) = g.limit.as_ref().and_then(|l| l.ratio) {
-                sample_f64(
+                sample(
                     o,
                     "flowbridge_gateway_latency_ratio",
                     &[("gateway", &g.gateway)],
@@ -788,7 +788,7 @@ impl Metrics {
         for g in gauges {
             for (docs, seconds) in g.limit.iter().flat_map(|l| &l.no_load) {
                 let docs = docs.to_string();
-                sample_f64(
+                sample(
                     o,
                     "flowbridge_gateway_no_load_latency_seconds",
                     &[("gateway", &g.gateway), ("docs", &docs)],
@@ -804,7 +804,7 @@ impl Metrics {
         );
         for g in gauges {
             if let Some(docs) = g.limit.as_ref().and_then(|l| l.docs) {
-                sample_f64(
+                sample(
                     o,
                     "flowbridge_gateway_batch_docs",
                     &[("gateway", &g.gateway)],
@@ -954,13 +954,7 @@ fn labels(out: &mut String, labels: &[(&str, &str)]) {
     out.push('}');
 }
 
-fn sample_f64(out: &mut String, name: &str, l: &[(&str, &str)], value: f64) {
-    out.push_str(name);
-    labels(out, l);
-    let _ = writeln!(out, " {value}");
-}
-
-fn sample(out: &mut String, name: &str, l: &[(&str, &str)], value: u64) {
+fn sample(out: &mut String, name: &str, l: &[(&str, &str)], value: impl std::fmt::Display) {
     out.push_str(name);
     labels(out, l);
     let _ = writeln!(out, " {value}");

@@ -1,5 +1,6 @@
 //! Logging: a `tracing` subscriber writing to stderr (stdout belongs to CLI output), filtered by
-//! `RUST_LOG` (default `info`), as text or JSON (`serve --log-format`, `FLOWBRIDGE_LOG_FORMAT`).
+//! `RUST_LOG` (default [`DEFAULT_FILTER`]), as text or JSON (`serve --log-format`,
+//! `FLOWBRIDGE_LOG_FORMAT`).
 //! [`metrics`] owns the Prometheus registry; [`trace`] the OpenTelemetry spans and their OTLP
 //! export.
 
@@ -7,9 +8,20 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
+/// The target of the per-event log lines (`event processed`, `event failed`, `no route matched;
+/// …`, a redelivery): failures are `warn`, successes `info`.
+pub const EVENT_LOG: &str = "flowbridge::events";
+
+/// The filter without `RUST_LOG`: `info`, except that an event's line is written only when it
+/// failed. A success line per event is log volume at thousands of events per second (and about
+/// 5 µs of CPU per event, docs/benchmarks.md) that metrics and traces already cover;
+/// `RUST_LOG=info` writes it.
+pub const DEFAULT_FILTER: &str = "info,flowbridge::events=warn";
+
 /// Install the global subscriber; safe to call once per process.
 pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -25,3 +37,14 @@ pub fn init(json: bool) {
 
 pub mod metrics;
 pub mod trace;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_filter_names_the_event_target() {
+        assert!(DEFAULT_FILTER.contains(&format!("{EVENT_LOG}=warn")));
+        assert!(EnvFilter::try_new(DEFAULT_FILTER).is_ok());
+    }
+}

@@ -48,7 +48,16 @@ fn doc_count(record: &Value) -> usize {
 fn one_event_at_a_time_goes_out_alone() {
     let flow = shared_flow();
     let config = write_config(&format!(
-        "gateways:\n  main: {{url: \"{}\", timeout: 20s}}\nroutes:\n  - name: all\n",
+        r#"
+gateways:
+  main: {{url: "{}", timeout: 20s}}
+routes:
+  - name: bad-shape
+    filters:
+      - exact: {{ type: delivery.badshape }}
+    docs: '{{"txt": "typo"}}'
+  - name: all
+"#,
         flow.grpc_url()
     ));
     let bridge = FlowBridge::start(&config);
@@ -63,6 +72,17 @@ fn one_event_at_a_time_goes_out_alone() {
         records.iter().all(|r| doc_count(r) == 1),
         "each request carried one document: {records:#?}"
     );
+    // Default logging: a line for each failed event, none for each processed one.
+    let bad = unique("alone-bad");
+    let r = post(bridge.port, &bad, "delivery.badshape", false);
+    assert_eq!(r.status, 422, "{}", r.text());
+    let log = bridge.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("event failed") && l.contains(&bad)),
+        "{log}"
+    );
+    assert!(!log.contains("event processed"), "{log}");
 }
 
 #[test]
@@ -136,7 +156,9 @@ routes:
 "#,
         flow.grpc_url()
     ));
-    let bridge = FlowBridge::start(&config);
+    // RUST_LOG=info: every event's line, the redelivery's included.
+    let config = config.to_string_lossy().into_owned();
+    let bridge = FlowBridge::start_with(&["--config", &config], &[("RUST_LOG", "info")]);
     let id = unique("dedup");
     let first = post(bridge.port, &id, "delivery.dedup", true);
     assert_eq!(first.status, 200, "{}", first.text());

@@ -323,7 +323,9 @@ fn otel_env(protocol: Protocol, receiver: u16) -> Vec<(&'static str, String)> {
 
 fn start_bridge(config: &std::path::Path, env: &[(&str, String)]) -> FlowBridge {
     let config = config.to_string_lossy().into_owned();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Every event's log line (by default only failed events have one).
+    env.push(("RUST_LOG", "info"));
     FlowBridge::start_with(&["--config", &config, "--log-format", "json"], &env)
 }
 

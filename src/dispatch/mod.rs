@@ -511,14 +511,17 @@ fn outcome(error: &FlowError) -> &'static str {
 
 /// Give every event of a batch its result.
 fn answer(
-    batch: Vec<Pending>,
+    mut batch: Vec<Pending>,
     result: Result<FlowResponse, SendError>,
     request_id: &str,
     gateway: &str,
 ) {
     match result {
         Ok(response) => {
-            let sent: Vec<Vec<String>> = batch.iter().map(|p| p.ids.clone()).collect();
+            let sent: Vec<Vec<String>> = batch
+                .iter_mut()
+                .map(|p| std::mem::take(&mut p.ids))
+                .collect();
             let FlowResponse {
                 request_id: rid,
                 docs,

@@ -76,11 +76,10 @@ use std::task::{Context, Poll};
 
 use super::error::FlowError;
 use super::format::{DocFormat, Gateway};
-use super::proto::docarray::DocumentProto;
 use super::proto::jina::HeaderProto;
 use super::proto::jina::jina_info_rpc_client::JinaInfoRpcClient;
 use super::proto::jina::status_proto::StatusCode;
-use super::{convert, convert_v2, http as http_gateway};
+use super::{convert, convert_v2, http as http_gateway, wire_v1};
 use crate::model::{DocarrayMode, Document, FlowRequest, FlowResponse, GRPC_CODES, GatewaySpec};
 
 /// A single TCP/TLS connect attempt is abandoned after this long (or `connect_timeout` when
@@ -152,10 +151,10 @@ pub enum SendError {
 #[derive(Debug, Clone)]
 pub struct PreparedDocs {
     docs: Vec<Document>,
-    /// The same documents as docarray v1 protos, converted once here and sent as they are to a
-    /// v1 gRPC gateway (the common case); other formats convert `docs` when sending.
-    v1: Vec<DocumentProto>,
-    bytes: usize,
+    /// The same documents encoded once here as entries of a docarray v1 `DocumentArrayProto`
+    /// (`wire_v1`), sent as they are to a v1 gRPC gateway (the common case); other formats
+    /// convert `docs` when sending.
+    v1: Vec<u8>,
 }
 
 impl PreparedDocs {
@@ -170,7 +169,7 @@ impl PreparedDocs {
 
     /// Encoded size of the documents in bytes (protobuf length, framing included).
     pub fn encoded_len(&self) -> usize {
-        self.bytes
+        self.v1.len()
     }
 
     /// The document ids, in order.
@@ -265,21 +264,15 @@ impl FlowClient {
     /// Check one event's documents for the wire (errors name the document: `docs[2].blob`);
     /// they are kept (for the v2 and HTTP formats) without a copy.
     pub fn prepare(docs: Vec<Document>) -> Result<PreparedDocs, FlowError> {
-        use prost::Message as _;
-        let mut bytes = 0;
-        let mut v1 = Vec::with_capacity(docs.len());
+        let mut v1 = Vec::new();
+        let mut scratch = Vec::new();
         for (i, d) in docs.iter().enumerate() {
-            let proto = convert::document_to_proto(d, &format!("docs[{i}]")).map_err(|e| {
-                FlowError::InvalidRequest {
+            wire_v1::encode_document_field(1, d, &format!("docs[{i}]"), &mut scratch, &mut v1)
+                .map_err(|e| FlowError::InvalidRequest {
                     message: e.to_string(),
-                }
-            })?;
-            let len = proto.encoded_len();
-            // field tag + length prefix inside the DocumentArrayProto
-            bytes += len + 1 + prost::encoding::encoded_len_varint(len as u64);
-            v1.push(proto);
+                })?;
         }
-        Ok(PreparedDocs { docs, v1, bytes })
+        Ok(PreparedDocs { docs, v1 })
     }
 
     /// Check one event's documents against what the gateway is known to accept (without asking
@@ -421,10 +414,10 @@ impl FlowClient {
         want: Answer,
     ) -> Result<FlowResponse, SendError> {
         let mut docs: Vec<&Document> = Vec::new();
-        let mut v1: Vec<&DocumentProto> = Vec::new();
+        let mut v1: Vec<&[u8]> = Vec::new();
         for part in parts {
             docs.extend(&part.docs);
-            v1.extend(&part.v1);
+            v1.push(&part.v1);
         }
         let timeout = self.spec.timeout;
         let attempt = async {
@@ -673,12 +666,12 @@ impl FlowClient {
 fn data_request(
     format: DocFormat,
     head: &RequestHead,
-    v1: &[&DocumentProto],
+    v1: &[&[u8]],
     docs: &[&Document],
     request_id: &str,
 ) -> Result<RawRequest, SendError> {
     let data = match format {
-        DocFormat::V1 => Ok(convert::encode_protos(v1.iter().copied())),
+        DocFormat::V1 => Ok(convert::encode_array(v1.iter().copied())),
         DocFormat::V2 => convert_v2::encode_data(docs.iter().copied()),
     }
     .map_err(|e| {

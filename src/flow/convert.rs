@@ -289,7 +289,8 @@ fn f16_to_f64(bits: u16) -> f64 {
 
 // ---------------------------------------------------------------- Document <-> DocumentProto
 
-pub(crate) fn document_to_proto(doc: &Document, path: &str) -> Result<DocumentProto, ConvertError> {
+/// A docarray v1 document holds at most one of text, blob and tensor.
+pub(crate) fn check_one_content(doc: &Document, path: &str) -> Result<(), ConvertError> {
     let mut present = Vec::new();
     if doc.text.is_some() {
         present.push("text");
@@ -309,6 +310,21 @@ pub(crate) fn document_to_proto(doc: &Document, path: &str) -> Result<DocumentPr
             ),
         ));
     }
+    Ok(())
+}
+
+/// The `NamedScoreProto` of a score (only its value is set).
+pub(crate) fn score_proto(value: f64) -> NamedScoreProto {
+    NamedScoreProto {
+        value: value as f32,
+        ..NamedScoreProto::default()
+    }
+}
+
+/// The message prost would write; requests are written by `wire_v1` without building it.
+#[cfg(test)]
+pub(crate) fn document_to_proto(doc: &Document, path: &str) -> Result<DocumentProto, ConvertError> {
+    check_one_content(doc, path)?;
     let content = if let Some(text) = &doc.text {
         Some(document_proto::Content::Text(text.clone()))
     } else if let Some(blob) = &doc.blob {
@@ -351,13 +367,7 @@ pub(crate) fn document_to_proto(doc: &Document, path: &str) -> Result<DocumentPr
         scores: doc
             .scores
             .iter()
-            .map(|(name, value)| {
-                let score = NamedScoreProto {
-                    value: *value as f32,
-                    ..NamedScoreProto::default()
-                };
-                (name.clone(), score)
-            })
+            .map(|(name, value)| (name.clone(), score_proto(*value)))
             .collect(),
         chunks,
         matches,
@@ -470,19 +480,28 @@ pub(crate) fn build_message(
 }
 
 /// Encoded v1 `DataRequestProto.data` (`DataContentProto`, oneof `docs` = field 1, a
-/// `DocumentArrayProto` whose field 1 repeats the documents) for documents already converted,
-/// written from borrowed protos: the same bytes prost writes for the owned message.
+/// `DocumentArrayProto` whose field 1 repeats the documents) from documents already encoded as
+/// such entries (`wire_v1`, one slice per event): the same bytes prost writes for the message.
+pub(crate) fn encode_array<'a>(parts: impl IntoIterator<Item = &'a [u8]> + Clone) -> Vec<u8> {
+    use prost::encoding::{WireType, encode_key, encode_varint};
+    let len: usize = parts.clone().into_iter().map(<[u8]>::len).sum();
+    let mut data = Vec::with_capacity(len + 11);
+    encode_key(1, WireType::LengthDelimited, &mut data);
+    encode_varint(len as u64, &mut data);
+    for part in parts {
+        data.extend_from_slice(part);
+    }
+    data
+}
+
+/// [`encode_array`] of protos (tests).
+#[cfg(test)]
 pub(crate) fn encode_protos<'a>(docs: impl IntoIterator<Item = &'a DocumentProto>) -> Vec<u8> {
-    use prost::encoding::{WireType, encode_key, encode_varint, message};
     let mut array = Vec::new();
     for doc in docs {
-        message::encode(1, doc, &mut array);
+        prost::encoding::message::encode(1, doc, &mut array);
     }
-    let mut data = Vec::with_capacity(array.len() + 11);
-    encode_key(1, WireType::LengthDelimited, &mut data);
-    encode_varint(array.len() as u64, &mut data);
-    data.extend_from_slice(&array);
-    data
+    encode_array([&array[..]])
 }
 
 /// The documents of an encoded v1 `DataRequestProto.data`.

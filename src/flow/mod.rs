@@ -6,6 +6,7 @@
 //! * [`client`] — connection settings, format detection, the call, retries and deadline.
 //! * [`format`] — docarray v1 / v2 and what a gateway reported about itself.
 //! * `convert` — model ↔ docarray v1 / jina protobuf conversions.
+//! * `wire_v1` — request documents written as docarray v1 protobuf bytes without building protos.
 //! * `convert_v2` — model ↔ docarray v2 protobuf (`DocProto` nodes).
 //! * `http` — jina's HTTP gateway (v1 `POST /post`, v2 `POST /<endpoint>`); `json` its bodies.
 //! * `websocket` — jina's WebSocket gateway (a DataRequest frame per connection, `ws://`/`wss://`).
@@ -27,6 +28,7 @@ mod json;
 pub mod probe;
 mod proto;
 mod websocket;
+mod wire_v1;
 
 #[cfg(test)]
 pub(crate) mod fake_gateway;

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,6 +30,7 @@ use crate::model::CloudEvent;
 use crate::reply;
 use crate::rules::Unmatched;
 use crate::runtime::Runtime;
+use crate::telemetry::EVENT_LOG;
 use crate::telemetry::metrics::{self, Metrics};
 use crate::telemetry::trace::{EventSpan, Incoming};
 use binding::Mode;
@@ -274,7 +275,10 @@ enum Outcome {
     Reply(Box<CloudEvent>),
 }
 
-async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn receive(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    // The request taken whole: the `HeaderMap` extractor would clone every header.
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     let rt = state.runtime();
     let verifier = rt.auth.main();
     let body = match authorized_body(
@@ -396,7 +400,7 @@ async fn process(
                 m.unmatched_accepted.inc();
                 unrouted.answered(StatusCode::ACCEPTED.as_u16());
                 span.finish(StatusCode::ACCEPTED.as_u16(), "unmatched", "", None);
-                info!(ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, trace_id, "no route matched; accepted");
+                info!(target: EVENT_LOG, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, trace_id, "no route matched; accepted");
                 Ok(Outcome::Accepted)
             }
             Unmatched::Reject => {
@@ -408,7 +412,7 @@ async fn process(
                 m.rejected(e.code());
                 unrouted.answered(e.status().as_u16());
                 span.finish(e.status().as_u16(), e.code(), "", Some(e.to_string()));
-                warn!(ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, trace_id, "no route matched; rejected");
+                warn!(target: EVENT_LOG, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, trace_id, "no route matched; rejected");
                 Err(e)
             }
         };
@@ -471,13 +475,13 @@ async fn process(
     }
     match &result {
         Ok(_) if redelivery => {
-            info!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, trace_id, status, elapsed_ms, "redelivery within the dedup window; answered with the first outcome")
+            info!(target: EVENT_LOG, route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, trace_id, status, elapsed_ms, "redelivery within the dedup window; answered with the first outcome")
         }
         Ok(_) => {
-            info!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, trace_id, status, elapsed_ms, "event processed")
+            info!(target: EVENT_LOG, route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, trace_id, status, elapsed_ms, "event processed")
         }
         Err((e, _)) => {
-            warn!(route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, trace_id, status, elapsed_ms, error = %e, "event failed")
+            warn!(target: EVENT_LOG, route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, trace_id, status, elapsed_ms, error = %e, "event failed")
         }
     }
     result.map(|(o, _)| o).map_err(|(e, _)| e)

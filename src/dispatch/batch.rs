@@ -69,6 +69,9 @@ pub fn select(queue: &[Candidate<'_>], caps: Caps) -> Vec<usize> {
 
 /// Whether some id occurs twice in `ids`.
 pub fn has_duplicate_ids(ids: &[String]) -> bool {
+    if ids.len() < 2 {
+        return false;
+    }
     let mut seen = HashSet::with_capacity(ids.len());
     ids.iter().any(|id| !seen.insert(id.as_str()))
 }

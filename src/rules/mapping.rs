@@ -571,6 +571,9 @@ fn finish_documents(event: &CloudEvent, docs: &mut [Document]) -> Result<(), Map
             }
         }
     }
+    if count < 2 {
+        return Ok(());
+    }
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(count);
     for (i, doc) in docs.iter().enumerate() {
         if let Some(first) = seen.insert(doc.id.as_str(), i) {

@@ -3,18 +3,20 @@
 //! An event travels through the modules in this order:
 //!
 //! ```text
-//! HTTP POST ──► ingress ──► rules ──► flow ──► reply ──► HTTP response / reply sink
-//!  (binding,     (route      (Jina     (reply CloudEvent
-//!   status map)   match,     gRPC       from the Flow's
-//!                 mapping)   client)    result docs)
+//! HTTP POST ──► ingress ──► pipeline ──► rules ──► dispatch ──► flow ──► reply ──► HTTP response
+//!  (auth, body,   (one event:   (route,    (queue,      (Jina     (reply          / reply sink
+//!   binding,       route → map   mapping)   batching,    client)   CloudEvent)
+//!   status map)    → Flow → reply)          limits)
 //! ```
 //!
 //! * [`ingress`]: the CloudEvents HTTP binding and the axum server; the one place where errors
 //!   become HTTP status codes.
+//! * [`pipeline`]: one decoded event's trip (route → dedup → schema → map → Flow → reply) and its
+//!   one record (metrics, span, log line); no HTTP in there.
 //! * [`rules`]: pure route matching (Knative Trigger filters, CEL) and event → request mapping.
 //!   No axum, tonic or tokio in there.
-//! * [`dispatch`]: per-gateway delivery between ingress and flow: adaptive micro-batching with
-//!   per-event results, concurrency/rate/queue limits (429), cold-start probing, and the
+//! * [`dispatch`]: per-gateway delivery between the pipeline and flow: adaptive micro-batching
+//!   with per-event results, concurrency/rate/queue limits (429), cold-start probing, and the
 //!   per-route dedup window.
 //! * [`flow`]: the Jina gateway client; generated protobuf types never leave it.
 //! * [`reply`]: builds reply events and delivers them to a sink when configured.
@@ -23,12 +25,14 @@
 //! * [`config`]: parse → validate the YAML config, every error at once, before any socket opens.
 //! * [`runtime`]: one config generation with its dispatchers and dedup windows; [`reload`]
 //!   swaps in the next one on SIGHUP or when the config (or a file it names) changes.
+//! * [`app`]: `flowbridge serve`: listeners, TLS, shutdown.
 //! * [`tls`]: the listener's rustls config and the CA bundles of `grpcs://` gateways.
-//! * [`cli`], [`telemetry`]: the command line, logging, the Prometheus metrics registry and the
-//!   OpenTelemetry traces (OTLP export, W3C context in and out).
+//! * [`cli`], [`telemetry`]: the command line, logging, the Prometheus metrics registry, the
+//!   OpenTelemetry traces (OTLP export, W3C context in and out) and the per-event record.
 //! * [`knative`]: `flowbridge knative`, `jina export kubernetes` output → Knative Services.
 //! * [`load`]: `flowbridge load`, the CloudEvents load generator used by the benchmarks.
-//! * [`model`]: plain data shared by the modules (events, documents, Flow requests/responses).
+//! * [`model`]: plain data shared by the modules (events, documents, Flow requests/responses,
+//!   an event's processed outcome); [`text`]: truncation of message text.
 
 pub mod app;
 pub mod auth;
@@ -40,9 +44,11 @@ pub mod ingress;
 pub mod knative;
 pub mod load;
 pub mod model;
+pub mod pipeline;
 pub mod reload;
 pub mod reply;
 pub mod rules;
 pub mod runtime;
 pub mod telemetry;
+pub mod text;
 pub mod tls;

@@ -135,6 +135,17 @@ pub struct Document {
     pub matches: Vec<Document>,
 }
 
+/// What running an event through its route produced; the dedup window stores it and answers
+/// redeliveries with it.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    /// The Flow request that carried the event.
+    pub request_id: String,
+    /// The reply event for the HTTP response (routes with `reply` and no `reply.to`), when it
+    /// was built: when the sender asked for it, or always on routes with `dedup`.
+    pub reply: Option<Box<CloudEvent>>,
+}
+
 /// One Jina DataRequest, ready to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowRequest {

@@ -97,7 +97,7 @@ impl Sender {
             let text = response.text().await.unwrap_or_default();
             Err(format!(
                 "answered {status}: {}",
-                crate::ingress::error::truncate(&text, 200)
+                crate::text::truncate(&text, 200)
             ))
         }
     }

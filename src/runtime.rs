@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::dedup::{self, Dedup};
 use crate::flow::FlowClient;
-use crate::ingress::Processed;
+use crate::model::Processed;
 use crate::telemetry::metrics::Metrics;
 use tracing::{info, warn};
 

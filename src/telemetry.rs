@@ -35,6 +35,7 @@ pub fn init(json: bool) {
     let _ = result;
 }
 
+pub mod events;
 pub mod metrics;
 pub mod trace;
 

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::{AuthError, Reason};
 use crate::flow::FlowError;
 use crate::ingress::binding::BindingError;
-use crate::rules::mapping::MappingError;
-use crate::rules::schema::SchemaMismatch;
+use crate::pipeline::EventError;
+use crate::text::truncate;
 
 /// Upper bound of the `message` text in an error body, in bytes.
 const MAX_MESSAGE: usize = 800;
@@ -25,29 +25,9 @@ pub enum IngressError {
     TooLarge { limit: usize },
     #[error("could not read the request body: {0}")]
     BodyRead(String),
-    #[error(
-        "no route matched event (type {ty:?}, source {event_source:?}) and unmatched is reject"
-    )]
-    NoRoute { ty: String, event_source: String },
-    #[error("route {route}: {error}")]
-    Schema {
-        route: String,
-        error: SchemaMismatch,
-    },
-    #[error("route {route}: mapping failed: {error}")]
-    Mapping { route: String, error: MappingError },
-    #[error("route {route}: {error}")]
-    Flow { route: String, error: FlowError },
-    #[error("route {route}: reply failed: {error}")]
-    Reply { route: String, error: MappingError },
-    #[error("route {route}: reply sink {url} did not accept the reply: {message}")]
-    ReplySink {
-        route: String,
-        url: String,
-        message: String,
-    },
-    #[error("route {route}: gateway {gateway} is not configured")]
-    NoGateway { route: String, gateway: String },
+    /// The event was read; the pipeline failed it.
+    #[error(transparent)]
+    Event(#[from] EventError),
     /// Refused by the endpoint's `auth` (401, 403 for a subject not allowed, 503 when the
     /// issuer's keys cannot be loaded).
     #[error("{endpoint}: not authorized ({error})")]
@@ -70,20 +50,7 @@ impl IngressError {
             IngressError::Binding(BindingError::Invalid(_)) => StatusCode::BAD_REQUEST,
             IngressError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngressError::BodyRead(_) => StatusCode::BAD_REQUEST,
-            IngressError::NoRoute { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            IngressError::Schema { .. }
-            | IngressError::Mapping { .. }
-            | IngressError::Reply { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            IngressError::Flow { error, .. } => match error {
-                FlowError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-                FlowError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
-                FlowError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
-                FlowError::Executor { .. } | FlowError::Gateway { .. } => StatusCode::BAD_GATEWAY,
-                FlowError::InvalidRequest { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                FlowError::Config { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            },
-            IngressError::ReplySink { .. } => StatusCode::BAD_GATEWAY,
-            IngressError::NoGateway { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            IngressError::Event(e) => event_status(e),
             IngressError::Auth { error, .. } => match error.reason {
                 Reason::SubjectNotAllowed => StatusCode::FORBIDDEN,
                 Reason::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -101,21 +68,7 @@ impl IngressError {
             IngressError::Binding(BindingError::Invalid(_)) => "invalid_event",
             IngressError::TooLarge { .. } => "body_too_large",
             IngressError::BodyRead(_) => "body_unreadable",
-            IngressError::NoRoute { .. } => "no_route",
-            IngressError::Schema { .. } => "schema_mismatch",
-            IngressError::Mapping { .. } => "mapping_failed",
-            IngressError::Reply { .. } => "reply_failed",
-            IngressError::Flow { error, .. } => match error {
-                FlowError::Unavailable { .. } => "gateway_unavailable",
-                FlowError::Overloaded { .. } => "overloaded",
-                FlowError::Deadline { .. } => "gateway_timeout",
-                FlowError::Executor { .. } => "executor_error",
-                FlowError::Gateway { .. } => "gateway_error",
-                FlowError::InvalidRequest { .. } => "mapping_failed",
-                FlowError::Config { .. } => "internal",
-            },
-            IngressError::ReplySink { .. } => "reply_sink_failed",
-            IngressError::NoGateway { .. } => "internal",
+            IngressError::Event(e) => e.code(),
             IngressError::Auth { error, .. } => match error.reason {
                 Reason::SubjectNotAllowed => "forbidden",
                 Reason::KeysUnavailable => "auth_unavailable",
@@ -129,10 +82,10 @@ impl IngressError {
     /// Seconds a sender should wait before retrying (`Retry-After`), for overload answers.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            IngressError::Flow {
+            IngressError::Event(EventError::Flow {
                 error: FlowError::Overloaded { .. },
                 ..
-            } => Some(RETRY_AFTER_SECS),
+            }) => Some(RETRY_AFTER_SECS),
             IngressError::Auth { error, .. } if error.reason == Reason::KeysUnavailable => {
                 Some(RETRY_AFTER_SECS)
             }
@@ -147,16 +100,24 @@ impl IngressError {
     }
 }
 
-/// Cut `s` to at most `max` bytes on a char boundary, marking the cut with "…".
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
+/// The status of an event the pipeline failed.
+pub fn event_status(error: &EventError) -> StatusCode {
+    match error {
+        EventError::NoRoute { .. }
+        | EventError::Schema { .. }
+        | EventError::Mapping { .. }
+        | EventError::Reply { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        EventError::Flow { error, .. } => match error {
+            FlowError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            FlowError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            FlowError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
+            FlowError::Executor { .. } | FlowError::Gateway { .. } => StatusCode::BAD_GATEWAY,
+            FlowError::InvalidRequest { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            FlowError::Config { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        EventError::ReplySink { .. } => StatusCode::BAD_GATEWAY,
+        EventError::NoGateway { .. } => StatusCode::INTERNAL_SERVER_ERROR,
     }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// An error response with an optional message prefix (e.g. `batch[2] (id x): `).
@@ -191,12 +152,14 @@ impl IntoResponse for IngressError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::mapping::MappingError;
+    use crate::rules::schema::SchemaMismatch;
 
     fn flow(error: FlowError) -> IngressError {
-        IngressError::Flow {
+        IngressError::Event(EventError::Flow {
             route: "r".into(),
             error,
-        }
+        })
     }
 
     #[test]
@@ -212,30 +175,30 @@ mod tests {
             ),
             (IngressError::TooLarge { limit: 1 }, 413),
             (
-                IngressError::NoRoute {
+                IngressError::Event(EventError::NoRoute {
                     ty: "t".into(),
                     event_source: "s".into(),
-                },
+                }),
                 422,
             ),
             (
-                IngressError::Schema {
+                IngressError::Event(EventError::Schema {
                     route: "r".into(),
                     error: SchemaMismatch {
                         violations: Vec::new(),
                         total: 1,
                     },
-                },
+                }),
                 422,
             ),
             (
-                IngressError::Mapping {
+                IngressError::Event(EventError::Mapping {
                     route: "r".into(),
                     error: MappingError {
                         field: "docs".into(),
                         message: "m".into(),
                     },
-                },
+                }),
                 422,
             ),
             (

@@ -1,10 +1,10 @@
 //! HTTP ingress: the axum router (`POST /` for CloudEvents, `POST /webhooks/<name>` for plain
 //! webhooks, `GET /healthz`, `GET /readyz`, the CloudEvents webhook `OPTIONS` handshake on both),
 //! the admin router (`GET /metrics` and the probes), the auth check ([`crate::auth`]) before an
-//! event is decoded, the bounded body read, and the per-event pipeline (route → map → Flow →
-//! reply), which counts each outcome once in the metrics registry and, with tracing on, in one
-//! span per event. Submodules: [`binding`] (the CloudEvents HTTP binding), [`webhook`] (plain
-//! request → CloudEvent) and [`error`] (the one place where errors become status codes).
+//! event is decoded, the bounded body read, and the hand-over of each decoded event to
+//! [`crate::pipeline`] (route → map → Flow → reply) and of its result to a response.
+//! Submodules: [`binding`] (the CloudEvents HTTP binding), [`webhook`] (plain request →
+//! CloudEvent) and [`error`] (the one place where errors become status codes).
 
 pub mod binding;
 pub mod error;
@@ -12,7 +12,6 @@ pub mod webhook;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -22,17 +21,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
-use crate::dispatch::dedup::Claim;
-use crate::flow::client::Answer;
 use crate::model::CloudEvent;
+use crate::pipeline::{self, Outcome, Pipeline};
 use crate::reply;
-use crate::rules::Unmatched;
 use crate::runtime::Runtime;
-use crate::telemetry::EVENT_LOG;
 use crate::telemetry::metrics::{self, Metrics};
-use crate::telemetry::trace::{EventSpan, Incoming};
+use crate::telemetry::trace::Incoming;
 use binding::Mode;
 use error::{IngressError, error_response};
 
@@ -140,7 +136,7 @@ fn find_webhook<'a>(
         .iter()
         .find(|w| w.name == name)
         .ok_or_else(|| IngressError::UnknownWebhook {
-            name: error::truncate(name, 64),
+            name: crate::text::truncate(name, 64),
             known: rt.config.webhooks.iter().map(|w| w.name.clone()).collect(),
         })
 }
@@ -256,25 +252,6 @@ fn prefers_reply(headers: &HeaderMap) -> bool {
     })
 }
 
-/// What running an event through its route produced; the dedup window stores it and answers
-/// redeliveries with it.
-#[derive(Debug, Clone)]
-pub struct Processed {
-    /// The Flow request that carried the event.
-    pub request_id: String,
-    /// The reply event for the HTTP response (routes with `reply` and no `reply.to`), when it
-    /// was built: when the sender asked for it, or always on routes with `dedup`.
-    pub reply: Option<Box<CloudEvent>>,
-}
-
-/// What one event's trip through the pipeline produced.
-enum Outcome {
-    /// Flow ran (or the event was unmatched and accepted); nothing to send back.
-    Accepted,
-    /// Flow ran and a reply event should go back in the HTTP response.
-    Reply(Box<CloudEvent>),
-}
-
 async fn receive(State(state): State<Arc<AppState>>, request: Request) -> Response {
     // The request taken whole: the `HeaderMap` extractor would clone every header.
     let (parts, body) = request.into_parts();
@@ -379,8 +356,8 @@ fn reply_response(event: &CloudEvent) -> Response {
     response
 }
 
-/// One event: route → map → call the Flow → build/deliver the reply. `incoming` is the sender's
-/// trace context from the HTTP headers (the event's span continues it).
+/// Run one event through the pipeline with this request's runtime, answering each outcome with
+/// the status of ingress's table.
 async fn process(
     state: &AppState,
     rt: &Runtime,
@@ -388,190 +365,18 @@ async fn process(
     want_reply: bool,
     incoming: &Incoming,
 ) -> Result<Outcome, IngressError> {
-    let started = Instant::now();
-    let span = EventSpan::start(incoming, &event);
-    let trace_id = span.trace_id();
-    let trace_id = trace_id.as_deref();
-    let m = &state.metrics;
-    let Some(route) = rt.config.rules.route(&event) else {
-        let unrouted = m.route(metrics::NO_ROUTE);
-        return match rt.config.unmatched {
-            Unmatched::Accept => {
-                m.unmatched_accepted.inc();
-                unrouted.answered(StatusCode::ACCEPTED.as_u16());
-                span.finish(StatusCode::ACCEPTED.as_u16(), "unmatched", "", None);
-                info!(target: EVENT_LOG, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, trace_id, "no route matched; accepted");
-                Ok(Outcome::Accepted)
-            }
-            Unmatched::Reject => {
-                let e = IngressError::NoRoute {
-                    ty: event.ty.clone(),
-                    event_source: event.source.clone(),
-                };
-                m.unmatched_rejected.inc();
-                m.rejected(e.code());
-                unrouted.answered(e.status().as_u16());
-                span.finish(e.status().as_u16(), e.code(), "", Some(e.to_string()));
-                warn!(target: EVENT_LOG, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, trace_id, "no route matched; rejected");
-                Err(e)
-            }
-        };
+    let p = Pipeline {
+        runtime: rt,
+        metrics: &state.metrics,
+        replies: &state.replies,
     };
-    let route_metrics = m.route(&route.name);
-    route_metrics.matched.inc();
-    span.routed(&route.name);
-    let mut redelivery = false;
-    let result = match rt.dedup.get(&route.name) {
-        None => run_route(state, rt, route, &event, want_reply, &span).await,
-        Some(window) => match window.claim((event.source.clone(), event.id.clone())).await {
-            Claim::Done(processed) => {
-                redelivery = true;
-                Ok(processed)
-            }
-            Claim::Run(guard) => {
-                // Build the reply even when not asked: a redelivery may ask for it.
-                let result = run_route(state, rt, route, &event, true, &span).await;
-                if let Ok(processed) = &result {
-                    guard.finish(processed.clone());
-                }
-                result
-            }
-        },
-    };
-    let result = result.map(|p| {
-        let outcome = match p.reply {
-            Some(reply) if want_reply => Outcome::Reply(reply),
-            _ => Outcome::Accepted,
-        };
-        (outcome, p.request_id)
-    });
-    let (status, request_id) = match &result {
-        Ok((Outcome::Reply(_), rid)) => (StatusCode::OK.as_u16(), rid.clone()),
-        Ok((Outcome::Accepted, rid)) => (StatusCode::ACCEPTED.as_u16(), rid.clone()),
-        Err((e, rid)) => (e.status().as_u16(), rid.clone()),
-    };
-    let elapsed = started.elapsed().as_secs_f64();
-    let elapsed_ms = elapsed * 1000.0;
-    route_metrics.answered(status);
-    route_metrics.latency.observe(elapsed);
-    match &result {
-        Ok((Outcome::Reply(_), _)) => route_metrics.reply_sent(true),
-        Ok(_) => {}
-        Err((e, _)) => m.rejected(e.code()),
-    }
-    if redelivery {
-        route_metrics.redeliveries.inc();
-    }
-    match &result {
-        Ok((outcome, _)) => {
-            let outcome = match outcome {
-                _ if redelivery => "redelivery",
-                Outcome::Reply(_) => "reply",
-                Outcome::Accepted => "accepted",
-            };
-            span.finish(status, outcome, &request_id, None);
-        }
-        Err((e, _)) => span.finish(status, e.code(), &request_id, Some(e.to_string())),
-    }
-    match &result {
-        Ok(_) if redelivery => {
-            info!(target: EVENT_LOG, route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, trace_id, status, elapsed_ms, "redelivery within the dedup window; answered with the first outcome")
-        }
-        Ok(_) => {
-            info!(target: EVENT_LOG, route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, trace_id, status, elapsed_ms, "event processed")
-        }
-        Err((e, _)) => {
-            warn!(target: EVENT_LOG, route = %route.name, ce_id = %event.id, ce_type = %event.ty, ce_source = %event.source, request_id = %request_id, trace_id, status, elapsed_ms, error = %e, "event failed")
-        }
-    }
-    result.map(|(o, _)| o).map_err(|(e, _)| e)
-}
-
-/// Map the event, send it through its gateway's dispatcher, then build (when `build_reply`) or
-/// deliver (`reply.to`) the reply, which carries `span`'s trace context. Errors carry the Flow
-/// request id when there was one.
-async fn run_route(
-    state: &AppState,
-    rt: &Runtime,
-    route: &crate::rules::Route,
-    event: &CloudEvent,
-    build_reply: bool,
-    span: &EventSpan,
-) -> Result<Processed, (IngressError, String)> {
-    let no_request = |e: IngressError| (e, String::new());
-    // The reply this event gets, if any: one to POST to `reply.to`, or one asked for. The Flow's
-    // documents are decoded only for it.
-    let reply_spec = route
-        .reply
-        .as_ref()
-        .filter(|spec| spec.to.is_some() || build_reply);
-    let want = match reply_spec {
-        Some(_) => Answer::Documents,
-        None => Answer::Ids,
-    };
-    if let Some(schema) = &route.schema
-        && let Err(error) = schema.check(event)
-    {
-        state.metrics.route(&route.name).schema_mismatches.inc();
-        return Err(no_request(IngressError::Schema {
-            route: route.name.clone(),
-            error,
-        }));
-    }
-    let request = route.mapping.apply(event).map_err(|error| {
-        no_request(IngressError::Mapping {
-            route: route.name.clone(),
-            error,
-        })
-    })?;
-    let Some(dispatcher) = rt.dispatchers.get(&route.gateway) else {
-        return Err(no_request(IngressError::NoGateway {
-            route: route.name.clone(),
-            gateway: route.gateway.clone(),
-        }));
-    };
-    let response = dispatcher
-        .submit_traced(request, span.clone(), want)
-        .await
-        .map_err(|error| {
-            no_request(IngressError::Flow {
-                route: route.name.clone(),
-                error,
-            })
-        })?;
-    let request_id = response.request_id.clone();
-    let accepted = Processed {
-        request_id: request_id.clone(),
-        reply: None,
-    };
-    let Some(spec) = reply_spec else {
-        return Ok(accepted);
-    };
-    let fail = |e: IngressError| (e, request_id.clone());
-    let mut reply = reply::build(spec, event, &response).map_err(|error| {
-        fail(IngressError::Reply {
-            route: route.name.clone(),
-            error,
-        })
-    })?;
-    span.inject_into(&mut reply.extensions);
-    match &spec.to {
-        Some(url) => {
-            state.replies.send(url, &reply).await.map_err(|message| {
-                fail(IngressError::ReplySink {
-                    route: route.name.clone(),
-                    url: url.clone(),
-                    message,
-                })
-            })?;
-            state.metrics.route(&route.name).reply_sent(false);
-            Ok(accepted)
-        }
-        None => Ok(Processed {
-            request_id,
-            reply: Some(Box::new(reply)),
-        }),
-    }
+    pipeline::process(&p, event, want_reply, incoming, |result| match result {
+        Ok(Outcome::Reply(_)) => StatusCode::OK.as_u16(),
+        Ok(Outcome::Accepted) => StatusCode::ACCEPTED.as_u16(),
+        Err(e) => error::event_status(e).as_u16(),
+    })
+    .await
+    .map_err(IngressError::from)
 }
 
 #[cfg(test)]

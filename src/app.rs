@@ -1,9 +1,10 @@
-//! Wiring for `flowbridge serve`: builds the first [`Runtime`] from a validated config (a
-//! dispatcher per gateway, a dedup window per route that asks for one), binds the listener
-//! (plain HTTP through `axum::serve`, or TLS through this module's accept loop when the config
-//! has `tls`), starts the config watcher ([`reload::watch`]), flips readiness, and runs until
-//! SIGTERM/SIGINT. A second listener (`admin_listen`, always plain HTTP) serves `/metrics` and
-//! the probes from the same state.
+//! Wiring for `flowbridge serve`: binds the listeners ([`Listeners`]), then [`run`] builds the
+//! first [`Runtime`] from a validated config (a dispatcher per gateway, a dedup window per route
+//! that asks for one), serves on them (plain HTTP through `axum::serve`, or TLS through this
+//! module's accept loop when the config has `tls`), starts the config watcher
+//! ([`reload::watch`]), flips readiness, and runs until the shutdown future resolves (SIGTERM or
+//! SIGINT for `serve`). The admin listener (`admin_listen`, always plain HTTP) serves `/metrics`
+//! and the probes from the same state.
 //!
 //! Shutdown: on the signal readiness turns false at once, the listener stops accepting, and every
 //! event already received — in flight or waiting in a dispatcher queue, each has an HTTP request
@@ -21,6 +22,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
+use crate::config::Config;
 use crate::ingress::{self, AppState};
 use crate::reload::{self, Loaded, Source};
 use crate::reply;
@@ -38,12 +40,43 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// reload from `source` on SIGHUP and when its files change ([`reload::watch`]).
 pub async fn serve(loaded: Loaded, source: Source) -> Result<(), String> {
     start_tracing()?;
-    let result = serve_until_signal(loaded, source).await;
+    let result = match Listeners::bind(&loaded.config).await {
+        Ok(listeners) => run(loaded, source, listeners, signal()).await,
+        Err(e) => Err(e),
+    };
     // Spans of the last events are still queued in the batch span processor.
     if let Ok(Err(e)) = tokio::task::spawn_blocking(trace::shutdown).await {
         warn!(error = %e, "traces not flushed");
     }
     result
+}
+
+/// The sockets `serve` listens on, bound before anything else starts (a port in use is an error
+/// before any gateway is dialled).
+pub struct Listeners {
+    /// Events (`listen`): plain HTTP, or TLS when the config has `tls`.
+    pub main: TcpListener,
+    /// `/metrics` and the probes (`admin_listen`), when configured.
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Bind `listen` and `admin_listen` of `config`.
+    pub async fn bind(config: &Config) -> Result<Listeners, String> {
+        let listen = config.listen;
+        let main = TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let admin = match config.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} (admin_listen): {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(Listeners { main, admin })
+    }
 }
 
 /// OpenTelemetry tracing from the `OTEL_*` environment (off unless an OTLP endpoint is set).
@@ -66,7 +99,14 @@ fn start_tracing() -> Result<(), String> {
     Ok(())
 }
 
-async fn serve_until_signal(loaded: Loaded, source: Source) -> Result<(), String> {
+/// Serve on bound `listeners` until `shutdown` resolves (SIGTERM/SIGINT for `serve`; any future
+/// for an embedding or a test), then finish the events already received (`shutdown_grace`).
+pub async fn run(
+    loaded: Loaded,
+    source: Source,
+    listeners: Listeners,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
     let Loaded {
         config,
         hash,
@@ -77,21 +117,13 @@ async fn serve_until_signal(loaded: Loaded, source: Source) -> Result<(), String
     metrics.set_config(runtime.generation, &runtime.hash);
     let replies = reply::Sender::new(REPLY_SEND_TIMEOUT)?;
     let config = &runtime.config;
-    let listen = config.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let Listeners {
+        main: listener,
+        admin,
+    } = listeners;
     let local = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let admin = match config.admin_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot listen on {addr} (admin_listen): {e}"))?,
-        ),
-        None => None,
-    };
     for (name, spec) in &config.gateways {
         info!(
             gateway = %name,
@@ -144,7 +176,8 @@ async fn serve_until_signal(loaded: Loaded, source: Source) -> Result<(), String
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let signal_state = state.clone();
     let shutdown = async move {
-        shutdown_signal(signal_state).await;
+        shutdown.await;
+        stop_being_ready(&signal_state);
         let _ = signalled_tx.send(());
     };
     let grace_state = state.clone();
@@ -252,8 +285,8 @@ async fn serve_tls(
     graceful.shutdown().await;
 }
 
-/// Resolves on SIGTERM or SIGINT; readiness turns false at once, in-flight requests finish.
-async fn shutdown_signal(state: Arc<AppState>) {
+/// Resolves on SIGTERM or SIGINT.
+async fn signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -274,6 +307,10 @@ async fn shutdown_signal(state: Arc<AppState>) {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// Shutdown began: readiness turns false at once, in-flight requests finish.
+fn stop_being_ready(state: &AppState) {
     state.ready.store(false, Ordering::Relaxed);
     let runtime = state.runtime();
     let waiting = runtime.pending();

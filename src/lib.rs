@@ -4,13 +4,15 @@
 //!
 //! ```text
 //! HTTP POST ──► ingress ──► rules ──► flow ──► reply ──► HTTP response / reply sink
-//!  (binding,     (route      (Jina     (reply CloudEvent
-//!   status map)   match,     gRPC       from the Flow's
-//!                 mapping)   client)    result docs)
+//!  (decode with  (route      (Jina     (reply CloudEvent
+//!   cloudevents,  match,     gRPC       from the Flow's
+//!   status map)   mapping)   client)    result docs)
 //! ```
 //!
-//! * [`ingress`]: the CloudEvents HTTP binding and the axum server; the one place where errors
-//!   become HTTP status codes.
+//! * [`cloudevents`]: the CloudEvents codec (HTTP binding in binary, structured and batched
+//!   mode; the JSON event format), pure: no axum, no tokio. Ingress, replies, `send`, `load` and
+//!   the fuzz targets all decode and encode events through it.
+//! * [`ingress`]: the axum server; the one place where errors become HTTP status codes.
 //! * [`rules`]: pure route matching (Knative Trigger filters, CEL) and event → request mapping.
 //!   No axum, tonic or tokio in there.
 //! * [`dispatch`]: per-gateway delivery between ingress and flow: adaptive micro-batching with
@@ -33,6 +35,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cloudevents;
 pub mod config;
 pub mod dispatch;
 pub mod flow;

@@ -3,10 +3,9 @@
 //! the admin router (`GET /metrics` and the probes), the auth check ([`crate::auth`]) before an
 //! event is decoded, the bounded body read, and the per-event pipeline (route → map → Flow →
 //! reply), which counts each outcome once in the metrics registry and, with tracing on, in one
-//! span per event. Submodules: [`binding`] (the CloudEvents HTTP binding), [`webhook`] (plain
+//! span per event. Submodules: [`webhook`] (plain
 //! request → CloudEvent) and [`error`] (the one place where errors become status codes).
 
-pub mod binding;
 pub mod error;
 pub mod webhook;
 
@@ -24,6 +23,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tracing::{debug, info, warn};
 
+use crate::cloudevents::{self, Mode};
 use crate::dispatch::dedup::Claim;
 use crate::flow::client::Answer;
 use crate::model::CloudEvent;
@@ -33,7 +33,6 @@ use crate::runtime::Runtime;
 use crate::telemetry::EVENT_LOG;
 use crate::telemetry::metrics::{self, Metrics};
 use crate::telemetry::trace::{EventSpan, Incoming};
-use binding::Mode;
 use error::{IngressError, error_response};
 
 /// Everything a request handler needs; shared by all requests.
@@ -294,7 +293,7 @@ async fn receive(State(state): State<Arc<AppState>>, request: Request) -> Respon
         Ok(b) => b,
         Err(e) => return log_rejection(&state.metrics, e),
     };
-    let decoded = match binding::decode(&headers, &body) {
+    let decoded = match cloudevents::decode(&headers, &body) {
         Ok(d) => d,
         Err(e) => return log_rejection(&state.metrics, e.into()),
     };
@@ -373,7 +372,7 @@ fn log_rejection(metrics: &Metrics, e: IngressError) -> Response {
 }
 
 fn reply_response(event: &CloudEvent) -> Response {
-    let (headers, body) = binding::encode_binary(event);
+    let (headers, body) = cloudevents::encode_binary(event);
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().extend(headers);
     response

@@ -1,10 +1,10 @@
 //! HTTP ingress: the axum router (`POST /` for CloudEvents, `POST /webhooks/<name>` for plain
 //! webhooks, `GET /healthz`, `GET /readyz`, the CloudEvents webhook `OPTIONS` handshake on both),
 //! the admin router (`GET /metrics` and the probes), the auth check ([`crate::auth`]) before an
-//! event is decoded, the bounded body read, and the per-event pipeline (route → map → Flow →
-//! reply), which counts each outcome once in the metrics registry and, with tracing on, in one
-//! span per event. Submodules: [`webhook`] (plain
-//! request → CloudEvent) and [`error`] (the one place where errors become status codes).
+//! event is decoded, the bounded body read, decoding with [`crate::cloudevents`], and the
+//! per-event pipeline (route → map → Flow → reply), which counts each outcome once in the metrics
+//! registry and, with tracing on, in one span per event. Submodules: [`webhook`] (plain request →
+//! CloudEvent) and [`error`] (the one place where errors become status codes).
 
 pub mod error;
 pub mod webhook;

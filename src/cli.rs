@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
+use crate::cloudevents;
 use crate::config::{self, Config, Overrides};
-use crate::ingress::binding;
 use crate::model::{CloudEvent, Data, ExtValue, now_timestamp};
 use crate::rules::mapping::{Expr, MappingSpec, document_to_json};
 
@@ -671,9 +671,11 @@ fn explain(args: &ExplainArgs) -> ExitCode {
                 Value::Array(items) => items
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| binding::from_json(v).map_err(|e| format!("{name}[{i}]: {e}")))
+                    .map(|(i, v)| {
+                        cloudevents::from_json(v).map_err(|e| format!("{name}[{i}]: {e}"))
+                    })
                     .collect(),
-                _ => binding::from_json(&value)
+                _ => cloudevents::from_json(&value)
                     .map(|e| vec![e])
                     .map_err(|e| format!("{name}: {e}")),
             }
@@ -829,9 +831,9 @@ async fn send(args: SendArgs) -> ExitCode {
     if args.structured {
         request = request
             .header("content-type", "application/cloudevents+json")
-            .body(binding::to_json(&event).to_string());
+            .body(cloudevents::to_json(&event).to_string());
     } else {
-        let (headers, body) = binding::encode_binary(&event);
+        let (headers, body) = cloudevents::encode_binary(&event);
         request = request.headers(headers).body(body);
     }
     if !args.no_reply {
@@ -854,9 +856,12 @@ async fn send(args: SendArgs) -> ExitCode {
     let mut out = json!({"status": status.as_u16(), "id": event.id, "reply": null});
     if status.is_success() {
         if !body.is_empty() || headers.contains_key("ce-specversion") {
-            match binding::decode(&headers, &body) {
+            match cloudevents::decode(&headers, &body) {
                 Ok(decoded) => {
-                    out["reply"] = decoded.events.first().map_or(Value::Null, binding::to_json);
+                    out["reply"] = decoded
+                        .events
+                        .first()
+                        .map_or(Value::Null, cloudevents::to_json);
                 }
                 Err(e) => out["reply_error"] = json!(e.to_string()),
             }

@@ -5,12 +5,15 @@
 //! ```text
 //! HTTP POST ──► ingress ──► pipeline ──► rules ──► dispatch ──► flow ──► reply ──► HTTP response
 //!  (auth, body,   (one event:   (route,    (queue,      (Jina     (reply          / reply sink
-//!   binding,       route → map   mapping)   batching,    client)   CloudEvent)
-//!   status map)    → Flow → reply)          limits)
+//!   decode with    route → map   mapping)   batching,    client)   CloudEvent)
+//!   cloudevents,   → Flow → reply)          limits)
+//!   status map)
 //! ```
 //!
-//! * [`ingress`]: the CloudEvents HTTP binding and the axum server; the one place where errors
-//!   become HTTP status codes.
+//! * [`cloudevents`]: the CloudEvents codec (HTTP binding in binary, structured and batched
+//!   mode; the JSON event format), pure: no axum, no tokio. Ingress, replies, `send`, `load` and
+//!   the fuzz targets all decode and encode events through it.
+//! * [`ingress`]: the axum server; the one place where errors become HTTP status codes.
 //! * [`pipeline`]: one decoded event's trip (route → dedup → schema → map → Flow → reply) and its
 //!   one record (metrics, span, log line); no HTTP in there.
 //! * [`rules`]: pure route matching (Knative Trigger filters, CEL) and event → request mapping.
@@ -37,6 +40,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cloudevents;
 pub mod config;
 pub mod dispatch;
 pub mod flow;

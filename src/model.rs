@@ -62,8 +62,8 @@ pub enum Data {
     Binary(Bytes),
 }
 
-/// A validated CloudEvent (1.0 or 0.3). Constructed only by the HTTP binding
-/// (`ingress::binding`) or the JSON format reader, which enforce the spec's rules.
+/// A validated CloudEvent (1.0 or 0.3). Constructed only by the codec in `cloudevents` (the HTTP
+/// binding or the JSON format reader), which enforces the spec's rules.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudEvent {
     pub specversion: SpecVersion,

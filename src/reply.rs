@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::ingress::binding;
+use crate::cloudevents;
 use crate::model::{CloudEvent, Data, ExtValue, FlowResponse, now_timestamp};
 use crate::rules::ReplySpec;
 use crate::rules::mapping::MappingError;
@@ -74,7 +74,7 @@ impl Sender {
 
     /// Deliver `event` to `url`; Ok only for a 2xx answer.
     pub async fn send(&self, url: &str, event: &CloudEvent) -> Result<(), String> {
-        let (mut headers, body) = binding::encode_binary(event);
+        let (mut headers, body) = cloudevents::encode_binary(event);
         for name in [trace::TRACEPARENT, trace::TRACESTATE] {
             if let Some(ExtValue::String(value)) = event.extensions.get(name)
                 && let Ok(value) = http::HeaderValue::from_str(value)

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use flowbridge::ingress::binding;
+use flowbridge::cloudevents;
 use flowbridge::model::CloudEvent;
 use flowbridge::rules::cesql::{ErrorKind, Expression, Value};
 use serde_json::{Map, Value as Json, json};
@@ -75,7 +75,7 @@ fn load_cases() -> Vec<Case> {
                 }
                 (None, None) => Json::Object(base_event()),
             };
-            let event = binding::from_json(&event_json)
+            let event = cloudevents::from_json(&event_json)
                 .unwrap_or_else(|e| panic!("{file}: bad event {event_json}: {e}"));
             cases.push(Case {
                 file: file.clone(),
@@ -189,7 +189,7 @@ fn every_tck_case_passes() {
 // ------------------------------------------------------------------ fuzz-style properties
 
 fn any_event() -> CloudEvent {
-    binding::from_json(&json!({
+    cloudevents::from_json(&json!({
         "specversion": "1.0", "id": "x", "source": "/s", "type": "t",
         "subject": "sub", "n": 5, "b": true, "s": "10",
     }))

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use cloudevents::AttributesReader;
-use flowbridge::ingress::binding::{self, Mode};
+use flowbridge::cloudevents::{self as binding, Mode};
 use flowbridge::model::ExtValue;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;

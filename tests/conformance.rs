@@ -1,4 +1,4 @@
-//! Data-driven conformance tests of the CloudEvents HTTP binding (`flowbridge::ingress::binding`),
+//! Data-driven conformance tests of the CloudEvents HTTP binding (`flowbridge::cloudevents`),
 //! run directly against the module (no server):
 //!
 //! * the JSON event-format tests of cloudevents/conformance (`format-tests` branch): valid and
@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use flowbridge::ingress::binding::{self, BindingError, Decoded, Mode};
+use flowbridge::cloudevents::{self, BindingError, Decoded, Mode};
 use flowbridge::model::{CloudEvent, Data, ExtValue, SpecVersion};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
@@ -57,12 +57,12 @@ fn post_structured(event: &Value) -> Result<Decoded, BindingError> {
         "content-type",
         "application/cloudevents+json; charset=utf-8",
     )]);
-    binding::decode(&h, &Bytes::from(serde_json::to_vec(event).expect("json")))
+    cloudevents::decode(&h, &Bytes::from(serde_json::to_vec(event).expect("json")))
 }
 
 fn post_batch(batch: &Value) -> Result<Decoded, BindingError> {
     let h = headers(&[("content-type", "application/cloudevents-batch+json")]);
-    binding::decode(&h, &Bytes::from(serde_json::to_vec(batch).expect("json")))
+    cloudevents::decode(&h, &Bytes::from(serde_json::to_vec(batch).expect("json")))
 }
 
 // ---- golden samples (format/README.md) ----
@@ -180,7 +180,7 @@ fn json_format_valid_events() {
         let want = golden_event(t["sampleId"].as_str().expect("sampleId"));
         let event = &t["event"];
 
-        let parsed = binding::from_json(event).unwrap_or_else(|e| panic!("{id}: {e}"));
+        let parsed = cloudevents::from_json(event).unwrap_or_else(|e| panic!("{id}: {e}"));
         assert_same_event(&parsed, &want, id);
 
         let d = post_structured(event).unwrap_or_else(|e| panic!("{id} structured: {e}"));
@@ -207,7 +207,7 @@ fn json_format_invalid_events() {
     for t in &tests {
         let id = t["id"].as_str().expect("id");
         let event = &t["event"];
-        let single = binding::from_json(event);
+        let single = cloudevents::from_json(event);
         assert!(
             matches!(single, Err(BindingError::Invalid(_))),
             "{id}: from_json gave {single:?}"
@@ -378,7 +378,7 @@ fn to_http(ev: &YamlEvent, mode: Mode) -> (HeaderMap, Bytes) {
                 let as_json = a
                     .datacontenttype
                     .as_deref()
-                    .is_none_or(binding::is_json_media_type);
+                    .is_none_or(cloudevents::is_json_media_type);
                 let value = if as_json {
                     serde_json::from_str(&data).expect("structured Data must be JSON")
                 } else {
@@ -412,7 +412,7 @@ fn expected(ev: &YamlEvent, mode: Mode) -> CloudEvent {
         let json = a
             .datacontenttype
             .as_deref()
-            .map(binding::is_json_media_type);
+            .map(cloudevents::is_json_media_type);
         let text = a
             .datacontenttype
             .as_deref()
@@ -472,7 +472,7 @@ fn conformance_yaml_events() {
             };
             for mode in [declared, other] {
                 let (h, body) = to_http(ev, mode);
-                let d = binding::decode(&h, &body)
+                let d = cloudevents::decode(&h, &body)
                     .unwrap_or_else(|e| panic!("{file}[{index}] {mode:?}: {e}"));
                 assert_eq!(d.mode, mode, "{file}[{index}]");
                 assert_eq!(

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use flowbridge::ingress::binding;
+use flowbridge::cloudevents;
 use flowbridge::model::CloudEvent;
 use fuzz::check;
 use fuzz::wire::{EventInput, HttpInput};
@@ -92,7 +92,7 @@ fn batch_input(batch: &Value) -> HttpInput {
 }
 
 fn binary_input(event: &CloudEvent) -> HttpInput {
-    let (headers, body) = binding::encode_binary(event);
+    let (headers, body) = cloudevents::encode_binary(event);
     HttpInput::from_message(&headers, &body)
 }
 
@@ -143,7 +143,7 @@ fn yaml_messages() -> Vec<(String, HttpInput, Value)> {
                 object.insert(name.clone(), Value::String(value.clone()));
             }
             if let Some(data) = &data {
-                let as_json = ct.as_deref().is_none_or(binding::is_json_media_type);
+                let as_json = ct.as_deref().is_none_or(cloudevents::is_json_media_type);
                 let value = match serde_json::from_str(data) {
                     Ok(v) if as_json => v,
                     _ => Value::String(data.clone()),
@@ -204,7 +204,7 @@ fn tck_events() -> Vec<(String, CloudEvent)> {
                 }
                 (None, None) => continue,
             }
-            let Ok(event) = binding::from_json(&event) else {
+            let Ok(event) = cloudevents::from_json(&event) else {
                 continue;
             };
             if !seen.contains(&event) {
@@ -316,7 +316,7 @@ fn seeds() -> BTreeMap<(&'static str, String), Vec<u8>> {
     for test in json_tests("valid-events.json") {
         let id = slug(test["id"].as_str().expect("id"));
         let event = &test["event"];
-        let parsed = binding::from_json(event).expect("valid event");
+        let parsed = cloudevents::from_json(event).expect("valid event");
         add_http(
             &mut out,
             format!("{id}-structured"),
@@ -349,7 +349,7 @@ fn seeds() -> BTreeMap<(&'static str, String), Vec<u8>> {
     }
     for (name, message, object) in yaml_messages() {
         add_http(&mut out, name.clone(), message);
-        if let Ok(event) = binding::from_json(&object) {
+        if let Ok(event) = cloudevents::from_json(&object) {
             add_event(&mut out, name, event);
         }
     }
@@ -357,7 +357,7 @@ fn seeds() -> BTreeMap<(&'static str, String), Vec<u8>> {
         add_event(&mut out, name, event);
     }
     for (name, event) in rules_events() {
-        let parsed = binding::from_json(&event).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let parsed = cloudevents::from_json(&event).unwrap_or_else(|e| panic!("{name}: {e}"));
         add_http(
             &mut out,
             format!("rules-{name}-binary"),
@@ -471,7 +471,7 @@ fn seeds_reach_past_the_decoders() {
         .filter(|((t, _), _)| *t == "binding_headers")
         .filter(|(_, bytes)| {
             let input = HttpInput::decode(bytes);
-            binding::decode(&input.header_map(), &Bytes::from(input.body)).is_ok()
+            cloudevents::decode(&input.header_map(), &Bytes::from(input.body)).is_ok()
         })
         .count();
     assert!(decoded >= 30, "only {decoded} binding seeds decode");

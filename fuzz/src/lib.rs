@@ -15,7 +15,7 @@ pub mod wire {
     use std::collections::BTreeMap;
 
     use bytes::Bytes;
-    use flowbridge::ingress::binding;
+    use flowbridge::cloudevents;
     use flowbridge::model::{CloudEvent, Data, ExtValue, SpecVersion};
     use http::{HeaderMap, HeaderName, HeaderValue};
     use serde_json::{Map, Number, Value};
@@ -327,7 +327,7 @@ pub mod wire {
         /// The event as the HTTP binding would deliver it (through the JSON event format's
         /// validation), or `None` when the binding would have refused it.
         pub fn validated(&self) -> Option<CloudEvent> {
-            binding::from_json(&binding::to_json(&self.0)).ok()
+            cloudevents::from_json(&cloudevents::to_json(&self.0)).ok()
         }
     }
 
@@ -437,8 +437,8 @@ pub mod check {
     use std::sync::LazyLock;
 
     use bytes::Bytes;
+    use flowbridge::cloudevents::{self, BindingError, Decoded, Mode};
     use flowbridge::config::{self, ConfigErrors, Overrides};
-    use flowbridge::ingress::binding::{self, BindingError, Decoded, Mode};
     use flowbridge::ingress::error::IngressError;
     use flowbridge::model::{CloudEvent, Data, ExtValue};
     use flowbridge::rules::RuleSet;
@@ -477,10 +477,10 @@ pub mod check {
 
     /// Decode, then check the outcome.
     pub fn http_message(headers: &HeaderMap, body: &Bytes) {
-        match binding::decode(headers, body) {
+        match cloudevents::decode(headers, body) {
             Err(error) => binding_error(error),
             Ok(decoded) => {
-                let mode = binding::detect_mode(headers);
+                let mode = cloudevents::detect_mode(headers);
                 assert_eq!(mode, Ok(decoded.mode), "decode and detect_mode disagree");
                 if decoded.mode != Mode::Batched {
                     assert_eq!(decoded.events.len(), 1, "{:?} mode", decoded.mode);
@@ -511,12 +511,12 @@ pub mod check {
     }
 
     fn decode_one(headers: &HeaderMap, body: Bytes, what: &str) -> Result<Decoded, String> {
-        binding::decode(headers, &body).map_err(|e| format!("{what} re-decode failed: {e}"))
+        cloudevents::decode(headers, &body).map_err(|e| format!("{what} re-decode failed: {e}"))
     }
 
     /// `to_json` then structured decode gives the same event, exactly.
     pub fn structured_round_trip(event: &CloudEvent) {
-        let body = Bytes::from(binding::to_json(event).to_string());
+        let body = Bytes::from(cloudevents::to_json(event).to_string());
         let decoded = match decode_one(&content_type(STRUCTURED), body, "structured") {
             Ok(decoded) => decoded,
             Err(e) => panic!("{e}\nevent: {event:?}"),
@@ -530,7 +530,7 @@ pub mod check {
 
     /// The same events come back from a batch of their JSON forms.
     pub fn batch_round_trip(events: &[CloudEvent]) {
-        let batch = Value::Array(events.iter().map(binding::to_json).collect());
+        let batch = Value::Array(events.iter().map(cloudevents::to_json).collect());
         let decoded = match decode_one(
             &content_type(BATCH),
             Bytes::from(batch.to_string()),
@@ -548,8 +548,8 @@ pub mod check {
     /// The one refusal allowed: data given as bytes (`data_base64`) under a JSON or text content
     /// type that the bytes do not satisfy.
     pub fn binary_round_trip(event: &CloudEvent) {
-        let (headers, body) = binding::encode_binary(event);
-        let decoded = match binding::decode(&headers, &body) {
+        let (headers, body) = cloudevents::encode_binary(event);
+        let decoded = match cloudevents::decode(&headers, &body) {
             Ok(decoded) => decoded,
             Err(e) => {
                 let bytes_under_declared_type = matches!(event.data, Some(Data::Binary(_)))

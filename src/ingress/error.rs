@@ -6,8 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::{AuthError, Reason};
+use crate::cloudevents::BindingError;
 use crate::flow::FlowError;
-use crate::ingress::binding::BindingError;
 use crate::pipeline::EventError;
 use crate::text::truncate;
 

@@ -1,12 +1,11 @@
 //! HTTP ingress: the axum router (`POST /` for CloudEvents, `POST /webhooks/<name>` for plain
 //! webhooks, `GET /healthz`, `GET /readyz`, the CloudEvents webhook `OPTIONS` handshake on both),
 //! the admin router (`GET /metrics` and the probes), the auth check ([`crate::auth`]) before an
-//! event is decoded, the bounded body read, and the hand-over of each decoded event to
-//! [`crate::pipeline`] (route → map → Flow → reply) and of its result to a response.
-//! Submodules: [`binding`] (the CloudEvents HTTP binding), [`webhook`] (plain request →
+//! event is decoded, the bounded body read, decoding with [`crate::cloudevents`], and the
+//! hand-over of each decoded event to [`crate::pipeline`] (route → map → Flow → reply) and of its
+//! result to a response. Submodules: [`webhook`] (plain request →
 //! CloudEvent) and [`error`] (the one place where errors become status codes).
 
-pub mod binding;
 pub mod error;
 pub mod webhook;
 
@@ -23,13 +22,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tracing::{debug, warn};
 
+use crate::cloudevents::{self, Mode};
 use crate::model::CloudEvent;
 use crate::pipeline::{self, Outcome, Pipeline};
 use crate::reply;
 use crate::runtime::Runtime;
 use crate::telemetry::metrics::{self, Metrics};
 use crate::telemetry::trace::Incoming;
-use binding::Mode;
 use error::{IngressError, error_response};
 
 /// Everything a request handler needs; shared by all requests.
@@ -271,7 +270,7 @@ async fn receive(State(state): State<Arc<AppState>>, request: Request) -> Respon
         Ok(b) => b,
         Err(e) => return log_rejection(&state.metrics, e),
     };
-    let decoded = match binding::decode(&headers, &body) {
+    let decoded = match cloudevents::decode(&headers, &body) {
         Ok(d) => d,
         Err(e) => return log_rejection(&state.metrics, e.into()),
     };
@@ -350,7 +349,7 @@ fn log_rejection(metrics: &Metrics, e: IngressError) -> Response {
 }
 
 fn reply_response(event: &CloudEvent) -> Response {
-    let (headers, body) = binding::encode_binary(event);
+    let (headers, body) = cloudevents::encode_binary(event);
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().extend(headers);
     response

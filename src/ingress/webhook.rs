@@ -14,8 +14,8 @@
 use bytes::Bytes;
 use http::HeaderMap;
 
-use super::binding;
 use crate::auth::spec::WebhookSpec;
+use crate::cloudevents;
 use crate::model::{CloudEvent, SpecVersion};
 
 /// Longest header value echoed in a message.
@@ -61,7 +61,8 @@ pub fn to_event(
         Some(name) => header(headers, name)?.map(str::to_string),
         None => None,
     };
-    let (datacontenttype, data) = binding::plain_body(headers, body).map_err(|e| e.to_string())?;
+    let (datacontenttype, data) =
+        cloudevents::plain_body(headers, body).map_err(|e| e.to_string())?;
     Ok(CloudEvent {
         specversion: SpecVersion::V10,
         id,

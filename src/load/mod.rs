@@ -32,7 +32,7 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::ingress::binding;
+use crate::cloudevents;
 use crate::model::{CloudEvent, Data};
 use stats::{Histogram, Percentiles};
 
@@ -162,12 +162,12 @@ impl Template {
             ..CloudEvent::new(String::new(), &opts.source, &opts.ty)
         };
         if opts.structured {
-            match binding::to_json(&event) {
+            match cloudevents::to_json(&event) {
                 Value::Object(event) => Ok(Template::Structured { event }),
                 other => Err(format!("structured event is not an object: {other}")),
             }
         } else {
-            let (mut headers, body) = binding::encode_binary(&event);
+            let (mut headers, body) = cloudevents::encode_binary(&event);
             headers.remove("ce-id");
             Ok(Template::Binary { headers, body })
         }
@@ -611,7 +611,7 @@ mod tests {
         assert_eq!(r.method(), Method::POST);
         // The binding decodes it back to the same event.
         let body = futures_body(r);
-        let decoded = binding::decode(h, &body).unwrap_or_else(|e| panic!("{e}"));
+        let decoded = cloudevents::decode(h, &body).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(decoded.events[0].id, "run-0-7");
         assert_eq!(
             decoded.events[0].data,
@@ -645,7 +645,7 @@ mod tests {
         assert!(!r.headers().contains_key("ce-id"));
         let headers = r.headers().clone();
         let body = futures_body(r);
-        let decoded = binding::decode(&headers, &body).unwrap_or_else(|e| panic!("{e}"));
+        let decoded = cloudevents::decode(&headers, &body).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(decoded.events[0].id, "abc");
         assert_eq!(decoded.events[0].ty, "t");
     }

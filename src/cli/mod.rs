@@ -1,19 +1,26 @@
 //! The command line: `serve`, `check`, `explain`, `send`, `knative` and `load` (clap derive, env
-//! fallbacks). Each verb
-//! parses its arguments, calls into the library and turns the outcome into an exit code
-//! (0 ok, 1 failure, 64 usage/config error as in sysexits `EX_USAGE`).
+//! fallbacks). Each verb parses its arguments, calls into the library and turns the outcome into
+//! an exit code (0 ok, 1 failure, 64 usage/config error as in sysexits `EX_USAGE`).
+//!
+//! The top of the crate: it may use every other module, and none uses it. This file holds the
+//! clap types, the dispatch, and the verbs too short for a file (`serve`, `knative`, `load`):
+//! * `check`: `check` (the config, one line per gateway and route) and `check --probe`;
+//! * `explain`: `explain`, which route an event takes and the request it becomes;
+//! * `send`: `send`, one CloudEvent posted and its answer printed.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+mod check;
+mod explain;
+mod send;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use serde_json::{Value, json};
 
 use crate::config::{self, Config, Overrides};
-use crate::ingress::binding;
-use crate::model::{CloudEvent, Data, ExtValue, now_timestamp};
-use crate::rules::mapping::{Expr, MappingSpec, document_to_json};
+
+pub use explain::explain_event;
+pub use send::event_from_args;
 
 /// Exit code for invalid configuration or usage (sysexits EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -236,16 +243,16 @@ pub fn main() -> ExitCode {
     crate::telemetry::init(json_logs);
     match cli.command {
         Command::Check(args) => {
-            let code = check(&args.config);
+            let code = check::check(&args.config);
             if args.probe && code == ExitCode::SUCCESS {
-                with_runtime(probe(args.config))
+                with_runtime(check::probe(args.config))
             } else {
                 code
             }
         }
-        Command::Explain(args) => explain(&args),
+        Command::Explain(args) => explain::explain(&args),
         Command::Serve(args) => with_runtime(serve(args)),
-        Command::Send(args) => with_runtime(send(args)),
+        Command::Send(args) => with_runtime(send::send(args)),
         Command::Knative(args) => knative(&args),
         Command::Load(args) => with_runtime(load_test(args)),
     }
@@ -264,6 +271,8 @@ fn with_runtime(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
+/// The config `args` name (or the embedded default); on errors, lists them on stderr and gives
+/// the exit code.
 fn load(args: &ConfigArgs, port: Option<u16>) -> Result<Config, ExitCode> {
     let overrides = Overrides {
         gateway: args.gateway.clone(),
@@ -323,224 +332,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-fn check(args: &ConfigArgs) -> ExitCode {
-    let config = match load(args, None) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    for w in &config.warnings {
-        println!("warning: {w}");
-    }
-    for (name, g) in &config.gateways {
-        let rate = g.rate.map_or("unlimited".to_string(), |r| format!("{r}/s"));
-        let mut tls = String::new();
-        if let Some(ca) = &g.tls.ca_file {
-            tls.push_str(&format!(", ca_file {}", ca.display()));
-        }
-        if let Some(name) = &g.tls.server_name {
-            tls.push_str(&format!(", tls_server_name {name}"));
-        }
-        println!(
-            "gateway {name}: {}, timeout {}, connect_timeout {}, concurrency {}, rate {rate}, \
-             max_pending {}, batch max_docs {} max_bytes {} linger {}, retry {} backoff {}..{}{tls}",
-            g.url,
-            humantime::format_duration(g.timeout),
-            humantime::format_duration(g.connect_timeout),
-            g.concurrency,
-            g.max_pending,
-            g.batch.max_docs,
-            g.batch.max_bytes,
-            humantime::format_duration(g.batch.linger),
-            g.retry.codes.join("|"),
-            humantime::format_duration(g.retry.initial_backoff),
-            humantime::format_duration(g.retry.max_backoff),
-        );
-    }
-    for route in &config.rules.routes {
-        let url = config
-            .gateways
-            .get(&route.gateway)
-            .map_or("?", |g| g.url.as_str());
-        let reply = route.reply.as_ref().map_or("no reply".to_string(), |r| {
-            format!(
-                "reply {}{}",
-                r.ty,
-                r.to.as_ref().map_or(String::new(), |to| format!(" → {to}"))
-            )
-        });
-        let filters = if route.filters.is_empty() {
-            "every event".to_string()
-        } else {
-            route
-                .filters
-                .iter()
-                .map(|f| f.to_string())
-                .collect::<Vec<_>>()
-                .join(" and ")
-        };
-        let dedup = route.dedup.map_or(String::new(), |d| {
-            format!(", dedup {}", humantime::format_duration(d))
-        });
-        println!(
-            "route {}: when {filters}; gateway {} ({url}), {}, {reply}{dedup}",
-            route.name,
-            route.gateway,
-            describe_mapping(&route.mapping.spec),
-        );
-    }
-    if let Some(tls) = &config.tls {
-        println!(
-            "tls: cert_file {}, key_file {}, {}",
-            tls.cert_file.display(),
-            tls.key_file.display(),
-            tls.client_ca_file
-                .as_ref()
-                .map_or("no client certificates".to_string(), |ca| format!(
-                    "client certificates required (client_ca_file {})",
-                    ca.display()
-                ))
-        );
-    }
-    println!(
-        "auth POST /: {}",
-        crate::auth::spec::describe(config.auth.as_ref())
-    );
-    for w in &config.webhooks {
-        println!(
-            "webhook {}: POST /webhooks/{} → type {}, source {}; auth {}",
-            w.name,
-            w.name,
-            w.describe_type(),
-            w.source,
-            crate::auth::spec::describe(w.auth.as_ref().or(config.auth.as_ref())),
-        );
-    }
-    println!(
-        "ok: {} route(s), {} gateway(s), listen {}, unmatched {}",
-        config.rules.routes.len(),
-        config.gateways.len(),
-        config.listen,
-        match config.unmatched {
-            crate::rules::Unmatched::Accept => "accept",
-            crate::rules::Unmatched::Reject => "reject",
-        }
-    );
-    ExitCode::SUCCESS
-}
-
-/// `check --probe`: ask every gateway, then check each route's literal endpoint against what its
-/// gateway serves.
-async fn probe(args: ConfigArgs) -> ExitCode {
-    use crate::rules::mapping::Expr;
-    let config = match load(&args, None) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let mut failed = false;
-    for (name, spec) in &config.gateways {
-        let report = crate::flow::probe::probe(spec).await;
-        let gateway = match &report.gateway {
-            Ok(g) => g,
-            Err(e) => {
-                println!("probe gateway {name} ({}): error: {e}", spec.url);
-                failed = true;
-                continue;
-            }
-        };
-        println!(
-            "probe gateway {name} ({}): {}, docarray {} ({}), jina {}, configured docarray: {}",
-            spec.url,
-            gateway.protocol,
-            gateway.docarray.as_deref().unwrap_or("not reported"),
-            gateway.format.as_str(),
-            gateway.jina.as_deref().unwrap_or("not reported"),
-            spec.docarray.as_str(),
-        );
-        let round_trip = report
-            .round_trip
-            .map(|t| format!("{:.1} ms", t.as_secs_f64() * 1000.0))
-            .unwrap_or_else(|| "not measured".into());
-        let limit = match spec.concurrency {
-            crate::model::Concurrency::Fixed(n) => format!("fixed at {n} requests in flight"),
-            crate::model::Concurrency::Auto { min, max } => format!(
-                "auto, {min} to {max} requests in flight, starting at {}; the live limit, the \
-                 reason of its last change, the no-load latency by batch size and the batch \
-                 size are on /metrics (flowbridge_gateway_concurrency_limit…)",
-                crate::dispatch::limit::Limiter::new(spec.concurrency).limit()
-            ),
-        };
-        println!(
-            "probe gateway {name}: status round trip {round_trip} (a floor for the no-load \
-             latency); concurrency {limit}; batches up to {} docs / {} bytes",
-            spec.batch.max_docs, spec.batch.max_bytes
-        );
-        if let Some(mismatch) = &report.mismatch {
-            println!("probe gateway {name}: error: {mismatch}");
-            failed = true;
-        }
-        match &report.endpoints {
-            Ok(served) => println!(
-                "probe gateway {name}: serves endpoints {}",
-                served.iter().cloned().collect::<Vec<_>>().join(", ")
-            ),
-            Err(why) => println!("probe gateway {name}: endpoints: {why}"),
-        }
-        let Ok(served) = &report.endpoints else {
-            continue;
-        };
-        for route in config.rules.routes.iter().filter(|r| &r.gateway == name) {
-            let endpoint = match &route.mapping.spec.endpoint {
-                None => "/".to_owned(),
-                Some(Expr::Literal(e)) => e.clone(),
-                Some(Expr::Cel(_)) => {
-                    println!(
-                        "note: route {}: endpoint is computed per event (cel); not checked",
-                        route.name
-                    );
-                    continue;
-                }
-            };
-            match crate::flow::probe::check_endpoint(served, &endpoint) {
-                Ok(None) => {}
-                Ok(Some(note)) => println!("note: route {}: {note}", route.name),
-                Err(warning) => println!("warning: route {}: {warning}", route.name),
-            }
-        }
-    }
-    if failed {
-        ExitCode::from(EXIT_PROBE)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-/// One-line summary of a route's mapping for `check`.
-fn describe_mapping(spec: &MappingSpec) -> String {
-    let show = |e: &Expr| match e {
-        Expr::Literal(s) => s.clone(),
-        Expr::Cel(c) => format!("cel({c})"),
-    };
-    let mut parts = vec![format!(
-        "endpoint {}",
-        spec.endpoint.as_ref().map_or("/".to_string(), show)
-    )];
-    if let Some(t) = &spec.target_executor {
-        parts.push(format!("target {}", show(t)));
-    }
-    parts.push(
-        if spec.docs.is_some() {
-            "docs: cel"
-        } else {
-            "docs: default mapping"
-        }
-        .to_string(),
-    );
-    if spec.parameters.is_some() {
-        parts.push("parameters: cel".to_string());
-    }
-    parts.join(", ")
-}
-
 fn knative(args: &KnativeArgs) -> ExitCode {
     use crate::knative;
     let timeout = match humantime::parse_duration(&args.timeout) {
@@ -590,117 +381,6 @@ fn knative(args: &KnativeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn read_input(name: &str) -> Result<String, String> {
-    if name == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| format!("stdin: {e}"))?;
-        Ok(s)
-    } else {
-        std::fs::read_to_string(Path::new(name)).map_err(|e| format!("{name}: {e}"))
-    }
-}
-
-/// The explain result for one event: route name and request, exactly as it would be sent, and
-/// `trace`: each route tried, in order, with the filter that rejected it (index, rendering and
-/// any `cel`/`cesql` evaluation error) or, for the route chosen, the filters that all matched.
-pub fn explain_event(config: &Config, event: &CloudEvent) -> Result<Value, Value> {
-    let trace: Vec<Value> = config
-        .rules
-        .trace(event)
-        .iter()
-        .map(|t| {
-            let route = t.route;
-            match &t.failure {
-                None => json!({
-                    "route": route.name,
-                    "matched": true,
-                    "filters": route.filters.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
-                }),
-                Some(failure) => {
-                    let mut entry = json!({
-                        "route": route.name,
-                        "matched": false,
-                        "filter": failure.index,
-                        "failed": route
-                            .filters
-                            .get(failure.index)
-                            .map(|f| f.to_string()),
-                    });
-                    if let Some(error) = &failure.error {
-                        entry["error"] = json!(error);
-                    }
-                    entry
-                }
-            }
-        })
-        .collect();
-    let Some(route) = config.rules.route(event) else {
-        return Ok(json!({"route": null, "request": null, "trace": trace}));
-    };
-    if let Some(Err(e)) = route.schema.as_ref().map(|s| s.check(event)) {
-        return Err(json!({"route": route.name, "error": e.to_string(), "trace": trace}));
-    }
-    match route.mapping.apply(event) {
-        Ok(request) => Ok(json!({
-            "route": route.name,
-            "request": {
-                "endpoint": request.endpoint,
-                "target_executor": request.target_executor,
-                "parameters": request.parameters,
-                "docs": request.docs.iter().map(document_to_json).collect::<Vec<_>>(),
-            },
-            "trace": trace,
-        })),
-        Err(e) => Err(json!({"route": route.name, "error": e.to_string(), "trace": trace})),
-    }
-}
-
-fn explain(args: &ExplainArgs) -> ExitCode {
-    let config = match load(&args.config, None) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let mut failed = false;
-    for name in &args.events {
-        let events = read_input(name).and_then(|text| {
-            let value: Value =
-                serde_json::from_str(&text).map_err(|e| format!("{name}: not JSON: {e}"))?;
-            match &value {
-                Value::Array(items) => items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| binding::from_json(v).map_err(|e| format!("{name}[{i}]: {e}")))
-                    .collect(),
-                _ => binding::from_json(&value)
-                    .map(|e| vec![e])
-                    .map_err(|e| format!("{name}: {e}")),
-            }
-        });
-        match events {
-            Ok(events) => {
-                for event in &events {
-                    let out = explain_event(&config, event).unwrap_or_else(|e| {
-                        failed = true;
-                        e
-                    });
-                    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
 async fn load_test(args: LoadArgs) -> ExitCode {
     let options = crate::load::LoadOptions {
         url: args.url,
@@ -735,138 +415,6 @@ async fn load_test(args: LoadArgs) -> ExitCode {
     }
     // Exit 1 when nothing at all got a 2xx (the target is down or refuses everything).
     if summary.ok > 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
-fn is_json_type(ct: &str) -> bool {
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence.ends_with("/json") || essence.ends_with("+json")
-}
-
-/// Build the event `send` posts.
-pub fn event_from_args(args: &SendArgs) -> Result<CloudEvent, String> {
-    let mut extensions = std::collections::BTreeMap::new();
-    for kv in &args.ext {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| format!("--ext {kv:?}: expected NAME=VALUE"))?;
-        extensions.insert(k.to_string(), ExtValue::String(v.to_string()));
-    }
-    let raw: Option<Vec<u8>> = match (&args.data, &args.data_file) {
-        (Some(d), _) => Some(d.clone().into_bytes()),
-        (None, Some(f)) => {
-            Some(std::fs::read(f).map_err(|e| format!("--data-file {}: {e}", f.display()))?)
-        }
-        (None, None) => None,
-    };
-    let content_type = match (&args.content_type, &raw) {
-        (Some(ct), _) => Some(ct.clone()),
-        (None, None) => None,
-        (None, Some(bytes)) => {
-            if serde_json::from_slice::<Value>(bytes).is_ok() {
-                Some("application/json".to_string())
-            } else if args.data.is_some() {
-                return Err("--data is not valid JSON; pass --content-type for other data".into());
-            } else {
-                Some("application/octet-stream".to_string())
-            }
-        }
-    };
-    let data = match (raw, &content_type) {
-        (None, _) => None,
-        (Some(bytes), Some(ct)) if is_json_type(ct) => Some(Data::Json(
-            serde_json::from_slice(&bytes).map_err(|e| format!("data is not valid JSON: {e}"))?,
-        )),
-        (Some(bytes), Some(ct)) if ct.to_ascii_lowercase().starts_with("text/") => {
-            Some(Data::Text(
-                String::from_utf8(bytes).map_err(|_| "text data is not valid UTF-8".to_string())?,
-            ))
-        }
-        (Some(bytes), _) => Some(Data::Binary(bytes.into())),
-    };
-    let id = args
-        .id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    Ok(CloudEvent {
-        datacontenttype: content_type,
-        subject: args.subject.clone(),
-        time: Some(now_timestamp()),
-        extensions,
-        data,
-        ..CloudEvent::new(id, &args.source, &args.ty)
-    })
-}
-
-async fn send(args: SendArgs) -> ExitCode {
-    let event = match event_from_args(&args) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    // https:// targets: the system's roots (SSL_CERT_FILE / SSL_CERT_DIR honoured).
-    let client = match crate::tls::https_client(None, None).and_then(|b| {
-        b.build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))
-    }) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut request = client.post(&args.url);
-    if args.structured {
-        request = request
-            .header("content-type", "application/cloudevents+json")
-            .body(binding::to_json(&event).to_string());
-    } else {
-        let (headers, body) = binding::encode_binary(&event);
-        request = request.headers(headers).body(body);
-    }
-    if !args.no_reply {
-        request = request.header("prefer", "reply");
-    }
-    let response = match request.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!(
-                "error: POST {}: {}",
-                args.url,
-                crate::tls::describe_error(&e)
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.unwrap_or_default();
-    let mut out = json!({"status": status.as_u16(), "id": event.id, "reply": null});
-    if status.is_success() {
-        if !body.is_empty() || headers.contains_key("ce-specversion") {
-            match binding::decode(&headers, &body) {
-                Ok(decoded) => {
-                    out["reply"] = decoded.events.first().map_or(Value::Null, binding::to_json);
-                }
-                Err(e) => out["reply_error"] = json!(e.to_string()),
-            }
-        }
-    } else {
-        out["error"] =
-            serde_json::from_slice(&body).unwrap_or_else(|_| json!(String::from_utf8_lossy(&body)));
-    }
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-    if status.is_success() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -13,6 +13,10 @@
 //! A progress line goes to stderr every second; [`run`] returns a [`Summary`] (throughput,
 //! latency percentiles from [`stats::Histogram`], counts per status code, transport errors),
 //! which the CLI prints as text or JSON.
+//!
+//! A client only: it encodes events with the CloudEvents binding and knows nothing of the server,
+//! its config or its routes (any CloudEvents sink will do).
+//! * [`stats`]: the latency histogram (`hdrhistogram`) and its [`stats::Percentiles`] summary.
 
 pub mod stats;
 

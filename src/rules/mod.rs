@@ -5,6 +5,15 @@
 //!
 //! The [`config`](crate::config) module builds a [`RuleSet`] from the YAML routes; here it is only
 //! evaluated.
+//!
+//! * [`cel`]: CEL programs (compile with static checks, evaluate in a child scope), values in
+//!   and out of CEL, the `cel` filter predicate.
+//! * [`cesql`]: CloudEvents SQL, the Knative `cesql` filter dialect.
+//! * [`filter`]: the filter dialects (`exact`, `prefix`, `suffix`, `all`, `any`, `not`, `cesql`,
+//!   `cel`) evaluated against an event.
+//! * [`mapping`]: an event → the Jina request (endpoint, target executor, parameters,
+//!   documents), and the reply `data` program.
+//! * [`schema`]: a route's `schema:` (JSON Schema) over the event's data.
 
 pub mod cel;
 pub mod cesql;

@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 
-use super::{ConfigArgs, EXIT_PROBE, load};
+use super::args::{ConfigArgs, EXIT_PROBE, load};
 use crate::rules::mapping::{Expr, MappingSpec};
 
 /// `check`: the config as the server would load it, one line per part.

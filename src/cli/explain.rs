@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use super::{ExplainArgs, load};
+use super::args::{ExplainArgs, load};
 use crate::cloudevents;
 use crate::config::Config;
 use crate::model::CloudEvent;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use super::{EXIT_CONFIG, SendArgs};
+use super::args::{EXIT_CONFIG, SendArgs};
 use crate::cloudevents;
 use crate::model::{CloudEvent, Data, ExtValue, now_timestamp};
 

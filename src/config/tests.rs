@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::validate::{Compilers, Context, parse_size};
+use super::check::{Compilers, Context, parse_size};
 use super::*;
 use crate::model::{CloudEvent, Concurrency, ExtValue};
 use crate::rules::Unmatched;

@@ -43,8 +43,10 @@ async fn get(url: &str, options: &FetchOptions<'_>) -> Result<serde_json::Value,
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let builder = if tls {
         let ca_pem = match options.ca_file {
+            // Bytes, as PEM is read: text around the certificates need not be UTF-8.
             Some(file) => Some(
-                std::fs::read_to_string(file)
+                std::fs::read(file)
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
                     .map_err(|e| format!("cannot read ca_file {}: {e}", file.display()))?,
             ),
             None => None,

@@ -93,7 +93,7 @@ impl Runtime {
             config.gateways.keys().map(String::as_str),
         );
         metrics.register_webhooks(config.webhooks.iter().map(|w| w.name.as_str()));
-        let auth = Auth::from_config(&config);
+        let auth = Auth::new(config.auth.as_ref(), &config.webhooks);
         let mut dispatchers = BTreeMap::new();
         for (name, spec) in &config.gateways {
             let same = previous.and_then(|p| {

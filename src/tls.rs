@@ -3,7 +3,8 @@
 //! certificate chain and key, optional client CA bundle for mutual TLS, ALPN `h2` and
 //! `http/1.1`), the PEM bundles that `grpcs://` and `https://` gateways trust (`ca_file`), and
 //! the rustls client config of every HTTPS client flowbridge builds ([`https_client`]: HTTP
-//! gateways, reply sinks, `flowbridge send`).
+//! gateways, reply sinks, `flowbridge send`; [`https_client_with_extra_roots`]: OIDC discovery
+//! and JWKS fetches).
 //!
 //! Every config uses the `ring` crypto provider, the one tonic's `tls-ring` feature builds.
 //! Certificates are not re-read behind the config's back: a changed file is a new config
@@ -61,19 +62,38 @@ pub fn https_client_config(
     ca_pem: Option<&str>,
     server_name: Option<&str>,
 ) -> Result<rustls::ClientConfig, String> {
-    let mut roots = RootCertStore::empty();
-    match ca_pem {
+    let roots = match ca_pem {
         Some(pem) => {
-            for (i, cert) in certs_from_pem(pem.as_bytes())?.into_iter().enumerate() {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("CA certificate {}: {e}", i + 1))?;
-            }
+            let mut roots = RootCertStore::empty();
+            add_pem_roots(&mut roots, pem)?;
+            roots
         }
-        None => {
-            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        }
+        None => system_roots(),
+    };
+    client_config(roots, server_name)
+}
+
+/// The system's roots (`rustls-native-certs`); certificates it cannot parse are skipped.
+fn system_roots() -> RootCertStore {
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    roots
+}
+
+/// Adds every certificate of a PEM bundle to `roots`; at least one.
+fn add_pem_roots(roots: &mut RootCertStore, pem: &str) -> Result<(), String> {
+    for (i, cert) in certs_from_pem(pem.as_bytes())?.into_iter().enumerate() {
+        roots
+            .add(cert)
+            .map_err(|e| format!("CA certificate {}: {e}", i + 1))?;
     }
+    Ok(())
+}
+
+fn client_config(
+    roots: RootCertStore,
+    server_name: Option<&str>,
+) -> Result<rustls::ClientConfig, String> {
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -113,6 +133,21 @@ pub fn https_client(
 ) -> Result<reqwest::ClientBuilder, String> {
     install_default_provider();
     let config = https_client_config(ca_pem, server_name)?;
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(config))
+}
+
+/// A reqwest builder like [`https_client`] without `ca_pem` and `server_name`, that trusts the
+/// system's roots and, next to them, the CAs of `extra_pem` (an OIDC issuer's `ca_file`: the
+/// cluster CA of the API server, while a discovered `jwks_uri` may be on a public host).
+pub fn https_client_with_extra_roots(
+    extra_pem: Option<&str>,
+) -> Result<reqwest::ClientBuilder, String> {
+    install_default_provider();
+    let mut roots = system_roots();
+    if let Some(pem) = extra_pem {
+        add_pem_roots(&mut roots, pem)?;
+    }
+    let config = client_config(roots, None)?;
     Ok(reqwest::Client::builder().tls_backend_preconfigured(config))
 }
 

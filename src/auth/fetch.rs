@@ -1,30 +1,17 @@
-//! One HTTP(S) GET of a JSON document (OIDC discovery, JWKS): a fresh HTTP/1.1 connection per
-//! fetch (they are rare), TLS with rustls on ring trusting the system roots plus an optional CA
-//! bundle (a cluster's `ca.crt`), an optional bearer token read from a file at each fetch, a
-//! timeout and a 1 MiB body limit. Redirects are not followed.
+//! One HTTP(S) GET of a JSON document (OIDC discovery, JWKS), with reqwest: a fresh client per
+//! fetch (they are rare, and a rotated `ca_file` or token applies at the next one), TLS from
+//! [`crate::tls::https_client_with_extra_roots`] (ring) trusting the system roots plus an
+//! optional CA bundle (a cluster's `ca.crt`), an optional bearer token read from a file at each
+//! fetch, a timeout and a 1 MiB body limit. Redirects are not followed (a 3xx is an error like
+//! any other non-2xx) and no proxy is used.
+//!
+//! Knows nothing of OIDC: it returns the parsed JSON; errors name the URL and what failed.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
-
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, ServerName};
 
 /// Largest document accepted.
 const MAX_DOCUMENT: usize = 1 << 20;
-
-/// Certificates of a PEM bundle; an error when it holds none.
-pub fn parse_ca_bundle(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
-    if certs.is_empty() {
-        return Err("no PEM certificate in it".to_string());
-    }
-    Ok(certs)
-}
 
 /// What a fetch may use besides the URL.
 #[derive(Debug, Clone, Default)]
@@ -45,9 +32,6 @@ pub async fn get_json(url: &str, options: &FetchOptions<'_>) -> Result<serde_jso
     }
 }
 
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
 async fn get(url: &str, options: &FetchOptions<'_>) -> Result<serde_json::Value, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
     let tls = match uri.scheme_str() {
@@ -57,54 +41,54 @@ async fn get(url: &str, options: &FetchOptions<'_>) -> Result<serde_json::Value,
     };
     let host = uri.host().ok_or("the URL has no host")?;
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-    let tcp = tokio::net::TcpStream::connect((bare_host, port))
-        .await
-        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-    let io: Box<dyn Io> = if tls {
-        let config = client_config(options.ca_file)?;
-        let name = ServerName::try_from(bare_host.to_string())
-            .map_err(|e| format!("{host} is not a valid TLS server name: {e}"))?;
-        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake with {host}:{port} failed: {e}"))?;
-        Box::new(stream)
+    let builder = if tls {
+        let ca_pem = match options.ca_file {
+            // Bytes, as PEM is read: text around the certificates need not be UTF-8.
+            Some(file) => Some(
+                std::fs::read(file)
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .map_err(|e| format!("cannot read ca_file {}: {e}", file.display()))?,
+            ),
+            None => None,
+        };
+        crate::tls::https_client_with_extra_roots(ca_pem.as_deref()).map_err(|e| {
+            match options.ca_file {
+                Some(file) => format!("ca_file {}: {e}", file.display()),
+                None => e,
+            }
+        })?
     } else {
-        Box::new(tcp)
+        crate::tls::http_client()
     };
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake::<_, Empty<bytes::Bytes>>(TokioIo::new(io))
-            .await
-            .map_err(|e| format!("HTTP handshake failed: {e}"))?;
-    let driver = tokio::spawn(connection);
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let authority = uri.authority().map_or(host, |a| a.as_str());
-    let mut request = http::Request::get(path)
-        .header(http::header::HOST, authority)
+    let client = builder
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let mut request = client
+        .get(url)
         .header(http::header::ACCEPT, "application/json");
     if let Some(file) = options.token_file {
         let token = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read token_file {}: {e}", file.display()))?;
-        request = request.header(
-            http::header::AUTHORIZATION,
-            format!("Bearer {}", token.trim()),
-        );
+        request = request.bearer_auth(token.trim());
     }
-    let request = request
-        .body(Empty::new())
-        .map_err(|e| format!("cannot build the request: {e}"))?;
-    let response = sender
-        .send_request(request)
+    let mut response = request
+        .send()
         .await
-        .map_err(|e| format!("request failed: {e}"))?;
+        .map_err(|e| send_error(&e, host, port))?;
     let status = response.status();
-    let body = Limited::new(response.into_body(), MAX_DOCUMENT)
-        .collect()
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| format!("cannot read the body: {e}"))?
-        .to_bytes();
-    driver.abort();
+        .map_err(|e| format!("cannot read the body: {}", crate::tls::describe_error(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_DOCUMENT {
+            return Err("cannot read the body: length limit exceeded".to_string());
+        }
+        body.extend_from_slice(&chunk);
+    }
     if !status.is_success() {
         let text = String::from_utf8_lossy(&body);
         let snippet: String = text.chars().take(200).collect();
@@ -113,25 +97,41 @@ async fn get(url: &str, options: &FetchOptions<'_>) -> Result<serde_json::Value,
     serde_json::from_slice(&body).map_err(|e| format!("the body is not JSON: {e}"))
 }
 
-fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
-    if let Some(file) = ca_file {
-        let pem = std::fs::read(file)
-            .map_err(|e| format!("cannot read ca_file {}: {e}", file.display()))?;
-        let certs =
-            parse_ca_bundle(&pem).map_err(|e| format!("ca_file {}: {e}", file.display()))?;
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("ca_file {}: {e}", file.display()))?;
-        }
+/// What a failed send says: the TLS problem, the connection problem (the innermost cause, as
+/// `connect(2)` or the resolver gave it) or the request failure.
+fn send_error(error: &reqwest::Error, host: &str, port: u16) -> String {
+    let mut chain: Vec<&(dyn std::error::Error + 'static)> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        chain.push(e);
+        next = e.source();
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    if let Some(tls) = chain.iter().find_map(|e| rustls_cause(*e)) {
+        return format!("TLS handshake with {host}:{port} failed: {tls}");
+    }
+    if error.is_connect()
+        && let Some(cause) = chain.last()
+    {
+        return format!("cannot connect to {host}:{port}: {cause}");
+    }
+    format!("request failed: {}", crate::tls::describe_error(error))
 }
+
+/// The rustls error of a failed handshake: `e` itself, or inside the `io::Error`s that wrap it
+/// (the TLS stream gives one, the connector wraps it in another).
+fn rustls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let mut io = e.downcast_ref::<std::io::Error>()?;
+    loop {
+        let inner = io.get_ref()?;
+        if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        io = inner.downcast_ref::<std::io::Error>()?;
+    }
+}
+
+#[cfg(test)]
+mod tests;

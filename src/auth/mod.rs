@@ -1,7 +1,7 @@
-//! Inbound authentication: who may deliver events. [`Auth`] is built once from the validated
-//! [`Config`] and holds one [`Verifier`] for `POST /` (top-level `auth:`) and one per webhook
-//! (its own `auth:`, else the top-level one). A verifier lists methods; a request passing any one
-//! is accepted:
+//! Inbound authentication: who may deliver events. [`Auth`] is built once per config generation
+//! from the validated specs ([`spec::AuthSpec`], [`spec::WebhookSpec`]) and holds one
+//! [`Verifier`] for `POST /` (top-level `auth:`) and one per webhook (its own `auth:`, else the
+//! top-level one). A verifier lists methods; a request passing any one is accepted:
 //!
 //! * `oidc` ([`jwt`], [`jwks`], [`fetch`]): `Authorization: Bearer <JWT>` signed by the issuer's
 //!   keys, with `iss`, `aud`, `exp`/`nbf` and optional allowed subjects checked. Keys come from a
@@ -14,6 +14,16 @@
 //! Failures are [`AuthError`]s with a bounded [`Reason`] (the metric label) and a message that
 //! names what was wrong but never the token or secret. The ingress turns them into 401 / 403 /
 //! 503 (`ingress/error.rs`). Nothing here knows about axum; headers are `http` types.
+//!
+//! Files:
+//! * [`spec`]: the validated settings as plain data (what `config` produces); imports nothing.
+//! * [`jwks`]: JSON Web Key Sets, parsed (also by `config`, to check a `jwks_file`).
+//! * [`jwt`]: JWT verification with ring (pure).
+//! * [`hmac`]: webhook body signatures.
+//! * [`fetch`]: the HTTP(S) GET of discovery and JWKS documents (reqwest).
+//!
+//! Layering: this module never imports [`crate::config`]; `config` depends on [`spec`] and
+//! [`jwks`] only, and the runtime hands the specs to [`Auth::new`].
 
 pub mod fetch;
 pub mod hmac;
@@ -29,10 +39,9 @@ use http::HeaderMap;
 use subtle::ConstantTimeEq as _;
 use tracing::{info, warn};
 
-use crate::config::Config;
 use jwks::KeySet;
 use jwt::Failure;
-use spec::{AuthSpec, BearerSpec, HmacSpec, JwksSource, OidcSpec};
+use spec::{AuthSpec, BearerSpec, HmacSpec, JwksSource, OidcSpec, WebhookSpec};
 
 /// How long one discovery or JWKS fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -156,11 +165,11 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Builds the verifiers of `config` (no I/O; see [`Auth::prefetch`]).
-    pub fn from_config(config: &Config) -> Arc<Auth> {
-        let main = config.auth.as_ref().map(|spec| Arc::new(build(spec)));
-        let webhooks = config
-            .webhooks
+    /// Builds the verifiers of the top-level `auth:` block (`POST /`) and of each webhook (its
+    /// own `auth:`, else the top-level one); no I/O, see [`Auth::prefetch`].
+    pub fn new(main: Option<&AuthSpec>, webhooks: &[WebhookSpec]) -> Arc<Auth> {
+        let main = main.map(|spec| Arc::new(build(spec)));
+        let webhooks = webhooks
             .iter()
             .filter_map(|w| {
                 let verifier = match &w.auth {

@@ -2,15 +2,19 @@
 //! like the rest of [`super::validate`]. Secrets are read here, from their files and environment
 //! variables, so a missing secret stops the load before any socket opens; a `jwks_file` is read
 //! and parsed here too. Messages name the file or variable, never the secret.
+//!
+//! Produces the plain-data specs of [`crate::auth::spec`] and parses a `jwks_file` with
+//! [`crate::auth::jwks`], both leaves that import nothing of the crate; the verifiers
+//! ([`crate::auth::Auth`]) are built from the specs later, without this module.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_norway::Value;
 
+use super::check::{Context, NAME_RULE, duration, http_url, is_valid_name};
 use super::path::{Path, Report};
 use super::raw::{RawAuth, RawBearer, RawHmac, RawOidc, RawSecretRef, RawWebhook};
-use super::validate::{Context, NAME_RULE, duration, http_url, is_valid_name};
 use crate::auth::jwks::KeySet;
 use crate::auth::spec::{
     AuthSpec, BearerSpec, HmacAlgorithm, HmacSpec, JwksSource, OidcSpec, Secret, SignatureEncoding,
@@ -169,7 +173,7 @@ fn oidc(raw: &RawOidc, path: &Path, report: &mut Report) -> Option<OidcSpec> {
     let ca_file = readable("ca_file", raw.ca_file.as_deref(), report);
     if let Some(file) = &ca_file
         && let Ok(pem) = std::fs::read(file)
-        && crate::auth::fetch::parse_ca_bundle(&pem).is_err()
+        && crate::tls::certs_from_pem(&pem).is_err()
     {
         report.error(
             path.key("ca_file"),

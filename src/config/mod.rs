@@ -11,14 +11,31 @@
 //!    with its path and the line [`lines`] finds for it. Warnings (loop risks, no routes) do not
 //!    fail the load; they are kept on [`Config::warnings`].
 //!
+//! Files:
+//! * [`raw`]: the serde structs the YAML deserializes into (every field optional).
+//! * [`lenient`]: deserialization that reports and takes out each refused node, and goes on.
+//! * [`path`]: config paths (`routes[2].filters[0]`) and the [`path::Report`] of problems.
+//! * [`lines`]: the line of each path in the file.
+//! * [`check`]: the shared checkers (names, URLs, sizes, durations) and the validation context.
+//! * [`validate`]: orchestrates validation; checks the top-level values and the listener's TLS.
+//! * [`gateway`]: one `gateways` entry. [`route`]: one `routes` entry (filters, mapping,
+//!   reply, schema). [`auth`]: the `auth:` blocks and `webhooks:`.
+//!
+//! Uses [`crate::model`], [`crate::rules`] (the compilers and the rule set it builds),
+//! [`crate::tls`] (certificates are read at load), the plain data of [`crate::auth::spec`] and
+//! the JWKS parser [`crate::auth::jwks`]. Nothing here builds a verifier, a client or a socket.
+//!
 //! YAML crate: `serde_norway`, the maintained fork of `serde_yaml` with the same serde API
 //! (`serde_yaml` is archived and unmaintained).
 
 mod auth;
+mod check;
+mod gateway;
 mod lenient;
 mod lines;
 mod path;
 pub mod raw;
+mod route;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -27,9 +44,11 @@ use std::path::Path as FsPath;
 
 use crate::model::GatewaySpec;
 use crate::rules::{RuleSet, Unmatched};
+use check::{Compilers, Context};
 use path::{Problem, Report};
 use raw::{RawConfig, RawGateway, RawRoute};
-use validate::{Compilers, Context};
+
+pub use check::parse_admin_listen;
 
 /// Gateway of the embedded default config when neither `--gateway` nor `FLOWBRIDGE_GATEWAY` is
 /// given: the port a Jina Flow exported to Kubernetes listens on.
@@ -188,17 +207,6 @@ pub(crate) fn from_yaml_with(
     report.errors.extend(refused);
     report.sort_by_document(&doc);
     finish(config, report, overrides, Some(&lines))
-}
-
-/// Parse an `admin_listen` value: `IP:port`, or `""` / `off` for no admin listener.
-pub fn parse_admin_listen(text: &str) -> Result<Option<SocketAddr>, String> {
-    let text = text.trim();
-    if text.is_empty() || text == "off" {
-        return Ok(None);
-    }
-    text.parse::<SocketAddr>().map(Some).map_err(|_| {
-        format!("expected IP:port such as 0.0.0.0:9095, or \"\" / off to disable, got {text:?}")
-    })
 }
 
 /// The config used without `--config`: listen on 0.0.0.0:8080, one gateway `default` (from

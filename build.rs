@@ -1,8 +1,9 @@
 //! Generates the Jina gateway gRPC types from `proto/` with tonic-prost-build, using the protoc
 //! binary shipped by `protoc-bin-vendored` (no system protoc needed). The client is what
 //! flowbridge uses; the server stubs are generated too but every server module is marked
-//! `#[cfg(any(test, feature = "null-gateway"))]`, so they only exist for the in-process fake
-//! gateway in `src/flow` tests and the benchmarks' null gateway (off in the default build).
+//! `#[cfg(any(test, feature = "test-util"))]`, so they only exist for the in-process gateways of
+//! `src/flow/testing` (the tests' fake gateway, the benchmarks' null gateway; off in the default
+//! build).
 //!
 //! Two builds: `proto/jina.proto` + `proto/docarray.proto` (docarray v1) into `OUT_DIR`, and
 //! `proto/v2/jina.proto` + `proto/v2/docarray.proto` (docarray v2) into `OUT_DIR/v2`. Both use
@@ -26,7 +27,7 @@ fn main() -> io::Result<()> {
         tonic_prost_build::configure()
             .build_client(true)
             .build_server(true)
-            .server_mod_attribute(".", "#[cfg(any(test, feature = \"null-gateway\"))]")
+            .server_mod_attribute(".", "#[cfg(any(test, feature = \"test-util\"))]")
             .emit_rerun_if_changed(false)
             .out_dir(&out)
             .compile_with_config(

@@ -68,7 +68,7 @@ async fn serve(port: u16) -> ExitCode {
         }
     };
     println!("NULL GATEWAY READY port={port}");
-    match flowbridge::flow::null_gateway::serve(listener).await {
+    match flowbridge::flow::testing::null::serve(listener).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::dispatch::dedup::Claim;
 use crate::flow::FlowError;
-use crate::flow::client::Answer;
+use crate::flow::Answer;
 use crate::model::{CloudEvent, Processed};
 use crate::reply;
 use crate::rules::mapping::MappingError;

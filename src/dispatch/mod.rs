@@ -47,8 +47,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::flow::client::{Answer, Backoff, PreparedDocs, RequestHead, SendError};
-use crate::flow::{FlowClient, FlowError};
+use crate::flow::{Answer, Backoff, FlowClient, FlowError, PreparedDocs, RequestHead, SendError};
 use crate::model::{FlowRequest, FlowResponse};
 use crate::telemetry::metrics::{GatewayGauges, GatewayMetrics};
 use crate::telemetry::trace::{EventSpan, FlowCall, FlowOutcome, FlowSpan};

@@ -1,4 +1,4 @@
-//! Dispatcher tests against the in-process fake gateway (`crate::flow::fake_gateway`): batching
+//! Dispatcher tests against the in-process fake gateway (`crate::flow::testing`): batching
 //! under load and not at low load, per-event results, caps, failures confined to their request,
 //! the bounded queue, and cold starts.
 //!
@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use super::*;
-use crate::flow::fake_gateway::{Mode, Seen, free_port, serve_on, start};
+use crate::flow::testing::{Mode, Seen, free_port, serve_on, start};
 use crate::model::{Concurrency, Document, GatewaySpec};
 
 fn dispatcher(addr: std::net::SocketAddr, tweak: impl FnOnce(&mut GatewaySpec)) -> Arc<Dispatcher> {

@@ -1,7 +1,9 @@
 //! [`FlowError`]: every way a Flow call can fail, in the terms the HTTP layer needs to pick a
-//! status code (see the variant docs), plus the internal conversion error type.
+//! status code (see the variant docs), and the constructors the transports share (each takes the
+//! gateway's name, so no transport needs the client). Knows no transport and no HTTP status
+//! itself (`ingress::error` maps the variants).
 
-use std::fmt;
+use std::time::Duration;
 
 /// Why a Flow call (or building the client) failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -38,25 +40,33 @@ pub enum FlowError {
     Config { gateway: String, message: String },
 }
 
-/// A document or value that cannot be converted, with the path of the offending field
-/// (e.g. `docs[2].chunks[0].embedding`).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ConvertError {
-    pub path: String,
-    pub message: String,
-}
-
-impl ConvertError {
-    pub(crate) fn new(path: &str, message: impl Into<String>) -> ConvertError {
-        ConvertError {
-            path: path.to_owned(),
-            message: message.into(),
+impl FlowError {
+    /// [`FlowError::Unavailable`] of gateway `gateway`.
+    pub fn unavailable(gateway: &str, message: String) -> FlowError {
+        FlowError::Unavailable {
+            gateway: gateway.to_owned(),
+            message,
         }
     }
-}
 
-impl fmt::Display for ConvertError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+    /// [`FlowError::Deadline`] of gateway `gateway` after `timeout`.
+    pub fn deadline(gateway: &str, timeout: Duration) -> FlowError {
+        FlowError::Deadline {
+            gateway: gateway.to_owned(),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// [`FlowError::Gateway`] of gateway `gateway`.
+    pub fn gateway(gateway: &str, message: String) -> FlowError {
+        FlowError::Gateway {
+            gateway: gateway.to_owned(),
+            message,
+        }
+    }
+
+    /// [`FlowError::InvalidRequest`].
+    pub fn invalid_request(message: String) -> FlowError {
+        FlowError::InvalidRequest { message }
     }
 }

@@ -10,7 +10,7 @@
 //!   an endpoint without a route goes to `/default` when that exists. An executor exception comes
 //!   back as **500** `{"detail": "<repr of the exception>"}`.
 //!
-//! Outcomes map like gRPC (`flow::client`): an executor exception is [`FlowError::Executor`];
+//! Outcomes map like gRPC (`flow::grpc`): an executor exception is [`FlowError::Executor`];
 //! connection errors, and 502/503/504 answers without a jina body (a proxy or Knative's activator
 //! speaking, not the gateway) are "not accepted" and retried by the caller; a jina 503 (an
 //! executor unreachable) is [`FlowError::Unavailable`] and a jina 504 [`FlowError::Deadline`],
@@ -19,16 +19,20 @@
 //! The gateway's status is `GET /status` (`{"jina": {"docarray": "0.40.0", ...}}`); a gateway
 //! started with `--no-debug-endpoints` has none, and then `/openapi.json` tells: v1 gateways
 //! serve `/post`, v2 gateways do not.
+//!
+//! Knows nothing of `FlowClient`: it keeps what it needs of the gateway's settings (name,
+//! docarray mode, timeout, `max_message`), errors are built with `flow::error`'s constructors,
+//! and the JSON documents are `docarray::json`'s.
 
 use std::collections::BTreeSet;
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::client::{FlowClient, RequestHead, SendError};
+use super::docarray::{ConvertError, json};
 use super::error::FlowError;
 use super::format::{DocFormat, Gateway};
-use super::json;
+use super::request::{RequestHead, SendError};
 use crate::model::{DocarrayMode, Document, FlowResponse, GatewaySpec};
 
 /// The HTTP client of one gateway.
@@ -37,6 +41,13 @@ pub(crate) struct HttpGateway {
     client: reqwest::Client,
     /// `http(s)://host:port`, no trailing slash.
     base: String,
+    /// The gateway's name, for errors.
+    name: String,
+    /// The configured format (what an unreported gateway is taken to speak).
+    docarray: DocarrayMode,
+    /// `Deadline` errors name it.
+    timeout: std::time::Duration,
+    max_message_bytes: usize,
 }
 
 /// How an HTTP exchange ended before a usable body.
@@ -92,16 +103,20 @@ impl HttpGateway {
         Ok(HttpGateway {
             client,
             base: format!("{scheme}://{}:{port}", authority.host()),
+            name: spec.name.clone(),
+            docarray: spec.docarray,
+            timeout: spec.timeout,
+            max_message_bytes: spec.max_message_bytes,
         })
     }
 
     /// `GET /status` (and `/openapi.json` for v2 or when there is no status).
-    pub(crate) async fn ask(&self, flow: &FlowClient) -> Result<Gateway, SendError> {
-        let mut gateway = self.status(flow, "http").await?;
+    pub(crate) async fn ask(&self) -> Result<Gateway, SendError> {
+        let mut gateway = self.status("http").await?;
         if gateway.format == DocFormat::V2 || gateway.docarray.is_none() {
-            gateway.paths = self.post_paths(flow).await;
+            gateway.paths = self.post_paths().await;
             if gateway.docarray.is_none()
-                && flow.spec.docarray == DocarrayMode::Auto
+                && self.docarray == DocarrayMode::Auto
                 && let Some(paths) = &gateway.paths
             {
                 gateway.format = if paths.contains("/post") {
@@ -116,12 +131,8 @@ impl HttpGateway {
 
     /// What `GET /status` says, for a gateway speaking `protocol` (also the WebSocket gateway's
     /// status, on its port).
-    pub(crate) async fn status(
-        &self,
-        flow: &FlowClient,
-        protocol: &'static str,
-    ) -> Result<Gateway, SendError> {
-        let status = self.get_json(flow, "/status").await;
+    pub(crate) async fn status(&self, protocol: &'static str) -> Result<Gateway, SendError> {
+        let status = self.get_json("/status").await;
         let mut gateway = match status {
             Ok(Some(body)) => {
                 let jina: HashMap<String, String> = body
@@ -133,9 +144,9 @@ impl HttpGateway {
                             .collect()
                     })
                     .unwrap_or_default();
-                Gateway::from_status(&jina, flow.spec.docarray)
+                Gateway::from_status(&jina, self.docarray)
             }
-            Ok(None) => Gateway::unreported(flow.spec.docarray, protocol),
+            Ok(None) => Gateway::unreported(self.docarray, protocol),
             Err(Failure::NotAccepted(cause)) => {
                 return Err(SendError::NotAccepted(format!("GET /status: {cause}")));
             }
@@ -146,8 +157,8 @@ impl HttpGateway {
     }
 
     /// The paths that accept POST, from `/openapi.json` (`None` when unavailable).
-    pub(crate) async fn post_paths(&self, flow: &FlowClient) -> Option<BTreeSet<String>> {
-        let body = self.get_json(flow, "/openapi.json").await.ok()??;
+    pub(crate) async fn post_paths(&self) -> Option<BTreeSet<String>> {
+        let body = self.get_json("/openapi.json").await.ok()??;
         let paths = body.get("paths")?.as_object()?;
         Some(
             paths
@@ -159,13 +170,13 @@ impl HttpGateway {
     }
 
     /// GET a JSON document; `Ok(None)` on 404.
-    async fn get_json(&self, flow: &FlowClient, path: &str) -> Result<Option<Value>, Failure> {
+    async fn get_json(&self, path: &str) -> Result<Option<Value>, Failure> {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
             .send()
             .await
-            .map_err(|e| transport_failure(flow, &e))?;
+            .map_err(|e| self.transport_failure(&e))?;
         let status = response.status().as_u16();
         if status == 404 {
             return Ok(None);
@@ -173,36 +184,35 @@ impl HttpGateway {
         let body = response
             .bytes()
             .await
-            .map_err(|e| transport_failure(flow, &e))?;
+            .map_err(|e| self.transport_failure(&e))?;
         if matches!(status, 502..=504) {
             return Err(Failure::NotAccepted(format!("HTTP {status}")));
         }
         if status != 200 {
-            return Err(Failure::Failed(flow.gateway_error(format!(
-                "GET {path}: HTTP {status}: {}",
-                snippet(&body)
-            ))));
+            return Err(Failure::Failed(FlowError::gateway(
+                &self.name,
+                format!("GET {path}: HTTP {status}: {}", snippet(&body)),
+            )));
         }
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| Failure::Failed(flow.gateway_error(format!("GET {path}: not JSON: {e}"))))
+        serde_json::from_slice(&body).map(Some).map_err(|e| {
+            Failure::Failed(FlowError::gateway(
+                &self.name,
+                format!("GET {path}: not JSON: {e}"),
+            ))
+        })
     }
 
     /// One POST carrying one Flow request.
     pub(crate) async fn attempt(
         &self,
-        flow: &FlowClient,
         gateway: &Gateway,
         head: &RequestHead,
         docs: &[&Document],
         request_id: &str,
         metadata: &[(&'static str, String)],
     ) -> Result<FlowResponse, SendError> {
-        let invalid = |e: super::error::ConvertError| {
-            SendError::Failed(FlowError::InvalidRequest {
-                message: e.to_string(),
-            })
-        };
+        let invalid =
+            |e: ConvertError| SendError::Failed(FlowError::invalid_request(e.to_string()));
         let (path, body) = match gateway.format {
             DocFormat::V1 => {
                 let mut body = json!({
@@ -235,9 +245,7 @@ impl HttpGateway {
             }
         };
         let body = serde_json::to_vec(&body).map_err(|e| {
-            SendError::Failed(FlowError::InvalidRequest {
-                message: format!("request body: {e}"),
-            })
+            SendError::Failed(FlowError::invalid_request(format!("request body: {e}")))
         })?;
         let mut request = self
             .client
@@ -251,25 +259,25 @@ impl HttpGateway {
             .body(body)
             .send()
             .await
-            .map_err(|e| failure_to_send(transport_failure(flow, &e)))?;
+            .map_err(|e| failure_to_send(self.transport_failure(&e)))?;
         let status = response.status().as_u16();
         if let Some(len) = response.content_length()
-            && len > flow.spec.max_message_bytes as u64
+            && len > self.max_message_bytes as u64
         {
-            return Err(SendError::Failed(flow.gateway_error(format!(
+            return Err(SendError::Failed(self.gateway_error(format!(
                 "POST {path}: response of {len} bytes is above max_message ({} bytes)",
-                flow.spec.max_message_bytes
+                self.max_message_bytes
             ))));
         }
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| failure_to_send(transport_failure(flow, &e)))?;
-        if bytes.len() > flow.spec.max_message_bytes {
-            return Err(SendError::Failed(flow.gateway_error(format!(
+            .map_err(|e| failure_to_send(self.transport_failure(&e)))?;
+        if bytes.len() > self.max_message_bytes {
+            return Err(SendError::Failed(self.gateway_error(format!(
                 "POST {path}: response of {} bytes is above max_message ({} bytes)",
                 bytes.len(),
-                flow.spec.max_message_bytes
+                self.max_message_bytes
             ))));
         }
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
@@ -298,11 +306,12 @@ impl HttpGateway {
                 )));
             }
             503 => {
-                return Err(SendError::Failed(
-                    flow.unavailable(format!("HTTP 503: {}", description())),
-                ));
+                return Err(SendError::Failed(FlowError::unavailable(
+                    &self.name,
+                    format!("HTTP 503: {}", description()),
+                )));
             }
-            504 => return Err(SendError::Failed(flow.deadline_error())),
+            504 => return Err(SendError::Failed(self.deadline_error())),
             500 if gateway.format == DocFormat::V2 => {
                 let detail = description();
                 let exception = detail
@@ -322,20 +331,20 @@ impl HttpGateway {
                 }));
             }
             404 => {
-                return Err(SendError::Failed(flow.gateway_error(format!(
+                return Err(SendError::Failed(self.gateway_error(format!(
                     "POST {path}: HTTP 404: the gateway serves no such route (endpoint {:?})",
                     head.endpoint
                 ))));
             }
             _ => {
-                return Err(SendError::Failed(flow.gateway_error(format!(
+                return Err(SendError::Failed(self.gateway_error(format!(
                     "POST {path}: HTTP {status}: {}",
                     description()
                 ))));
             }
         }
         let Some(Value::Object(body)) = parsed else {
-            return Err(SendError::Failed(flow.gateway_error(format!(
+            return Err(SendError::Failed(self.gateway_error(format!(
                 "POST {path}: the 200 response is not a JSON object: {}",
                 snippet(&bytes)
             ))));
@@ -358,7 +367,7 @@ impl HttpGateway {
             .map(|(i, d)| json::document_from_json(d, v2, &format!("docs[{i}]")))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| {
-                SendError::Failed(flow.gateway_error(format!("unusable response: {e}")))
+                SendError::Failed(self.gateway_error(format!("unusable response: {e}")))
             })?;
         Ok(FlowResponse {
             request_id: request_id.to_owned(),
@@ -368,6 +377,29 @@ impl HttpGateway {
                 _ => Map::new(),
             },
         })
+    }
+    /// How a reqwest error ended an exchange: a connect error is "not accepted", a timeout the
+    /// deadline, anything else a connection lost after the request was sent.
+    fn transport_failure(&self, error: &reqwest::Error) -> Failure {
+        let cause = describe(error);
+        if error.is_connect() {
+            Failure::NotAccepted(cause)
+        } else if error.is_timeout() {
+            Failure::Failed(self.deadline_error())
+        } else {
+            Failure::Failed(FlowError::unavailable(
+                &self.name,
+                format!("connection lost after the request was sent: {cause}"),
+            ))
+        }
+    }
+
+    fn deadline_error(&self) -> FlowError {
+        FlowError::deadline(&self.name, self.timeout)
+    }
+
+    fn gateway_error(&self, message: String) -> FlowError {
+        FlowError::gateway(&self.name, message)
     }
 }
 
@@ -409,19 +441,6 @@ fn v1_executor_error(body: &Map<String, Value>) -> Option<FlowError> {
     })
 }
 
-fn transport_failure(flow: &FlowClient, error: &reqwest::Error) -> Failure {
-    let cause = describe(error);
-    if error.is_connect() {
-        Failure::NotAccepted(cause)
-    } else if error.is_timeout() {
-        Failure::Failed(flow.deadline_error())
-    } else {
-        Failure::Failed(flow.unavailable(format!(
-            "connection lost after the request was sent: {cause}"
-        )))
-    }
-}
-
 fn failure_to_send(failure: Failure) -> SendError {
     match failure {
         Failure::NotAccepted(cause) => SendError::NotAccepted(cause),
@@ -445,158 +464,4 @@ fn snippet(body: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn v2_routes_fall_back_to_default() {
-        let paths: BTreeSet<String> = ["/default".to_owned(), "/foo".to_owned()].into();
-        assert_eq!(v2_path("/foo", Some(&paths)), "/foo");
-        assert_eq!(v2_path("/bar", Some(&paths)), "/default");
-        assert_eq!(v2_path("bar", None), "/bar");
-        let only_foo: BTreeSet<String> = ["/foo".to_owned()].into();
-        assert_eq!(v2_path("/bar", Some(&only_foo)), "/bar");
-    }
-
-    #[test]
-    fn v1_status_code_1_is_an_executor_error() {
-        let body = json!({"header": {"status": {"code": 1, "description": "ValueError('boom')",
-            "exception": {"name": "ValueError", "args": ["boom"], "executor": "Echo"}}}});
-        assert_eq!(
-            v1_executor_error(body.as_object().unwrap()),
-            Some(FlowError::Executor {
-                executor: "Echo".into(),
-                exception: "ValueError".into(),
-                message: "boom".into(),
-            })
-        );
-        let ok = json!({"header": {"status": null}});
-        assert_eq!(v1_executor_error(ok.as_object().unwrap()), None);
-    }
-
-    #[test]
-    fn urls_need_http_schemes_and_no_path() {
-        let spec = |u: &str| GatewaySpec::with_defaults("h", u);
-        let g = HttpGateway::new(&spec("http://127.0.0.1:8080")).unwrap();
-        assert_eq!(g.base, "http://127.0.0.1:8080");
-        assert_eq!(
-            HttpGateway::new(&spec("http://flow")).unwrap().base,
-            "http://flow:80"
-        );
-        assert!(HttpGateway::new(&spec("http://flow/x")).is_err());
-        assert!(HttpGateway::new(&spec("grpc://flow:1")).is_err());
-        assert_eq!(
-            HttpGateway::new(&spec("https://flow")).unwrap().base,
-            "https://flow:443"
-        );
-    }
-
-    /// A docarray v1 HTTP gateway behind TLS: `GET /status`, `POST /post` echoing the documents.
-    /// Counts the POSTs it answers.
-    async fn v1_https_gateway(
-        leaf: &crate::tls::testing::Leaf,
-    ) -> (
-        std::net::SocketAddr,
-        std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    ) {
-        use axum::routing::{get, post};
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let posts = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&posts);
-        let app = axum::Router::new()
-            .route(
-                "/status",
-                get(|| async {
-                    axum::Json(json!({"jina": {"docarray": "0.21.1", "jina": "3.34.0"}}))
-                }),
-            )
-            .route(
-                "/post",
-                post(move |axum::Json(body): axum::Json<Value>| {
-                    let counter = Arc::clone(&counter);
-                    async move {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        axum::Json(json!({
-                            "data": body["data"].clone(),
-                            "header": {"requestId": "r", "status": {"code": 0}},
-                            "parameters": body["parameters"].clone(),
-                        }))
-                    }
-                }),
-            );
-        let addr = crate::tls::testing::serve_https(app, leaf).await;
-        (addr, posts)
-    }
-
-    fn https_client(url: &str, ca_pem: &str, server_name: Option<&str>) -> FlowClient {
-        let mut spec = GatewaySpec::with_defaults("secure-http", url);
-        spec.connect_timeout = std::time::Duration::from_millis(800);
-        spec.tls.ca_pem = Some(ca_pem.to_string());
-        spec.tls.server_name = server_name.map(str::to_string);
-        FlowClient::new(&spec).unwrap()
-    }
-
-    fn request() -> crate::model::FlowRequest {
-        crate::model::FlowRequest {
-            endpoint: "/index".into(),
-            target_executor: None,
-            parameters: Map::new(),
-            docs: vec![Document {
-                id: "doc-1".into(),
-                text: Some("hello".into()),
-                ..Document::default()
-            }],
-        }
-    }
-
-    #[tokio::test]
-    async fn https_gateway_trusted_through_its_ca_bundle() {
-        use crate::tls::testing::Ca;
-        use std::sync::atomic::Ordering;
-        let ca = Ca::new("cluster-local ca");
-        let leaf = ca.leaf(&["flow.flowbridge.svc.cluster.local", "127.0.0.1"]);
-        let (addr, posts) = v1_https_gateway(&leaf).await;
-        let bundle = format!("{}{}", Ca::new("unrelated").pem, ca.pem);
-        let by_ip = https_client(&format!("https://{addr}"), &bundle, None);
-        let response = by_ip.call(request(), "tls-1").await.unwrap();
-        assert_eq!(response.docs[0].id, "doc-1");
-        assert_eq!(response.docs[0].text.as_deref(), Some("hello"));
-        // tls_server_name: the certificate is checked for that name, not the URL's host.
-        let by_name = https_client(
-            &format!("https://localhost:{}", addr.port()),
-            &bundle,
-            Some("flow.flowbridge.svc.cluster.local"),
-        );
-        by_name.call(request(), "tls-2").await.unwrap();
-        // Without it, localhost is not a name of the certificate.
-        let wrong_name = https_client(&format!("https://localhost:{}", addr.port()), &bundle, None);
-        let err = wrong_name.call(request(), "tls-3").await.unwrap_err();
-        assert!(
-            err.to_string().to_lowercase().contains("certificate"),
-            "{err}"
-        );
-        assert_eq!(posts.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test]
-    async fn https_gateway_with_an_untrusted_certificate_is_unavailable_naming_it() {
-        use crate::tls::testing::Ca;
-        use std::sync::atomic::Ordering;
-        let leaf = Ca::new("the gateway's ca").leaf(&["127.0.0.1"]);
-        let (addr, posts) = v1_https_gateway(&leaf).await;
-        let client = https_client(&format!("https://{addr}"), &Ca::new("another ca").pem, None);
-        let err = client.call(request(), "untrusted").await.unwrap_err();
-        match &err {
-            FlowError::Unavailable { gateway, message } => {
-                assert_eq!(gateway, "secure-http");
-                assert!(
-                    message.to_lowercase().contains("certificate"),
-                    "the cause names the certificate problem: {message}"
-                );
-            }
-            other => panic!("expected Unavailable, got {other:?}"),
-        }
-        assert_eq!(posts.load(Ordering::SeqCst), 0);
-    }
-}
+mod tests;

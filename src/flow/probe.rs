@@ -5,14 +5,17 @@
 //! endpoint_discovery` (gRPC) or lists one POST route per endpoint in `/openapi.json` (HTTP). A
 //! docarray v1 gateway cannot list its executors' endpoints (jina 3.34 fails the discovery call,
 //! and its HTTP routes are generic), so for those the probe says so instead of warning.
+//!
+//! Returns a [`ProbeReport`]; printing it is the CLI's business (nothing here writes output).
 
 use std::collections::BTreeSet;
 
 use tonic::Code;
 
-use super::client::{FlowClient, SendError, Transport};
+use super::client::{FlowClient, Transport};
 use super::format::{DocFormat, Gateway};
 use super::proto::jina::jina_discover_endpoints_rpc_client::JinaDiscoverEndpointsRpcClient;
+use super::request::SendError;
 use crate::model::GatewaySpec;
 
 /// What the probe learnt about one gateway.
@@ -87,8 +90,8 @@ pub async fn probe(spec: &GatewaySpec) -> ProbeReport {
                  /dry_run); not checked"
                     .into(),
             ),
-            Transport::Grpc(channel) => {
-                let mut discovery = JinaDiscoverEndpointsRpcClient::new(channel.clone());
+            Transport::Grpc(grpc) => {
+                let mut discovery = JinaDiscoverEndpointsRpcClient::new(grpc.channel().clone());
                 let mut request = tonic::Request::new(());
                 request.set_timeout(spec.timeout);
                 match discovery.endpoint_discovery(request).await {

@@ -19,7 +19,7 @@
 //!   ([`super::http`]); a docarray v2 gateway refuses connections until its Flow is ready, so a
 //!   cold start looks like a refused connection and is retried.
 //!
-//! Outcomes map like gRPC ([`super::client`]): a connect error, a TLS failure, or an upgrade
+//! Outcomes map like gRPC (`flow::grpc`): a connect error, a TLS failure, or an upgrade
 //! answered 502/503/504 (a proxy or Knative's activator, not the gateway) is "not accepted" and
 //! retried by the caller, as is a connection that breaks while our request frame is written;
 //! once the frame is written the gateway has the request, and nothing is retried: a close 1011
@@ -31,6 +31,9 @@
 //! connection (a 1011, a dead gateway) then fails exactly one request with a precise status, and
 //! Knative's queue-proxy counts each request as in flight, which its concurrency autoscaler needs.
 //! The cost is an HTTP/1.1 upgrade per request (a few milliseconds on loopback).
+//!
+//! Knows nothing of `FlowClient`: it keeps what it needs of the gateway's settings, and the
+//! DataRequest and its answer are `flow::request`'s.
 
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -46,10 +49,10 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
-use super::client::{Answer, FlowClient, RawRequest, RawResponse, SendError};
 use super::error::FlowError;
 use super::format::{DocFormat, Gateway};
 use super::http::HttpGateway;
+use super::request::{self, Answer, RawRequest, RawResponse, SendError};
 use crate::model::{FlowResponse, GatewaySpec};
 
 /// The subprotocol that makes jina's gateway read protobuf frames.
@@ -66,6 +69,11 @@ pub(crate) struct WsGateway {
     url: String,
     /// `GET /status` on the same host and port.
     status: HttpGateway,
+    /// The gateway's name, for errors.
+    name: String,
+    /// `Deadline` errors name it.
+    timeout: std::time::Duration,
+    max_message_bytes: usize,
 }
 
 impl WsGateway {
@@ -105,20 +113,22 @@ impl WsGateway {
             client,
             url,
             status,
+            name: spec.name.clone(),
+            timeout: spec.timeout,
+            max_message_bytes: spec.max_message_bytes,
         })
     }
 
     /// `GET /status` on the gateway's port: what it speaks. A websocket gateway lists no
     /// endpoints (it serves only `/`, `/status` and `/dry_run`), so there is no `/openapi.json`
     /// to read, unlike an HTTP gateway.
-    pub(crate) async fn ask(&self, flow: &FlowClient) -> Result<Gateway, SendError> {
-        self.status.status(flow, "websocket").await
+    pub(crate) async fn ask(&self) -> Result<Gateway, SendError> {
+        self.status.status("websocket").await
     }
 
     /// One connection carrying one Flow request (`message`, whose documents are in `format`).
     pub(crate) async fn attempt(
         &self,
-        flow: &FlowClient,
         format: DocFormat,
         message: RawRequest,
         metadata: &[(&'static str, String)],
@@ -129,7 +139,7 @@ impl WsGateway {
             .as_ref()
             .map(|h| h.request_id.clone())
             .unwrap_or_default();
-        let mut ws = self.connect(flow, metadata).await?;
+        let mut ws = self.connect(metadata).await?;
         let frame = Bytes::from(message.encode_to_vec());
         if let Err(e) = ws.send(Message::Binary(frame)).await {
             // The frame did not get through whole: the gateway cannot have started on it.
@@ -142,16 +152,15 @@ impl WsGateway {
         let _ = ws
             .send(Message::Binary(Bytes::from_static(END_OF_REQUESTS)))
             .await;
-        let answer = read_answer(flow, &mut ws, &request_id).await;
+        let answer = self.read_answer(&mut ws, &request_id).await;
         // Close politely (the gateway closes too once it has answered); errors do not matter.
         let _ = ws.close(None).await;
-        flow.finish(format, answer?, want)
+        request::finish(&self.name, format, answer?, want)
     }
 
     /// TCP (+ TLS), then the HTTP/1.1 upgrade with the `bytes` subprotocol.
     async fn connect(
         &self,
-        flow: &FlowClient,
         metadata: &[(&'static str, String)],
     ) -> Result<WebSocketStream<reqwest::Upgraded>, SendError> {
         let key = generate_key();
@@ -183,7 +192,7 @@ impl WsGateway {
                     "the WebSocket upgrade was answered HTTP {status}: {shown}"
                 )));
             }
-            return Err(SendError::Failed(flow.gateway_error(format!(
+            return Err(SendError::Failed(self.gateway_error(format!(
                 "the WebSocket upgrade was answered HTTP {status} instead of 101 (is this a \
                  websocket gateway?): {shown}"
             ))));
@@ -191,7 +200,7 @@ impl WsGateway {
         let expected = derive_accept_key(key.as_bytes());
         let accept = response.headers().get(SEC_WEBSOCKET_ACCEPT);
         if accept.map(http::HeaderValue::as_bytes) != Some(expected.as_bytes()) {
-            return Err(SendError::Failed(flow.gateway_error(format!(
+            return Err(SendError::Failed(self.gateway_error(format!(
                 "the WebSocket upgrade answered Sec-WebSocket-Accept {accept:?}, expected \
                  {expected:?}"
             ))));
@@ -202,83 +211,93 @@ impl WsGateway {
                 crate::tls::describe_error(&e)
             ))
         })?;
-        let max = flow.spec.max_message_bytes;
+        let max = self.max_message_bytes;
         let config = WebSocketConfig::default()
             .max_message_size(Some(max))
             .max_frame_size(Some(max));
         Ok(WebSocketStream::from_raw_socket(upgraded, Role::Client, Some(config)).await)
     }
-}
 
-/// Read frames until the answer to `request_id` (pings are answered while reading).
-async fn read_answer(
-    flow: &FlowClient,
-    ws: &mut WebSocketStream<reqwest::Upgraded>,
-    request_id: &str,
-) -> Result<RawResponse, SendError> {
-    let failed = SendError::Failed;
-    let mut foreign: Option<String> = None;
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Binary(bytes))) => {
-                let answer = RawResponse::decode(bytes.as_ref()).map_err(|e| {
-                    failed(flow.gateway_error(format!("unusable response frame: {e}")))
-                })?;
-                let id = answer.header.as_ref().map(|h| h.request_id.as_str());
-                if id == Some(request_id) {
-                    return Ok(answer);
+    /// Read frames until the answer to `request_id` (pings are answered while reading).
+    async fn read_answer(
+        &self,
+        ws: &mut WebSocketStream<reqwest::Upgraded>,
+        request_id: &str,
+    ) -> Result<RawResponse, SendError> {
+        let failed = SendError::Failed;
+        let mut foreign: Option<String> = None;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(bytes))) => {
+                    let answer = RawResponse::decode(bytes.as_ref()).map_err(|e| {
+                        failed(self.gateway_error(format!("unusable response frame: {e}")))
+                    })?;
+                    let id = answer.header.as_ref().map(|h| h.request_id.as_str());
+                    if id == Some(request_id) {
+                        return Ok(answer);
+                    }
+                    foreign = Some(id.unwrap_or_default().to_owned());
                 }
-                foreign = Some(id.unwrap_or_default().to_owned());
-            }
-            Some(Ok(Message::Text(text))) => {
-                let shown: String = text.chars().take(120).collect();
-                return Err(failed(flow.gateway_error(format!(
-                    "the gateway answered a text frame (JSON mode?) instead of protobuf: {shown}"
-                ))));
-            }
-            Some(Ok(Message::Close(frame))) => {
-                return Err(failed(closed(flow, frame.as_ref(), foreign.as_deref())));
-            }
-            Some(Ok(_ping_pong_or_frame)) => {}
-            Some(Err(e)) => {
-                return Err(failed(flow.unavailable(format!(
-                    "connection lost after the gateway accepted the request: {e}"
-                ))));
-            }
-            None => {
-                return Err(failed(flow.unavailable(
-                    "connection lost after the gateway accepted the request: it closed without \
-                     a close frame or an answer"
-                        .to_owned(),
-                )));
+                Some(Ok(Message::Text(text))) => {
+                    let shown: String = text.chars().take(120).collect();
+                    return Err(failed(self.gateway_error(format!(
+                        "the gateway answered a text frame (JSON mode?) instead of protobuf: {shown}"
+                    ))));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(failed(self.closed(frame.as_ref(), foreign.as_deref())));
+                }
+                Some(Ok(_ping_pong_or_frame)) => {}
+                Some(Err(e)) => {
+                    return Err(failed(self.unavailable(format!(
+                        "connection lost after the gateway accepted the request: {e}"
+                    ))));
+                }
+                None => {
+                    return Err(failed(self.unavailable(
+                        "connection lost after the gateway accepted the request: it closed without \
+                         a close frame or an answer"
+                            .to_owned(),
+                    )));
+                }
             }
         }
     }
-}
 
-/// The gateway closed before answering.
-fn closed(flow: &FlowClient, frame: Option<&CloseFrame>, foreign: Option<&str>) -> FlowError {
-    let (code, reason) = match frame {
-        Some(f) => (f.code, f.reason.as_str()),
-        None => (CloseCode::Status, ""),
-    };
-    let code_number: u16 = code.into();
-    match code {
-        // jina's gateway → executor deadline (`timeout_send`).
-        CloseCode::Error if reason.contains("timed out") => flow.deadline_error(),
-        // An executor the gateway cannot reach, or a gateway going away.
-        CloseCode::Error | CloseCode::Away | CloseCode::Again => flow.unavailable(format!(
-            "the gateway closed the connection ({code_number}) without an answer: {reason}"
-        )),
-        _ => {
-            let other = foreign
-                .map(|id| format!(" (it answered request_id {id:?} instead)"))
-                .unwrap_or_default();
-            flow.gateway_error(format!(
-                "the gateway closed the connection ({code_number} {reason:?}) without \
-                 answering the request{other}"
-            ))
+    /// The gateway closed before answering.
+    fn closed(&self, frame: Option<&CloseFrame>, foreign: Option<&str>) -> FlowError {
+        let (code, reason) = match frame {
+            Some(f) => (f.code, f.reason.as_str()),
+            None => (CloseCode::Status, ""),
+        };
+        let code_number: u16 = code.into();
+        match code {
+            // jina's gateway → executor deadline (`timeout_send`).
+            CloseCode::Error if reason.contains("timed out") => {
+                FlowError::deadline(&self.name, self.timeout)
+            }
+            // An executor the gateway cannot reach, or a gateway going away.
+            CloseCode::Error | CloseCode::Away | CloseCode::Again => self.unavailable(format!(
+                "the gateway closed the connection ({code_number}) without an answer: {reason}"
+            )),
+            _ => {
+                let other = foreign
+                    .map(|id| format!(" (it answered request_id {id:?} instead)"))
+                    .unwrap_or_default();
+                self.gateway_error(format!(
+                    "the gateway closed the connection ({code_number} {reason:?}) without \
+                     answering the request{other}"
+                ))
+            }
         }
+    }
+
+    fn unavailable(&self, message: String) -> FlowError {
+        FlowError::unavailable(&self.name, message)
+    }
+
+    fn gateway_error(&self, message: String) -> FlowError {
+        FlowError::gateway(&self.name, message)
     }
 }
 
@@ -286,8 +305,8 @@ fn closed(flow: &FlowClient, frame: Option<&CloseFrame>, foreign: Option<&str>) 
 mod tests {
     use super::*;
 
-    fn client(url: &str) -> FlowClient {
-        FlowClient::new(&GatewaySpec::with_defaults("ws", url)).expect("client")
+    fn client(url: &str) -> WsGateway {
+        WsGateway::new(&GatewaySpec::with_defaults("ws", url)).expect("client")
     }
 
     #[test]
@@ -320,14 +339,14 @@ mod tests {
             "Connection to deployment at {'127.0.0.1:5'} timed out. You can adjust `timeout_send` attribute.",
         );
         assert!(matches!(
-            closed(&flow, Some(&timed_out), None),
+            flow.closed(Some(&timed_out), None),
             FlowError::Deadline { .. }
         ));
         let down = frame(
             CloseCode::Error,
             "Network error while connecting to deployment at {'127.0.0.1:5'}. It may be down.",
         );
-        match closed(&flow, Some(&down), None) {
+        match flow.closed(Some(&down), None) {
             FlowError::Unavailable { message, .. } => {
                 assert!(
                     message.contains("(1011)") && message.contains("It may be down"),
@@ -336,7 +355,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match closed(&flow, Some(&frame(CloseCode::Normal, "")), Some("other")) {
+        match flow.closed(Some(&frame(CloseCode::Normal, "")), Some("other")) {
             FlowError::Gateway { message, .. } => {
                 assert!(
                     message.contains("1000") && message.contains("\"other\""),
@@ -352,16 +371,11 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         drop(listener);
-        let flow = client(&format!("ws://127.0.0.1:{port}"));
-        let Transport::Ws(ws) = flow.transport_ref() else {
-            panic!("not a websocket transport")
-        };
-        match ws.connect(&flow, &[]).await {
+        let ws = client(&format!("ws://127.0.0.1:{port}"));
+        match ws.connect(&[]).await {
             Err(SendError::NotAccepted(cause)) => assert!(!cause.is_empty()),
             Err(other) => panic!("{other:?}"),
             Ok(_) => panic!("connected to a closed port"),
         }
     }
-
-    use super::super::client::Transport;
 }

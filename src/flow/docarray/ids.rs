@@ -8,12 +8,12 @@
 //! `proto/docarray.proto` (v1: `DataContentProto.docs` 1 → `DocumentArrayProto.docs` 1 →
 //! `DocumentProto.id` 1) and `proto/v2/docarray.proto` (v2: … → `DocProto.data` 1, the node under
 //! key `"id"` → `NodeProto.text` 1); prost skips every other field without building it. Tests
-//! check them against the full messages.
+//! check them against the full messages. Pure: no I/O.
 
 use std::collections::HashMap;
 
-use super::error::ConvertError;
-use super::format::DocFormat;
+use super::ConvertError;
+use crate::flow::format::DocFormat;
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct DataIds {
@@ -139,15 +139,15 @@ mod tests {
         let protos: Vec<_> = docs
             .iter()
             .enumerate()
-            .map(|(i, d)| super::super::convert::document_to_proto(d, &format!("docs[{i}]")))
+            .map(|(i, d)| super::super::v1::tests::document_to_proto(d, &format!("docs[{i}]")))
             .collect::<Result<_, _>>()
             .expect("v1 protos");
-        let v1 = super::super::convert::encode_protos(&protos);
-        let v2 = super::super::convert_v2::encode_data(&docs).expect("v2");
+        let v1 = super::super::v1::tests::encode_protos(&protos);
+        let v2 = super::super::v2::encode_data(&docs).expect("v2");
         for (format, bytes) in [(DocFormat::V1, v1), (DocFormat::V2, v2)] {
             let full: Vec<String> = match format {
-                DocFormat::V1 => super::super::convert::decode_data(&bytes),
-                DocFormat::V2 => super::super::convert_v2::decode_data(&bytes),
+                DocFormat::V1 => super::super::v1::decode_data(&bytes),
+                DocFormat::V2 => super::super::v2::decode_data(&bytes),
             }
             .expect("full decode")
             .into_iter()

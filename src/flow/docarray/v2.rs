@@ -1,5 +1,6 @@
 //! Conversions between flowbridge's [`Document`] and docarray v2 protobuf (`DocProto`, a map of
 //! field name → `NodeProto`), the format of a jina gateway running with docarray ≥ 0.30.
+//! Pure: no I/O, no transport, no gateway.
 //!
 //! A v2 document has no fixed schema: each executor declares its own pydantic model, and an
 //! executor without type annotations gets jina's `LegacyDocumentJina` (the docarray 0.21 field
@@ -28,13 +29,13 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use super::convert::{self, SendDtype};
-use super::error::ConvertError;
-use super::proto::v2::docarray::{
+use super::v1::{self, SendDtype};
+use super::{ConvertError, refuse_nested, tensor_to_nested};
+use crate::flow::proto::v2::docarray::{
     DenseNdArrayProto, DictOfAnyProto, DocListProto, DocProto, ListOfAnyProto, NdArrayProto,
     NodeProto, node_proto,
 };
-use super::proto::v2::jina::data_request_proto::{DataContentProto, data_content_proto};
+use crate::flow::proto::v2::jina::data_request_proto::{DataContentProto, data_content_proto};
 use crate::model::{Document, Tensor};
 
 fn node(content: node_proto::Content) -> NodeProto {
@@ -52,9 +53,9 @@ fn typed(content: node_proto::Content, ty: &str) -> NodeProto {
 }
 
 fn ndarray(tensor: &Tensor, dtype: SendDtype, path: &str) -> Result<NdArrayProto, ConvertError> {
-    let v1 = convert::tensor_to_proto(tensor, dtype, path)?;
+    let v1 = v1::tensor_to_proto(tensor, dtype, path)?;
     let dense = match v1.content {
-        Some(super::proto::docarray::nd_array_proto::Content::Dense(d)) => d,
+        Some(crate::flow::proto::docarray::nd_array_proto::Content::Dense(d)) => d,
         _ => return Err(ConvertError::new(path, "not a dense array")),
     };
     Ok(NdArrayProto {
@@ -103,14 +104,14 @@ pub(crate) fn node_to_json(value: &NodeProto, path: &str) -> Result<Value, Conve
         Some(Content::Text(s)) => Value::String(s.clone()),
         Some(Content::Integer(i)) => Value::from(*i),
         // Like v1 Struct numbers: an integral double exact in an i64 reads as an integer.
-        Some(Content::Float(f)) => convert::number_to_json(*f),
+        Some(Content::Float(f)) => v1::number_to_json(*f),
         Some(Content::Boolean(b)) => Value::Bool(*b),
         Some(Content::Blob(b)) => {
             use base64::Engine as _;
             Value::String(base64::engine::general_purpose::STANDARD.encode(b))
         }
         Some(Content::Ndarray(a)) => match tensor_from_v2(a, path)? {
-            Some(t) => super::json::tensor_to_nested(&t),
+            Some(t) => tensor_to_nested(&t),
             None => Value::Null,
         },
         Some(Content::Doc(d)) => Value::Object(
@@ -146,9 +147,10 @@ fn tensor_from_v2(array: &NdArrayProto, path: &str) -> Result<Option<Tensor>, Co
     let Some(dense) = &array.dense else {
         return Ok(None);
     };
-    let v1 = super::proto::docarray::NdArrayProto {
-        content: Some(super::proto::docarray::nd_array_proto::Content::Dense(
-            super::proto::docarray::DenseNdArrayProto {
+    use crate::flow::proto::docarray as v1_proto;
+    let v1 = v1_proto::NdArrayProto {
+        content: Some(v1_proto::nd_array_proto::Content::Dense(
+            v1_proto::DenseNdArrayProto {
                 buffer: dense.buffer.clone(),
                 shape: dense.shape.clone(),
                 dtype: dense.dtype.clone(),
@@ -157,7 +159,7 @@ fn tensor_from_v2(array: &NdArrayProto, path: &str) -> Result<Option<Tensor>, Co
         cls_name: "numpy".to_owned(),
         parameters: None,
     };
-    convert::tensor_from_proto(&v1, path)
+    v1::tensor_from_proto(&v1, path)
 }
 
 /// One model document as a v2 `DocProto` (see the module docs for the field mapping).
@@ -392,176 +394,5 @@ pub(crate) fn decode_data(bytes: &[u8]) -> Result<Vec<Document>, ConvertError> {
     }
 }
 
-/// The one thing a document that converts for docarray v1 can still fail on in v2: nested
-/// documents (see [`nested_refused`]).
-pub(crate) fn refuse_nested(doc: &Document, path: &str) -> Result<(), ConvertError> {
-    for (name, docs) in [("chunks", &doc.chunks), ("matches", &doc.matches)] {
-        if !docs.is_empty() {
-            return Err(nested_refused(path, name));
-        }
-    }
-    Ok(())
-}
-
-/// Why a document with chunks or matches cannot go to a docarray v2 Flow: docarray 0.40 cannot
-/// decode `LegacyDocumentJina.chunks`/`.matches` (over gRPC the executor fails; the v2 HTTP
-/// gateway fails too), so the event is refused before anything is sent rather than answered with
-/// an executor error that Knative would retry forever.
-pub(crate) fn nested_refused(path: &str, name: &str) -> ConvertError {
-    ConvertError::new(
-        &format!("{path}.{name}"),
-        "a docarray v2 Flow (docarray >= 0.30, untyped LegacyDocument) cannot decode nested \
-         documents; send chunks/matches to a docarray v1 Flow, or map them into tags",
-    )
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-    use std::collections::BTreeMap;
-
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            other => panic!("not an object: {other}"),
-        }
-    }
-
-    pub(crate) fn sample() -> Document {
-        let mut scores = BTreeMap::new();
-        scores.insert("cosine".to_owned(), 0.5);
-        Document {
-            id: "d1".into(),
-            text: Some("hello".into()),
-            uri: Some("https://x/y".into()),
-            blob: Some(Bytes::from_static(b"\x00\xff")),
-            tags: obj(json!({"a": 1, "big": 5_000_000_000i64, "f": 1.5, "n": null,
-                             "l": [1, "x", null], "d": {"b": true}})),
-            embedding: Some(Tensor {
-                shape: vec![2],
-                values: vec![0.25, 0.5],
-            }),
-            tensor: Some(Tensor {
-                shape: vec![1, 2],
-                values: vec![0.0, -1.0],
-            }),
-            scores,
-            ..Document::default()
-        }
-    }
-
-    #[test]
-    fn nested_documents_are_refused_with_their_path() {
-        let mut doc = sample();
-        doc.matches = vec![Document {
-            id: "m1".into(),
-            ..Document::default()
-        }];
-        let err = document_to_v2(&doc, "docs[3]").unwrap_err();
-        assert!(err.to_string().contains("docs[3].matches"), "{err}");
-        assert!(err.to_string().contains("docarray v2"), "{err}");
-    }
-
-    #[test]
-    fn encodes_like_docarray_legacy_document() {
-        let proto = document_to_v2(&sample(), "docs[0]").unwrap();
-        let id = &proto.data["id"];
-        assert_eq!(id.content, Some(node_proto::Content::Text("d1".into())));
-        assert_eq!(
-            id.docarray_type,
-            Some(node_proto::DocarrayType::Type("id".into()))
-        );
-        assert_eq!(
-            proto.data["url"].content,
-            Some(node_proto::Content::Text("https://x/y".into()))
-        );
-        assert_eq!(proto.data["url"].docarray_type, None);
-        let Some(node_proto::Content::Ndarray(e)) = &proto.data["embedding"].content else {
-            panic!("embedding is not an ndarray");
-        };
-        assert_eq!(e.dense.as_ref().unwrap().dtype, "<f4");
-        assert_eq!(
-            proto.data["embedding"].docarray_type,
-            Some(node_proto::DocarrayType::Type("ndarray_embedding".into()))
-        );
-        let Some(node_proto::Content::Dict(tags)) = &proto.data["tags"].content else {
-            panic!("tags is not a dict");
-        };
-        assert_eq!(
-            tags.data["a"].content,
-            Some(node_proto::Content::Integer(1))
-        );
-        assert_eq!(
-            tags.data["big"].content,
-            Some(node_proto::Content::Float(5e9))
-        );
-        assert_eq!(tags.data["n"], NodeProto::default());
-        assert!(!proto.data.contains_key("chunks"));
-        assert!(!proto.data.contains_key("mime_type"));
-    }
-
-    #[test]
-    fn round_trips_through_wire_bytes() {
-        let doc = sample();
-        let bytes = encode_data(std::slice::from_ref(&doc)).unwrap();
-        let back = decode_data(&bytes).unwrap();
-        assert_eq!(back, vec![doc]);
-    }
-
-    #[test]
-    fn v1_bytes_are_not_mistaken_for_v2() {
-        use prost::Message as _;
-        let v1 = super::super::proto::jina::data_request_proto::DataContentProto {
-            documents: Some(
-                super::super::proto::jina::data_request_proto::data_content_proto::Documents::Docs(
-                    super::super::proto::docarray::DocumentArrayProto {
-                        docs: vec![
-                            convert::document_to_proto(
-                                &Document {
-                                    id: "d1".into(),
-                                    text: Some("hello".into()),
-                                    ..Document::default()
-                                },
-                                "d",
-                            )
-                            .unwrap(),
-                        ],
-                    },
-                ),
-            ),
-        };
-        let err = decode_data(&v1.encode_to_vec()).unwrap_err();
-        assert!(err.message.contains("docarray v1"), "{err}");
-    }
-
-    #[test]
-    fn reply_scores_accept_numbers_and_named_scores_and_skip_unknown_fields() {
-        let mut data = std::collections::HashMap::new();
-        data.insert(
-            "id".to_owned(),
-            typed(node_proto::Content::Text("x".into()), "id"),
-        );
-        data.insert(
-            "scores".to_owned(),
-            json_to_node(&json!({"a": 0.5, "b": {"value": 2}})),
-        );
-        data.insert(
-            "bytes_".to_owned(),
-            node(node_proto::Content::Blob(vec![1])),
-        );
-        let doc = document_from_v2(DocProto { data }, "docs[0]").unwrap();
-        assert_eq!(doc.id, "x");
-        assert_eq!(doc.scores["a"], 0.5);
-        assert_eq!(doc.scores["b"], 2.0);
-        assert_eq!(doc.blob, None);
-    }
-
-    #[test]
-    fn bad_reply_fields_name_their_path() {
-        let mut data = std::collections::HashMap::new();
-        data.insert("text".to_owned(), node(node_proto::Content::Integer(3)));
-        let err = document_from_v2(DocProto { data }, "docs[2]").unwrap_err();
-        assert_eq!(err.path, "docs[2].text");
-    }
-}
+mod tests;

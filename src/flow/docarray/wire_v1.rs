@@ -1,5 +1,5 @@
 //! docarray v1 documents written straight to protobuf bytes from flowbridge's [`Document`],
-//! without first building the `DocumentProto` / `google.protobuf.Struct` messages.
+//! without first building the `DocumentProto` / `google.protobuf.Struct` messages. Pure: no I/O.
 //!
 //! An event's tags (`tags.cloudevent` and the event's data by default) are a JSON tree; as a
 //! `Struct` every key and string would be copied into new maps, encoded, then freed, once per
@@ -7,16 +7,16 @@
 //! allocations (docs/benchmarks.md), so tags are written from the JSON values themselves.
 //! Tensors, embeddings and scores (rare in requests) still go through their protos.
 //!
-//! The bytes are exactly those prost writes for [`convert::document_to_proto`]'s message (fields
+//! The bytes are exactly those prost writes for `v1::tests::document_to_proto`'s message (fields
 //! in number order, proto3 defaults left out, `Struct` keys sorted as serde_json keeps them); the
 //! tests compare both for every kind of document.
 
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 use serde_json::{Map, Value};
 
-use super::convert::{self, SendDtype};
-use super::error::ConvertError;
-use super::proto::docarray::NamedScoreProto;
+use super::ConvertError;
+use super::v1::{self, SendDtype};
+use crate::flow::proto::docarray::NamedScoreProto;
 use crate::model::Document;
 
 /// Append `doc` as field `field` of the enclosing message (key, length, body). `scratch` is a
@@ -38,7 +38,7 @@ pub(crate) fn encode_document_field(
 
 /// The body of `doc`'s `DocumentProto` (what follows its key and length).
 fn encode_document(doc: &Document, path: &str, out: &mut Vec<u8>) -> Result<(), ConvertError> {
-    convert::check_one_content(doc, path)?;
+    v1::check_one_content(doc, path)?;
     if !doc.id.is_empty() {
         bytes_field(1, doc.id.as_bytes(), out);
     }
@@ -48,14 +48,14 @@ fn encode_document(doc: &Document, path: &str, out: &mut Vec<u8>) -> Result<(), 
     } else if let Some(blob) = &doc.blob {
         bytes_field(2, blob, out);
     } else if let Some(tensor) = &doc.tensor {
-        let proto = convert::tensor_to_proto(tensor, SendDtype::F64, &format!("{path}.tensor"))?;
+        let proto = v1::tensor_to_proto(tensor, SendDtype::F64, &format!("{path}.tensor"))?;
         prost::encoding::message::encode(3, &proto, out);
     }
     // Checked before the nested documents, as the proto conversion does.
     let embedding = doc
         .embedding
         .as_ref()
-        .map(|e| convert::tensor_to_proto(e, SendDtype::F32, &format!("{path}.embedding")))
+        .map(|e| v1::tensor_to_proto(e, SendDtype::F32, &format!("{path}.embedding")))
         .transpose()?;
     if let Some(weight) = doc.weight
         && weight != 0.0
@@ -93,7 +93,7 @@ fn encode_document(doc: &Document, path: &str, out: &mut Vec<u8>) -> Result<(), 
         let scores: std::collections::BTreeMap<String, NamedScoreProto> = doc
             .scores
             .iter()
-            .map(|(name, value)| (name.clone(), convert::score_proto(*value)))
+            .map(|(name, value)| (name.clone(), v1::score_proto(*value)))
             .collect();
         prost::encoding::btree_map::encode(
             prost::encoding::string::encode,
@@ -173,7 +173,7 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
         }
         Value::Number(n) => {
             encode_key(2, WireType::SixtyFourBit, out);
-            // As convert::json_to_value: serde_json always has an f64 view of a number.
+            // As v1::json_to_value: serde_json always has an f64 view of a number.
             out.extend_from_slice(&n.as_f64().unwrap_or(f64::NAN).to_le_bytes());
         }
         Value::String(s) => bytes_field(3, s.as_bytes(), out),
@@ -198,169 +198,5 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
-/// What prost would write for the message [`convert::document_to_proto`] builds (tests).
 #[cfg(test)]
-fn prost_bytes(doc: &Document) -> Result<Vec<u8>, ConvertError> {
-    use prost::Message as _;
-    Ok(convert::document_to_proto(doc, "d")?.encode_to_vec())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Tensor;
-    use bytes::Bytes;
-    use serde_json::json;
-
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => panic!("not an object"),
-        }
-    }
-
-    fn direct(doc: &Document) -> Result<Vec<u8>, ConvertError> {
-        let mut out = Vec::new();
-        encode_document(doc, "d", &mut out)?;
-        Ok(out)
-    }
-
-    fn tags_of_every_kind() -> Map<String, Value> {
-        obj(json!({
-            "": "empty key",
-            "n": 1, "neg": -2.5, "zero": 0, "big": 9007199254740993u64, "f": 1e300,
-            "s": "", "u": "héllo ✓", "t": true, "fa": false, "null": null,
-            "l": [1, "two", null, [], {}, [true, {"x": [0.5]}]],
-            "o": {"a": {"b": {"c": "deep"}}, "": null},
-            "long": "x".repeat(300),
-            "cloudevent": {"id": "1", "source": "/s", "type": "t", "specversion": "1.0",
-                           "extensions": {"traceparent": "00-ab-cd-01", "n": 3}},
-        }))
-    }
-
-    #[test]
-    fn documents_are_the_bytes_prost_writes() {
-        let tensor = Tensor {
-            shape: vec![2, 2],
-            values: vec![1.0, -2.0, 3.5, 0.0],
-        };
-        let chunk = Document {
-            id: "c".into(),
-            text: Some("chunk".into()),
-            tags: obj(json!({"k": [1, 2]})),
-            ..Document::default()
-        };
-        let docs = [
-            Document::default(),
-            Document {
-                id: "plain".into(),
-                text: Some(String::new()),
-                ..Document::default()
-            },
-            Document {
-                id: "every field".into(),
-                text: Some("hello".into()),
-                uri: Some("https://x/y".into()),
-                mime_type: Some("text/plain".into()),
-                modality: Some("text".into()),
-                weight: Some(0.25),
-                tags: tags_of_every_kind(),
-                embedding: Some(tensor.clone()),
-                scores: [("cosine".to_string(), 0.5), ("zero".to_string(), 0.0)]
-                    .into_iter()
-                    .collect(),
-                chunks: vec![chunk.clone(), Document::default()],
-                matches: vec![Document {
-                    chunks: vec![chunk],
-                    ..Document::default()
-                }],
-                ..Document::default()
-            },
-            Document {
-                id: "blob".into(),
-                blob: Some(Bytes::from_static(b"\x89PNG\xff")),
-                mime_type: Some(String::new()),
-                weight: Some(0.0),
-                ..Document::default()
-            },
-            Document {
-                id: "one zero score".into(),
-                scores: [("zero".to_string(), 0.0)].into_iter().collect(),
-                ..Document::default()
-            },
-            Document {
-                id: "empty blob".into(),
-                blob: Some(Bytes::new()),
-                ..Document::default()
-            },
-            Document {
-                id: "tensor".into(),
-                tensor: Some(tensor),
-                tags: obj(json!({"only": null})),
-                ..Document::default()
-            },
-        ];
-        for doc in &docs {
-            let ours = direct(doc).unwrap();
-            // prost keeps `scores` in a HashMap: with two or more its order is arbitrary, so
-            // such a document is compared as the message it decodes to.
-            if doc.scores.len() < 2 {
-                assert_eq!(ours, prost_bytes(doc).unwrap(), "{doc:?}");
-            }
-            use prost::Message as _;
-            let decoded = super::super::proto::docarray::DocumentProto::decode(&ours[..]).unwrap();
-            assert_eq!(
-                decoded,
-                convert::document_to_proto(doc, "d").unwrap(),
-                "{doc:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_document_field_is_its_key_length_and_body() {
-        let doc = Document {
-            id: "x".repeat(200),
-            tags: tags_of_every_kind(),
-            ..Document::default()
-        };
-        let body = prost_bytes(&doc).unwrap();
-        let mut out = vec![7];
-        let mut scratch = vec![1, 2, 3];
-        encode_document_field(1, &doc, "d", &mut scratch, &mut out).unwrap();
-        let mut expected = vec![7];
-        prost::encoding::message::encode(
-            1,
-            &convert::document_to_proto(&doc, "d").unwrap(),
-            &mut expected,
-        );
-        assert_eq!(out, expected);
-        assert_eq!(&out[out.len() - body.len()..], &body[..]);
-    }
-
-    #[test]
-    fn refusals_are_those_of_the_proto_conversion() {
-        let two_contents = Document {
-            text: Some("t".into()),
-            blob: Some(Bytes::from_static(b"b")),
-            ..Document::default()
-        };
-        let bad_tensor = Document {
-            chunks: vec![Document {
-                tensor: Some(Tensor {
-                    shape: vec![3],
-                    values: vec![1.0],
-                }),
-                ..Document::default()
-            }],
-            ..Document::default()
-        };
-        for doc in [two_contents, bad_tensor] {
-            let ours = direct(&doc).unwrap_err().to_string();
-            let theirs = convert::document_to_proto(&doc, "d")
-                .unwrap_err()
-                .to_string();
-            assert_eq!(ours, theirs);
-        }
-    }
-}
+mod tests;

@@ -1,7 +1,7 @@
-//! A null Jina gateway (feature `null-gateway`, for the benchmarks in `bench/`): a tonic
+//! A null Jina gateway (for the benchmarks in `bench/`, feature `null-gateway`): a tonic
 //! `JinaRPC` server that answers every `/jina.JinaRPC/Call` at once with the request it received,
 //! as a Flow whose executors do nothing would. It measures what flowbridge itself costs per
-//! event, without a Flow in the way.
+//! event, without a Flow in the way. Unlike the fake gateway it records nothing and has no modes.
 
 use std::pin::Pin;
 
@@ -11,8 +11,8 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::proto::jina::DataRequestProto;
-use super::proto::jina::jina_rpc_server::{JinaRpc, JinaRpcServer};
+use crate::flow::proto::jina::DataRequestProto;
+use crate::flow::proto::jina::jina_rpc_server::{JinaRpc, JinaRpcServer};
 
 type CallStream = Pin<Box<dyn Stream<Item = Result<DataRequestProto, Status>> + Send>>;
 

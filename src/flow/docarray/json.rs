@@ -1,5 +1,6 @@
 //! The JSON bodies of jina's HTTP gateway, for both docarray formats: request bodies built from
-//! model documents, and documents read back from response bodies.
+//! model documents, and documents read back from response bodies. Pure: the bodies only; the
+//! HTTP exchange is `flow::http`'s.
 //!
 //! * **v1** (`POST /post`): `{data, execEndpoint, targetExecutor, parameters}`; documents are
 //!   docarray's `PydanticDocument` (snake_case keys): `blob` base64, `embedding`/`tensor` nested
@@ -12,77 +13,15 @@
 //!   a JSON string into bytes as its UTF-8 encoding, so only UTF-8 blobs arrive unchanged).
 //!   `mime_type`, `modality` and `weight` have no LegacyDocument field and are not sent.
 //!
-//! Tensors travel as nested lists shaped like the tensor; on the way back the nesting gives the
-//! shape.
+//! Tensors travel as nested lists shaped like the tensor (`docarray::tensor_to_nested`); on the
+//! way back the nesting gives the shape.
 
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::error::ConvertError;
+use super::{ConvertError, nested_refused, nested_to_tensor, tensor_to_nested};
 use crate::model::{Document, Tensor};
-
-/// A tensor as nested JSON lists following its shape (a flat list when it has no shape).
-pub(crate) fn tensor_to_nested(tensor: &Tensor) -> Value {
-    fn nest(values: &[f64], shape: &[u32]) -> Value {
-        match shape {
-            [] | [_] => Value::Array(values.iter().map(|v| json!(v)).collect()),
-            [first, rest @ ..] => {
-                let stride: usize = rest.iter().map(|d| *d as usize).product();
-                let parts = (*first as usize).max(1);
-                Value::Array(
-                    (0..parts)
-                        .map(|i| {
-                            let end = ((i + 1) * stride).min(values.len());
-                            let start = (i * stride).min(end);
-                            nest(&values[start..end], rest)
-                        })
-                        .collect(),
-                )
-            }
-        }
-    }
-    nest(&tensor.values, &tensor.shape)
-}
-
-/// Nested JSON number lists as a tensor; the lists must be rectangular.
-pub(crate) fn nested_to_tensor(value: &Value, path: &str) -> Result<Tensor, ConvertError> {
-    fn shape_of(value: &Value, shape: &mut Vec<u32>) {
-        if let Value::Array(items) = value {
-            shape.push(items.len() as u32);
-            if let Some(first) = items.first() {
-                shape_of(first, shape);
-            }
-        }
-    }
-    fn flatten(value: &Value, depth: usize, shape: &[u32], out: &mut Vec<f64>) -> bool {
-        match value {
-            Value::Array(items) => {
-                shape.get(depth).is_some_and(|d| *d as usize == items.len())
-                    && items.iter().all(|v| flatten(v, depth + 1, shape, out))
-            }
-            Value::Number(n) if depth == shape.len() => {
-                out.push(n.as_f64().unwrap_or(f64::NAN));
-                true
-            }
-            Value::Bool(b) if depth == shape.len() => {
-                out.push(if *b { 1.0 } else { 0.0 });
-                true
-            }
-            _ => false,
-        }
-    }
-    let mut shape = Vec::new();
-    shape_of(value, &mut shape);
-    let mut values = Vec::new();
-    if shape.is_empty() || !flatten(value, 0, &shape, &mut values) {
-        return Err(ConvertError::new(
-            path,
-            "expected a rectangular nested list of numbers",
-        ));
-    }
-    Ok(Tensor { shape, values })
-}
 
 /// One document as docarray v1 `PydanticDocument` JSON.
 pub(crate) fn document_to_v1(doc: &Document) -> Value {
@@ -182,7 +121,7 @@ pub(crate) fn document_to_v2(doc: &Document, path: &str) -> Result<Value, Conver
     }
     for (name, docs) in [("chunks", &doc.chunks), ("matches", &doc.matches)] {
         if !docs.is_empty() {
-            return Err(super::convert_v2::nested_refused(path, name));
+            return Err(nested_refused(path, name));
         }
     }
     Ok(Value::Object(out))
@@ -268,25 +207,6 @@ pub(crate) fn document_from_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tensors_nest_by_shape_and_come_back() {
-        let t = Tensor {
-            shape: vec![2, 3],
-            values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.5],
-        };
-        let nested = tensor_to_nested(&t);
-        assert_eq!(nested, json!([[1.0, 2.0, 3.0], [4.0, 5.0, 6.5]]));
-        assert_eq!(nested_to_tensor(&nested, "e").unwrap(), t);
-        let flat = Tensor {
-            shape: vec![],
-            values: vec![0.5],
-        };
-        assert_eq!(tensor_to_nested(&flat), json!([0.5]));
-        let err = nested_to_tensor(&json!([[1], [2, 3]]), "docs[0].embedding").unwrap_err();
-        assert_eq!(err.path, "docs[0].embedding");
-        assert!(nested_to_tensor(&json!("x"), "e").is_err());
-    }
 
     #[test]
     fn v1_json_uses_pydantic_document_keys() {

@@ -8,8 +8,8 @@
 use std::time::Instant;
 
 use crate::dispatch::dedup::Claim;
-use crate::flow::FlowError;
 use crate::flow::Answer;
+use crate::flow::FlowError;
 use crate::model::{CloudEvent, Processed};
 use crate::reply;
 use crate::rules::mapping::MappingError;

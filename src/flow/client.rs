@@ -62,8 +62,7 @@ use super::retry::Backoff;
 use super::websocket::WsGateway;
 use crate::model::{DocarrayMode, Document, FlowRequest, FlowResponse, GatewaySpec};
 
-// The types of this client's API, where its callers have always found them.
-pub use super::request::{Answer, PreparedDocs, RequestHead, SendError};
+use super::request::{Answer, PreparedDocs, RequestHead, SendError};
 
 /// A client for one gateway. Cheap to clone (clones share the connection and what was learnt
 /// about the gateway).

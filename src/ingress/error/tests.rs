@@ -1,0 +1,165 @@
+//! Tests of `crate::ingress::error`.
+
+use super::*;
+use crate::rules::mapping::MappingError;
+use crate::rules::schema::SchemaMismatch;
+
+fn flow(error: FlowError) -> IngressError {
+    IngressError::Event(EventError::Flow {
+        route: "r".into(),
+        error,
+    })
+}
+
+#[test]
+fn status_table() {
+    let cases = [
+        (
+            IngressError::Binding(BindingError::NotCloudEvent("x".into())),
+            415,
+        ),
+        (
+            IngressError::Binding(BindingError::Invalid("x".into())),
+            400,
+        ),
+        (IngressError::TooLarge { limit: 1 }, 413),
+        (
+            IngressError::Event(EventError::NoRoute {
+                ty: "t".into(),
+                event_source: "s".into(),
+            }),
+            422,
+        ),
+        (
+            IngressError::Event(EventError::Schema {
+                route: "r".into(),
+                error: SchemaMismatch {
+                    violations: Vec::new(),
+                    total: 1,
+                },
+            }),
+            422,
+        ),
+        (
+            IngressError::Event(EventError::Mapping {
+                route: "r".into(),
+                error: MappingError {
+                    field: "docs".into(),
+                    message: "m".into(),
+                },
+            }),
+            422,
+        ),
+        (
+            flow(FlowError::Executor {
+                executor: "E".into(),
+                exception: "ValueError".into(),
+                message: "boom".into(),
+            }),
+            502,
+        ),
+        (
+            flow(FlowError::Unavailable {
+                gateway: "g".into(),
+                message: "m".into(),
+            }),
+            503,
+        ),
+        (
+            flow(FlowError::Deadline {
+                gateway: "g".into(),
+                timeout_ms: 5,
+            }),
+            504,
+        ),
+        (
+            flow(FlowError::Overloaded {
+                gateway: "g".into(),
+                max_pending: 5,
+            }),
+            429,
+        ),
+        (
+            flow(FlowError::Gateway {
+                gateway: "g".into(),
+                message: "m".into(),
+            }),
+            502,
+        ),
+    ];
+    for (error, status) in cases {
+        assert_eq!(error.status().as_u16(), status, "{error}");
+    }
+}
+
+fn auth(reason: Reason) -> IngressError {
+    IngressError::Auth {
+        endpoint: "POST /".into(),
+        error: AuthError {
+            method: "oidc",
+            reason,
+            detail: "token expired at 2030-01-01T00:00:00+00:00".into(),
+            challenge: "Bearer realm=\"flowbridge\", error=\"invalid_token\"".into(),
+        },
+    }
+}
+
+#[test]
+fn auth_statuses_and_challenge() {
+    let expired = error_response(&auth(Reason::Expired), "");
+    assert_eq!(expired.status().as_u16(), 401);
+    assert_eq!(
+        expired.headers()[header::WWW_AUTHENTICATE],
+        "Bearer realm=\"flowbridge\", error=\"invalid_token\""
+    );
+    let forbidden = error_response(&auth(Reason::SubjectNotAllowed), "");
+    assert_eq!(forbidden.status().as_u16(), 403);
+    assert!(forbidden.headers().get(header::WWW_AUTHENTICATE).is_none());
+    assert_eq!(auth(Reason::SubjectNotAllowed).code(), "forbidden");
+    assert_eq!(auth(Reason::KeysUnavailable).status().as_u16(), 503);
+    assert_eq!(auth(Reason::Missing).code(), "unauthenticated");
+    let body = auth(Reason::Expired).body("");
+    assert!(body.contains("oidc: token expired"), "{body}");
+    let unknown = IngressError::UnknownWebhook {
+        name: "gh".into(),
+        known: vec!["github".into()],
+    };
+    assert_eq!(unknown.status().as_u16(), 404);
+}
+
+#[test]
+fn overload_is_429_with_retry_after() {
+    let error = flow(FlowError::Overloaded {
+        gateway: "g".into(),
+        max_pending: 10,
+    });
+    assert_eq!(error.code(), "overloaded");
+    let response = error_response(&error, "");
+    assert_eq!(response.status().as_u16(), 429);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    let other = flow(FlowError::Unavailable {
+        gateway: "g".into(),
+        message: "m".into(),
+    });
+    assert!(
+        error_response(&other, "")
+            .headers()
+            .get(header::RETRY_AFTER)
+            .is_none()
+    );
+}
+
+#[test]
+fn body_is_short_json() {
+    let error = IngressError::Binding(BindingError::Invalid("x".repeat(5000)));
+    let body = error.body("batch[1]: ");
+    assert!(body.len() < 1024, "{}", body.len());
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], "invalid_event");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("batch[1]: ")
+    );
+}

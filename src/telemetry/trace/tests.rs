@@ -1,3 +1,5 @@
+//! Tests of `crate::telemetry::trace`.
+
 use std::collections::HashMap;
 
 use super::*;

@@ -1,5 +1,7 @@
 //! CloudEvents SQL (CESQL) v1.0.0: the expression language of Knative Trigger `cesql` filters.
 //! Pure: text in, a compiled [`Expression`] out, evaluated against a [`CloudEvent`]; no I/O.
+//! Hand-written because there is no CESQL crate for Rust (the Go implementation calls itself
+//! work in progress); `tests/cesql_tck.rs` holds it to the CESQL TCK.
 //!
 //! * [`lexer`] → [`parser`] (precedence as in the spec's grammar, AND/OR/XOR right-associative
 //!   on one level) → [`ast`] with attributes resolved, LIKE patterns precompiled ([`like`]) and

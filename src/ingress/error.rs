@@ -61,6 +61,32 @@ pub enum IngressError {
 }
 
 impl IngressError {
+    /// Every [`IngressError::code`]: the `reason` series of `flowbridge_events_rejected_total`
+    /// created at 0 at start (`every_code_is_listed` checks the two agree; a code missing here
+    /// is still counted, from its first error on).
+    pub const CODES: [&'static str; 20] = [
+        "not_cloudevent",
+        "invalid_event",
+        "body_too_large",
+        "body_unreadable",
+        "no_route",
+        "schema_mismatch",
+        "mapping_failed",
+        "reply_failed",
+        "gateway_unavailable",
+        "overloaded",
+        "gateway_timeout",
+        "executor_error",
+        "gateway_error",
+        "reply_sink_failed",
+        "internal",
+        "unauthenticated",
+        "forbidden",
+        "auth_unavailable",
+        "unknown_webhook",
+        "invalid_webhook_request",
+    ];
+
     /// The status table (see README "Status codes").
     pub fn status(&self) -> StatusCode {
         match self {
@@ -313,6 +339,90 @@ mod tests {
             known: vec!["github".into()],
         };
         assert_eq!(unknown.status().as_u16(), 404);
+    }
+
+    #[test]
+    fn every_code_is_listed() {
+        let mapping = || MappingError {
+            field: "docs".into(),
+            message: "m".into(),
+        };
+        let (g, m) = (|| "g".to_string(), || "m".to_string());
+        let errors = [
+            IngressError::Binding(BindingError::NotCloudEvent("x".into())),
+            IngressError::Binding(BindingError::Invalid("x".into())),
+            IngressError::TooLarge { limit: 1 },
+            IngressError::BodyRead(m()),
+            IngressError::NoRoute {
+                ty: "t".into(),
+                event_source: "s".into(),
+            },
+            IngressError::Schema {
+                route: "r".into(),
+                error: SchemaMismatch {
+                    violations: Vec::new(),
+                    total: 1,
+                },
+            },
+            IngressError::Mapping {
+                route: "r".into(),
+                error: mapping(),
+            },
+            IngressError::Reply {
+                route: "r".into(),
+                error: mapping(),
+            },
+            flow(FlowError::Unavailable {
+                gateway: g(),
+                message: m(),
+            }),
+            flow(FlowError::Overloaded {
+                gateway: g(),
+                max_pending: 1,
+            }),
+            flow(FlowError::Deadline {
+                gateway: g(),
+                timeout_ms: 1,
+            }),
+            flow(FlowError::Executor {
+                executor: "E".into(),
+                exception: "ValueError".into(),
+                message: m(),
+            }),
+            flow(FlowError::Gateway {
+                gateway: g(),
+                message: m(),
+            }),
+            flow(FlowError::InvalidRequest { message: m() }),
+            flow(FlowError::Config {
+                gateway: g(),
+                message: m(),
+            }),
+            IngressError::ReplySink {
+                route: "r".into(),
+                url: "http://sink".into(),
+                message: m(),
+            },
+            IngressError::NoGateway {
+                route: "r".into(),
+                gateway: g(),
+            },
+            auth(Reason::Expired),
+            auth(Reason::SubjectNotAllowed),
+            auth(Reason::KeysUnavailable),
+            IngressError::UnknownWebhook {
+                name: "gh".into(),
+                known: Vec::new(),
+            },
+            IngressError::Webhook {
+                name: "gh".into(),
+                message: m(),
+            },
+        ];
+        let codes: std::collections::BTreeSet<_> = errors.iter().map(IngressError::code).collect();
+        let listed: std::collections::BTreeSet<_> = IngressError::CODES.into_iter().collect();
+        assert_eq!(codes, listed);
+        assert_eq!(listed.len(), IngressError::CODES.len(), "listed twice");
     }
 
     #[test]

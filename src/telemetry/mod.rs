@@ -5,8 +5,7 @@
 //! --log-format`, `FLOWBRIDGE_LOG_FORMAT`). Knows no HTTP server and no config: callers hand in
 //! what they record.
 //!
-//! * [`metrics`]: the Prometheus registry (prometheus-client) and its OpenMetrics text on
-//!   `GET /metrics`.
+//! * [`metrics`]: the Prometheus registry (prometheus-client) and its text on `GET /metrics`.
 //! * [`trace`]: the OpenTelemetry spans and their OTLP export.
 
 use std::io::IsTerminal;

@@ -1,25 +1,66 @@
-//! Prometheus metrics: the explicit registry ([`Metrics`]) of every counter, gauge and histogram
-//! flowbridge exports, and the text exposition format (version 0.0.4) served on `GET /metrics`
-//! of the admin listener.
+//! Prometheus metrics: [`Metrics`], every counter, gauge and histogram flowbridge exports, in a
+//! prometheus-client `Registry`, served in the Prometheus text format 0.0.4 ([`CONTENT_TYPE`],
+//! prometheus-client's `prometheus_text` encoder) on `GET /metrics` of the admin listener.
+//! Not OpenMetrics, which the client also encodes: that dialect writes histogram bounds as
+//! floats (`le="1.0"`), so a Prometheus 2 would store other series than the ones it stored
+//! from flowbridge so far (`le="1"`).
 //!
-//! Hand-rolled on atomics rather than a metrics crate: the label sets are known when a config
-//! loads (routes and gateways come from the config; modes, outcomes and reasons are closed
-//! sets), so every series is a pre-created atomic reached by one map lookup on a route or
-//! gateway name under an uncontended read lock — no allocation on the event path, and no extra
-//! dependency to build. A reload registers the series of new routes and gateways
-//! ([`Metrics::register`]); series of removed ones stay (their counters keep their totals).
-//! The config generation, the reload outcomes and the active config's hash are here too.
-//! Status codes index a fixed array per route. Labels never carry event ids.
+//! Used as linkerd2-proxy uses prometheus-client: the registry is built once, at startup
+//! ([`Metrics::new`]), each part registering its families in it (`RouteFamilies::register`,
+//! `GatewayFamilies::register`, `Endpoints::register`). The label sets are known when a config
+//! loads (routes, gateways and webhooks come from the config; modes, outcomes and reasons are
+//! closed sets), so every series is created then and its handle kept: a route's or gateway's
+//! series sit in one struct ([`RouteMetrics`], [`GatewayMetrics`]) reached by one map lookup
+//! on its name under an uncontended read lock, and counting is an atomic add — no label
+//! lookup, no allocation on the event path. Series that appear at their first count (status
+//! codes, auth failures) resolve their handle once, then count the same way. A reload
+//! registers the series of new routes, gateways and webhooks ([`Metrics::register`],
+//! [`Metrics::register_webhooks`]); those of removed ones stay (their counters keep their
+//! totals). The config generation, the reload outcomes and the active config's hash are here
+//! too. Labels never carry event ids.
 //!
-//! Gauges that describe queue state (pending events, in-flight requests, cold gateways) are read
-//! from the dispatchers at scrape time ([`GatewayGauges`]), so they cost nothing per event.
+//! Histograms are ours (`series::Histogram`, on atomics) encoded as prometheus-client
+//! histograms: its own `Histogram` takes a mutex per observation, on the event path of every
+//! worker thread. Gauges that describe queue state (pending events, in-flight requests, cold
+//! gateways, the concurrency limit) are read from the dispatchers at scrape time by a
+//! `Collector` ([`GatewayGauges`]), so they cost nothing per event.
+//!
+//! Knows no HTTP server, no config and no ingress: names and reason codes are handed in.
+//!
+//! * `series`: the metric types ([`Counter`], [`Histogram`]) and label values.
+//! * `route`: the series of routes ([`RouteMetrics`]).
+//! * `gateway`: the series of gateways updated by their dispatchers ([`GatewayMetrics`]).
+//! * `endpoint`: auth failures by endpoint and requests by webhook.
+//! * `collector`: the scrape-time gauges ([`GatewayGauges`], [`LimitGauges`]).
+
+mod collector;
+mod endpoint;
+mod gateway;
+mod route;
+mod series;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::auth::{METHODS, Reason};
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+pub use collector::{GatewayGauges, LimitGauges};
+pub use gateway::GatewayMetrics;
+pub use route::RouteMetrics;
+pub use series::{Counter, Histogram};
+
+use crate::auth::Reason;
+use endpoint::Endpoints;
+use gateway::GatewayFamilies;
+use route::RouteFamilies;
+use series::Label;
+
+/// The content type of [`Metrics::render`]'s text: the Prometheus text format 0.0.4 (served
+/// whatever the `Accept` header asks; Prometheus parses by this header).
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// The `route` label of events answered before a route was chosen (rejected bodies, unmatched
 /// events). Route names cannot start with `_`, so it never collides with a real route.
@@ -50,249 +91,11 @@ pub const OUTCOMES: [&str; 5] = [
 /// Why a gateway's concurrency limit last changed (`reason` label): `dispatch::limit::Reason`.
 pub const LIMIT_REASONS: [&str; 4] = ["start", "latency_near_baseline", "latency_rose", "timeout"];
 
-/// Reasons an event or a delivery was answered with an error (`reason` label): the `code` of
-/// the error body ([`crate::ingress::error::IngressError::code`]).
-pub const REASONS: [&str; 20] = [
-    "not_cloudevent",
-    "invalid_event",
-    "body_too_large",
-    "body_unreadable",
-    "no_route",
-    "schema_mismatch",
-    "mapping_failed",
-    "reply_failed",
-    "gateway_unavailable",
-    "overloaded",
-    "gateway_timeout",
-    "executor_error",
-    "gateway_error",
-    "reply_sink_failed",
-    "internal",
-    "unauthenticated",
-    "forbidden",
-    "auth_unavailable",
-    "unknown_webhook",
-    "invalid_webhook_request",
-];
-
 /// Where a reply event went (`destination` label).
 pub const DESTINATIONS: [&str; 2] = ["response", "sink"];
 
-/// Seconds: event and Flow request latencies (5 ms … 60 s).
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
-];
-/// Documents or events per Flow request.
-const SIZE_BUCKETS: [f64; 11] = [
-    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
-];
-
 /// Outcomes of a config reload (`outcome` label of `flowbridge_config_reloads_total`).
 pub const RELOAD_OUTCOMES: [&str; 2] = ["success", "failure"];
-
-/// A monotonically increasing counter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn inc(&self) {
-        self.add(1);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A histogram with fixed upper bounds (`le`), a count and a sum.
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    /// Observations per bucket (not cumulative; the encoder accumulates).
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    /// f64 bits, updated by compare-and-swap.
-    sum: AtomicU64,
-}
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum: AtomicU64::new(0f64.to_bits()),
-        }
-    }
-
-    pub fn observe(&self, value: f64) {
-        if let Some(i) = self.bounds.iter().position(|&b| value <= b)
-            && let Some(bucket) = self.buckets.get(i)
-        {
-            bucket.fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let _ = self
-            .sum
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                Some((f64::from_bits(bits) + value).to_bits())
-            });
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    pub fn sum(&self) -> f64 {
-        f64::from_bits(self.sum.load(Ordering::Relaxed))
-    }
-}
-
-/// Series of one route.
-#[derive(Debug)]
-pub struct RouteMetrics {
-    pub matched: Counter,
-    /// Events by the HTTP status their own outcome maps to, indexed by status code.
-    status: Vec<Counter>,
-    pub latency: Histogram,
-    pub replies: [Counter; 2],
-    pub redeliveries: Counter,
-    /// Events whose data did not satisfy the route's `schema`.
-    pub schema_mismatches: Counter,
-}
-
-impl RouteMetrics {
-    fn new() -> RouteMetrics {
-        RouteMetrics {
-            matched: Counter::default(),
-            status: (0..600).map(|_| Counter::default()).collect(),
-            latency: Histogram::new(&LATENCY_BUCKETS),
-            replies: Default::default(),
-            redeliveries: Counter::default(),
-            schema_mismatches: Counter::default(),
-        }
-    }
-
-    /// Count one event answered with `status`.
-    pub fn answered(&self, status: u16) {
-        if let Some(c) = self.status.get(usize::from(status)) {
-            c.inc();
-        }
-    }
-
-    /// Events answered with `status` so far.
-    pub fn answered_with(&self, status: u16) -> u64 {
-        self.status.get(usize::from(status)).map_or(0, Counter::get)
-    }
-
-    /// Count one reply event: `in_response` true for the HTTP response, false for `reply.to`.
-    pub fn reply_sent(&self, in_response: bool) {
-        self.replies[usize::from(!in_response)].inc();
-    }
-}
-
-/// Series of one gateway, updated by its dispatcher.
-#[derive(Debug)]
-pub struct GatewayMetrics {
-    /// Flow requests by outcome, indexed like [`OUTCOMES`].
-    pub requests: [Counter; 5],
-    pub latency: Histogram,
-    pub docs: Histogram,
-    pub events: Histogram,
-    /// Requests the gateway did not accept; their events went back to the queue.
-    pub retries: Counter,
-    /// Requests sent as the single probe of a cold gateway.
-    pub probes: Counter,
-    /// Changes of the adaptive concurrency limit, indexed like [`LIMIT_REASONS`].
-    pub limit_changes: [Counter; LIMIT_REASONS.len()],
-}
-
-impl GatewayMetrics {
-    pub fn new() -> GatewayMetrics {
-        GatewayMetrics {
-            requests: Default::default(),
-            latency: Histogram::new(&LATENCY_BUCKETS),
-            docs: Histogram::new(&SIZE_BUCKETS),
-            events: Histogram::new(&SIZE_BUCKETS),
-            retries: Counter::default(),
-            probes: Counter::default(),
-            limit_changes: Default::default(),
-        }
-    }
-
-    /// Count one change of the concurrency limit (`reason` one of [`LIMIT_REASONS`]).
-    pub fn limit_changed(&self, reason: &str) {
-        if let Some(i) = LIMIT_REASONS.iter().position(|r| *r == reason) {
-            self.limit_changes[i].inc();
-        }
-    }
-
-    /// Count one finished request with `outcome` (one of [`OUTCOMES`]) that took `seconds`.
-    pub fn request_done(&self, outcome: &str, seconds: f64) {
-        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
-            self.requests[i].inc();
-        }
-        self.latency.observe(seconds);
-    }
-}
-
-impl Default for GatewayMetrics {
-    fn default() -> Self {
-        GatewayMetrics::new()
-    }
-}
-
-/// Queue state of one gateway, read at scrape time.
-#[derive(Debug, Clone, Default)]
-pub struct GatewayGauges {
-    pub gateway: String,
-    pub pending: u64,
-    pub in_flight: u64,
-    pub cold: bool,
-    pub overloaded: u64,
-    /// The concurrency limit and what it learnt (`None` in tests that build gauges by hand).
-    pub limit: Option<LimitGauges>,
-}
-
-/// A gateway's concurrency limit and what it learnt about the Flow, read at scrape time.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LimitGauges {
-    pub limit: usize,
-    /// Why it last changed, one of [`LIMIT_REASONS`].
-    pub reason: &'static str,
-    /// Smoothed latency / no-load latency.
-    pub ratio: Option<f64>,
-    /// Smoothed documents per request.
-    pub docs: Option<f64>,
-    /// No-load latency in seconds by size class (the class's smallest document count).
-    pub no_load: Vec<(usize, f64)>,
-}
-
-/// The registry: every series flowbridge exports.
-#[derive(Debug)]
-pub struct Metrics {
-    received: [Counter; 3],
-    /// Bodies whose reading was inferred, indexed like [`INFERRED`].
-    inferred: [Counter; INFERRED.len()],
-    pub unmatched_accepted: Counter,
-    pub unmatched_rejected: Counter,
-    rejected: [Counter; REASONS.len()],
-    /// Deliveries answered before any event was read (bad body), by status code.
-    no_route: Arc<RouteMetrics>,
-    routes: RwLock<BTreeMap<String, Arc<RouteMetrics>>>,
-    gateways: RwLock<BTreeMap<String, Arc<GatewayMetrics>>>,
-    /// Config reloads, indexed like [`RELOAD_OUTCOMES`].
-    pub reloads: [Counter; 2],
-    /// The active config: its generation (1 at start) and hash.
-    active: Mutex<(u64, String)>,
-    /// Refused requests by endpoint (`/`, `/webhooks/<name>`), indexed
-    /// `[method * Reason::ALL.len() + reason]`.
-    auth_failures: RwLock<BTreeMap<String, Arc<Vec<Counter>>>>,
-    /// Requests received by each webhook (before auth).
-    webhooks: RwLock<BTreeMap<String, Arc<Counter>>>,
-}
 
 /// The `endpoint` label of `POST /`.
 pub const MAIN_ENDPOINT: &str = "/";
@@ -302,12 +105,77 @@ pub fn webhook_endpoint(name: &str) -> String {
     format!("/webhooks/{name}")
 }
 
-fn auth_counters() -> Arc<Vec<Counter>> {
-    Arc::new(
-        (0..METHODS.len() * Reason::ALL.len())
-            .map(|_| Counter::default())
-            .collect(),
-    )
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ModeLabels {
+    mode: Label,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct InferredLabels {
+    declared: Label,
+    read_as: Label,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ActionLabels {
+    action: Label,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: Label,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: Label,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ConfigLabels {
+    generation: u64,
+    hash: Label,
+}
+
+/// Register a family of counters (`name` without `_total`, which the encoder adds; `help`
+/// without its final full stop, which the registry adds).
+fn counters<L>(registry: &mut Registry, name: &str, help: &str) -> Family<L, Counter>
+where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+{
+    let family = Family::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
+/// The registry: every series flowbridge exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    received: [Counter; MODES.len()],
+    /// Bodies whose reading was inferred, indexed like [`INFERRED`].
+    inferred: [Counter; INFERRED.len()],
+    pub unmatched_accepted: Counter,
+    pub unmatched_rejected: Counter,
+    /// The series of the reasons given to [`Metrics::with_reasons`], created at 0.
+    rejected: Vec<(&'static str, Counter)>,
+    /// Every reason's series, also those of a reason not given at start (created at its first
+    /// count: an error code is never left uncounted).
+    rejected_family: Family<ReasonLabels, Counter>,
+    route_families: RouteFamilies,
+    /// Deliveries answered before any event was read (bad body), by status code.
+    no_route: Arc<RouteMetrics>,
+    routes: RwLock<BTreeMap<String, Arc<RouteMetrics>>>,
+    gateway_families: GatewayFamilies,
+    gateways: RwLock<BTreeMap<String, Arc<GatewayMetrics>>>,
+    endpoints: Endpoints,
+    /// Config reloads, indexed like [`RELOAD_OUTCOMES`].
+    pub reloads: [Counter; RELOAD_OUTCOMES.len()],
+    /// The active config: its generation (1 at start) and hash; the lock also keeps the two
+    /// gauges below in step.
+    active: Mutex<(u64, String)>,
+    generation: Gauge,
+    info: Family<ConfigLabels, Gauge>,
 }
 
 impl Metrics {
@@ -316,25 +184,100 @@ impl Metrics {
         routes: impl IntoIterator<Item = &'a str>,
         gateways: impl IntoIterator<Item = &'a str>,
     ) -> Metrics {
+        let mut registry = Registry::default();
+        let r = &mut registry;
+        let received = counters(
+            r,
+            "flowbridge_events_received",
+            "CloudEvents decoded from HTTP requests, by binding mode",
+        );
+        let inferred = counters(
+            r,
+            "flowbridge_events_data_inferred",
+            "Binary-mode bodies read by looking at them: no content type (declared none: JSON, else text, else bytes) or a JSON content type over a body that is not JSON (declared json: text, else bytes)",
+        );
+        let unmatched = counters(
+            r,
+            "flowbridge_events_unmatched",
+            "Events no route matched, by what `unmatched` did with them",
+        );
+        let rejected_family = counters(
+            r,
+            "flowbridge_events_rejected",
+            "Deliveries and events answered with an error status, by the error code of the body",
+        );
+        let route_families = RouteFamilies::register(r);
+        let gateway_families = GatewayFamilies::register(r);
+        let endpoints = Endpoints::register(r);
+        let generation = Gauge::default();
+        r.register(
+            "flowbridge_config_generation",
+            "Generation of the active config: 1 at start, +1 for every reload applied",
+            generation.clone(),
+        );
+        let info = Family::default();
+        r.register(
+            "flowbridge_config_info",
+            "Always 1; labels: the active config's generation and the SHA-256 of its text (first 16 hex digits)",
+            info.clone(),
+        );
+        let reloads = counters(
+            r,
+            "flowbridge_config_reloads",
+            "Config reloads (SIGHUP or a changed file), by outcome; a failed one keeps the active config",
+        );
         let metrics = Metrics {
-            received: Default::default(),
-            inferred: Default::default(),
-            unmatched_accepted: Counter::default(),
-            unmatched_rejected: Counter::default(),
-            rejected: Default::default(),
-            no_route: Arc::new(RouteMetrics::new()),
+            received: MODES
+                .map(|mode| received.get_or_create_owned(&ModeLabels { mode: mode.into() })),
+            inferred: INFERRED.map(|(declared, read_as)| {
+                inferred.get_or_create_owned(&InferredLabels {
+                    declared: declared.into(),
+                    read_as: read_as.into(),
+                })
+            }),
+            unmatched_accepted: unmatched.get_or_create_owned(&ActionLabels {
+                action: "accept".into(),
+            }),
+            unmatched_rejected: unmatched.get_or_create_owned(&ActionLabels {
+                action: "reject".into(),
+            }),
+            rejected: Vec::new(),
+            rejected_family,
+            no_route: Arc::new(route_families.unrouted()),
+            route_families,
             routes: RwLock::default(),
+            gateway_families,
             gateways: RwLock::default(),
-            reloads: Default::default(),
+            endpoints,
+            reloads: RELOAD_OUTCOMES.map(|outcome| {
+                reloads.get_or_create_owned(&OutcomeLabels {
+                    outcome: outcome.into(),
+                })
+            }),
             active: Mutex::new((0, String::new())),
-            auth_failures: RwLock::new(BTreeMap::from([(
-                MAIN_ENDPOINT.to_string(),
-                auth_counters(),
-            )])),
-            webhooks: RwLock::default(),
+            generation,
+            info,
+            registry,
         };
+        metrics.set_config(0, "");
         metrics.register(routes, gateways);
         metrics
+    }
+
+    /// This registry with the series of these error codes (the `reason` label of
+    /// `flowbridge_events_rejected_total`) created at 0: every code the ingress answers with,
+    /// which telemetry cannot name itself (ingress is a higher layer). A code not given here
+    /// is still counted, in a series created at its first count.
+    pub fn with_reasons(mut self, codes: impl IntoIterator<Item = &'static str>) -> Metrics {
+        for code in codes {
+            if !self.rejected.iter().any(|(c, _)| *c == code) {
+                let counter = self.rejected_family.get_or_create_owned(&ReasonLabels {
+                    reason: code.into(),
+                });
+                self.rejected.push((code, counter));
+            }
+        }
+        self
     }
 
     /// This registry with the series of these webhooks.
@@ -345,37 +288,18 @@ impl Metrics {
 
     /// Create the series of webhooks that have none yet (at start, or a reload added them).
     pub fn register_webhooks<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
-        let mut hooks = self.webhooks.write().unwrap_or_else(|p| p.into_inner());
-        let mut failures = self
-            .auth_failures
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        for name in names {
-            hooks.entry(name.to_owned()).or_default();
-            failures
-                .entry(webhook_endpoint(name))
-                .or_insert_with(auth_counters);
-        }
+        self.endpoints.add_webhooks(names);
     }
 
-    /// Count one request refused at `endpoint` by `method` (one of [`METHODS`]) for `reason`.
+    /// Count one request refused at `endpoint` by `method` (one of [`crate::auth::METHODS`])
+    /// for `reason`.
     pub fn auth_failure(&self, endpoint: &str, method: &str, reason: Reason) {
-        let m = METHODS.iter().position(|x| *x == method);
-        let r = Reason::ALL.iter().position(|x| *x == reason);
-        let failures = self.auth_failures.read().unwrap_or_else(|p| p.into_inner());
-        if let (Some(counters), Some(m), Some(r)) = (failures.get(endpoint), m, r)
-            && let Some(c) = counters.get(m * Reason::ALL.len() + r)
-        {
-            c.inc();
-        }
+        self.endpoints.failure(endpoint, method, reason);
     }
 
     /// Count one request received by webhook `name`.
     pub fn webhook_received(&self, name: &str) {
-        let hooks = self.webhooks.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = hooks.get(name) {
-            c.inc();
-        }
+        self.endpoints.received(name);
     }
 
     /// Create the series of routes and gateways that have none yet (a reload added them).
@@ -387,21 +311,33 @@ impl Metrics {
         {
             let mut map = self.routes.write().unwrap_or_else(|p| p.into_inner());
             for r in routes {
-                map.entry(r.to_owned())
-                    .or_insert_with(|| Arc::new(RouteMetrics::new()));
+                if !map.contains_key(r) {
+                    map.insert(r.to_owned(), Arc::new(self.route_families.handles(r)));
+                }
             }
         }
         let mut map = self.gateways.write().unwrap_or_else(|p| p.into_inner());
         for g in gateways {
-            map.entry(g.to_owned())
-                .or_insert_with(|| Arc::new(GatewayMetrics::new()));
+            if !map.contains_key(g) {
+                map.insert(g.to_owned(), Arc::new(self.gateway_families.handles(g)));
+            }
         }
     }
 
     /// Record which config is active: `generation` (1 for the config loaded at start) and the
     /// hash of its text.
     pub fn set_config(&self, generation: u64, hash: &str) {
-        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = (generation, hash.to_owned());
+        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        *active = (generation, hash.to_owned());
+        self.generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        self.info.clear();
+        self.info
+            .get_or_create(&ConfigLabels {
+                generation,
+                hash: Label::from(hash.to_owned()),
+            })
+            .set(1);
     }
 
     /// The active config's generation and hash.
@@ -433,10 +369,16 @@ impl Metrics {
         }
     }
 
-    /// Count one error answer with `reason` (one of [`REASONS`]).
+    /// Count one error answer with `reason`, the error body's code.
     pub fn rejected(&self, reason: &str) {
-        if let Some(i) = REASONS.iter().position(|r| *r == reason) {
-            self.rejected[i].inc();
+        match self.rejected.iter().find(|(r, _)| *r == reason) {
+            Some((_, counter)) => counter.inc(),
+            None => self
+                .rejected_family
+                .get_or_create(&ReasonLabels {
+                    reason: Label::from(reason.to_owned()),
+                })
+                .inc(),
         }
     }
 
@@ -452,742 +394,24 @@ impl Metrics {
         map.get(gateway).cloned()
     }
 
-    /// The whole registry in the Prometheus text format, with the queue `gauges` read now and
-    /// `cesql_errors` from the process-wide counter.
+    /// The whole registry in the Prometheus text format ([`CONTENT_TYPE`]), with the queue
+    /// `gauges` read now and `cesql_errors` from the process-wide counter.
     pub fn render(&self, gauges: &[GatewayGauges], cesql_errors: u64) -> String {
-        let mut out = String::with_capacity(8 << 10);
-        let o = &mut out;
-        let routes = self
-            .routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let gateways = self
-            .gateways
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-
-        family(
-            o,
-            "flowbridge_events_received_total",
-            "counter",
-            "CloudEvents decoded from HTTP requests, by binding mode.",
-        );
-        for (mode, c) in MODES.iter().zip(&self.received) {
-            sample(
-                o,
-                "flowbridge_events_received_total",
-                &[("mode", mode)],
-                c.get(),
-            );
-        }
-        family(
-            o,
-            "flowbridge_events_data_inferred_total",
-            "counter",
-            "Binary-mode bodies read by looking at them: no content type (declared none: JSON, else text, else bytes) or a JSON content type over a body that is not JSON (declared json: text, else bytes).",
-        );
-        for ((declared, read_as), c) in INFERRED.iter().zip(&self.inferred) {
-            sample(
-                o,
-                "flowbridge_events_data_inferred_total",
-                &[("declared", declared), ("read_as", read_as)],
-                c.get(),
-            );
-        }
-        family(
-            o,
-            "flowbridge_events_matched_total",
-            "counter",
-            "Events that matched a route.",
-        );
-        for (route, m) in &routes {
-            sample(
-                o,
-                "flowbridge_events_matched_total",
-                &[("route", route)],
-                m.matched.get(),
-            );
-        }
-        family(
-            o,
-            "flowbridge_events_unmatched_total",
-            "counter",
-            "Events no route matched, by what `unmatched` did with them.",
-        );
-        sample(
-            o,
-            "flowbridge_events_unmatched_total",
-            &[("action", "accept")],
-            self.unmatched_accepted.get(),
-        );
-        sample(
-            o,
-            "flowbridge_events_unmatched_total",
-            &[("action", "reject")],
-            self.unmatched_rejected.get(),
-        );
-        family(
-            o,
-            "flowbridge_events_rejected_total",
-            "counter",
-            "Deliveries and events answered with an error status, by the error code of the body.",
-        );
-        for (reason, c) in REASONS.iter().zip(&self.rejected) {
-            sample(
-                o,
-                "flowbridge_events_rejected_total",
-                &[("reason", reason)],
-                c.get(),
-            );
-        }
-        family(
-            o,
-            "flowbridge_event_count_total",
-            "counter",
-            "Events (and unreadable deliveries, route _none) by route and the HTTP status of their outcome.",
-        );
-        let all_routes = || {
-            routes
-                .iter()
-                .map(|(r, m)| (r.as_str(), m))
-                .chain(std::iter::once((NO_ROUTE, &self.no_route)))
-        };
-        for (route, m) in all_routes() {
-            for (code, c) in m.status.iter().enumerate() {
-                let n = c.get();
-                if n > 0 {
-                    let code = code.to_string();
-                    sample(
-                        o,
-                        "flowbridge_event_count_total",
-                        &[("route", route), ("response_code", &code)],
-                        n,
-                    );
-                }
-            }
-        }
-        family(
-            o,
-            "flowbridge_event_dispatch_latencies_seconds",
-            "histogram",
-            "Time from routing an event to its answer (mapping, Flow request, reply), by route.",
-        );
-        for (route, m) in &routes {
-            histogram(
-                o,
-                "flowbridge_event_dispatch_latencies_seconds",
-                ("route", route),
-                &m.latency,
-            );
-        }
-        family(
-            o,
-            "flowbridge_replies_sent_total",
-            "counter",
-            "Reply events sent, by route and destination (HTTP response or reply.to sink).",
-        );
-        for (route, m) in &routes {
-            for (dest, c) in DESTINATIONS.iter().zip(&m.replies) {
-                sample(
-                    o,
-                    "flowbridge_replies_sent_total",
-                    &[("route", route), ("destination", dest)],
-                    c.get(),
-                );
-            }
-        }
-        family(
-            o,
-            "flowbridge_dedup_redeliveries_total",
-            "counter",
-            "Redeliveries answered from a route's dedup window without calling the Flow.",
-        );
-        for (route, m) in &routes {
-            sample(
-                o,
-                "flowbridge_dedup_redeliveries_total",
-                &[("route", route)],
-                m.redeliveries.get(),
-            );
-        }
-        family(
-            o,
-            "flowbridge_schema_mismatches_total",
-            "counter",
-            "Events answered 422 schema_mismatch: their data did not satisfy the route's schema.",
-        );
-        for (route, m) in &routes {
-            sample(
-                o,
-                "flowbridge_schema_mismatches_total",
-                &[("route", route)],
-                m.schema_mismatches.get(),
-            );
-        }
-        family(
-            o,
-            "flowbridge_flow_requests_total",
-            "counter",
-            "Flow DataRequests answered, by gateway and outcome.",
-        );
-        for (gw, m) in &gateways {
-            for (outcome, c) in OUTCOMES.iter().zip(&m.requests) {
-                sample(
-                    o,
-                    "flowbridge_flow_requests_total",
-                    &[("gateway", gw), ("outcome", outcome)],
-                    c.get(),
-                );
-            }
-        }
-        family(
-            o,
-            "flowbridge_flow_request_duration_seconds",
-            "histogram",
-            "Duration of answered Flow requests, by gateway.",
-        );
-        for (gw, m) in &gateways {
-            histogram(
-                o,
-                "flowbridge_flow_request_duration_seconds",
-                ("gateway", gw),
-                &m.latency,
-            );
-        }
-        family(
-            o,
-            "flowbridge_flow_request_docs",
-            "histogram",
-            "Documents per Flow request sent, by gateway.",
-        );
-        for (gw, m) in &gateways {
-            histogram(o, "flowbridge_flow_request_docs", ("gateway", gw), &m.docs);
-        }
-        family(
-            o,
-            "flowbridge_flow_request_events",
-            "histogram",
-            "Events per Flow request sent (micro-batching), by gateway.",
-        );
-        for (gw, m) in &gateways {
-            histogram(
-                o,
-                "flowbridge_flow_request_events",
-                ("gateway", gw),
-                &m.events,
-            );
-        }
-        family(
-            o,
-            "flowbridge_flow_retries_total",
-            "counter",
-            "Flow requests the gateway did not accept (cold start, connect error); their events were queued again.",
-        );
-        for (gw, m) in &gateways {
-            sample(
-                o,
-                "flowbridge_flow_retries_total",
-                &[("gateway", gw)],
-                m.retries.get(),
-            );
-        }
-        family(
-            o,
-            "flowbridge_flow_cold_start_probes_total",
-            "counter",
-            "Flow requests sent as the single probe of a gateway that was not accepting.",
-        );
-        for (gw, m) in &gateways {
-            sample(
-                o,
-                "flowbridge_flow_cold_start_probes_total",
-                &[("gateway", gw)],
-                m.probes.get(),
-            );
-        }
-        let gauge_family = |o: &mut String,
-                            name: &str,
-                            kind: &str,
-                            help: &str,
-                            f: &dyn Fn(&GatewayGauges) -> u64| {
-            family(o, name, kind, help);
-            for g in gauges {
-                sample(o, name, &[("gateway", &g.gateway)], f(g));
-            }
-        };
-        gauge_family(
-            o,
-            "flowbridge_flow_in_flight_requests",
-            "gauge",
-            "Flow requests in flight now.",
-            &|g| g.in_flight,
-        );
-        gauge_family(
-            o,
-            "flowbridge_gateway_concurrency_limit",
-            "gauge",
-            "Most Flow requests the gateway may have in flight now (fixed, or adapted to the Flow's latency).",
-            &|g| g.limit.as_ref().map_or(0, |l| l.limit as u64),
-        );
-        family(
-            o,
-            "flowbridge_gateway_concurrency_limit_changes_total",
-            "counter",
-            "Changes of the adaptive concurrency limit, by the reason of the change.",
-        );
-        for (gw, m) in &gateways {
-            for (reason, c) in LIMIT_REASONS.iter().zip(&m.limit_changes) {
-                sample(
-                    o,
-                    "flowbridge_gateway_concurrency_limit_changes_total",
-                    &[("gateway", gw), ("reason", reason)],
-                    c.get(),
-                );
-            }
-        }
-        family(
-            o,
-            "flowbridge_gateway_concurrency_limit_reason",
-            "gauge",
-            "1 for the reason of the concurrency limit's last change (start: configured, or not changed yet).",
-        );
-        for g in gauges {
-            if let Some(l) = &g.limit {
-                sample(
-                    o,
-                    "flowbridge_gateway_concurrency_limit_reason",
-                    &[("gateway", &g.gateway), ("reason", l.reason)],
-                    1,
-                );
-            }
-        }
-        family(
-            o,
-            "flowbridge_gateway_latency_ratio",
-            "gauge",
-            "Smoothed Flow request latency divided by the no-load latency of requests of the same size (1: no queueing in the Flow).",
-        );
-        for g in gauges {
-            if let Some(ratio) = g.limit.as_ref().and_then(|l| l.ratio) {
-                sample(
-                    o,
-                    "flowbridge_gateway_latency_ratio",
-                    &[("gateway", &g.gateway)],
-                    ratio,
-                );
-            }
-        }
-        family(
-            o,
-            "flowbridge_gateway_no_load_latency_seconds",
-            "gauge",
-            "The Flow's latency without queueing, by request size class (docs: the class's smallest document count, a power of two).",
-        );
-        for g in gauges {
-            for (docs, seconds) in g.limit.iter().flat_map(|l| &l.no_load) {
-                let docs = docs.to_string();
-                sample(
-                    o,
-                    "flowbridge_gateway_no_load_latency_seconds",
-                    &[("gateway", &g.gateway), ("docs", &docs)],
-                    *seconds,
-                );
-            }
-        }
-        family(
-            o,
-            "flowbridge_gateway_batch_docs",
-            "gauge",
-            "Smoothed documents per Flow request.",
-        );
-        for g in gauges {
-            if let Some(docs) = g.limit.as_ref().and_then(|l| l.docs) {
-                sample(
-                    o,
-                    "flowbridge_gateway_batch_docs",
-                    &[("gateway", &g.gateway)],
-                    docs,
-                );
-            }
-        }
-        gauge_family(
-            o,
-            "flowbridge_pending_events",
-            "gauge",
-            "Events waiting in the gateway's queue now.",
-            &|g| g.pending,
-        );
-        gauge_family(
-            o,
-            "flowbridge_gateway_cold",
-            "gauge",
-            "1 while the gateway is not accepting requests (events wait for a probe to succeed).",
-            &|g| u64::from(g.cold),
-        );
-        gauge_family(
-            o,
-            "flowbridge_events_overloaded_total",
-            "counter",
-            "Events refused with 429 because max_pending events already waited.",
-            &|g| g.overloaded,
-        );
-        family(
-            o,
-            "flowbridge_auth_failures_total",
-            "counter",
-            "Requests refused by auth, by endpoint, method and reason (a series appears at its first failure).",
-        );
-        let failures = self.auth_failures.read().unwrap_or_else(|p| p.into_inner());
-        for (endpoint, counters) in failures.iter() {
-            for (i, c) in counters.iter().enumerate() {
-                let n = c.get();
-                let method = METHODS.get(i / Reason::ALL.len());
-                let reason = Reason::ALL.get(i % Reason::ALL.len());
-                if let (true, Some(method), Some(reason)) = (n > 0, method, reason) {
-                    sample(
-                        o,
-                        "flowbridge_auth_failures_total",
-                        &[
-                            ("endpoint", endpoint),
-                            ("method", method),
-                            ("reason", reason.as_str()),
-                        ],
-                        n,
-                    );
-                }
-            }
-        }
-        family(
-            o,
-            "flowbridge_webhook_requests_total",
-            "counter",
-            "Requests received on POST /webhooks/<name> (before auth), by webhook.",
-        );
-        let hooks = self.webhooks.read().unwrap_or_else(|p| p.into_inner());
-        for (name, c) in hooks.iter() {
-            sample(
-                o,
-                "flowbridge_webhook_requests_total",
-                &[("webhook", name)],
-                c.get(),
-            );
-        }
-        family(
-            o,
-            "flowbridge_cesql_evaluation_errors_total",
-            "counter",
-            "cesql filter evaluations that failed with an error (the event was treated as not matching).",
-        );
-        sample(
-            o,
-            "flowbridge_cesql_evaluation_errors_total",
-            &[],
+        let mut out = String::with_capacity(16 << 10);
+        let mut scrape = Registry::default();
+        scrape.register_collector(Box::new(collector::Scrape {
+            gauges: gauges.to_vec(),
             cesql_errors,
-        );
-        let (generation, hash) = self.config();
-        family(
-            o,
-            "flowbridge_config_generation",
-            "gauge",
-            "Generation of the active config: 1 at start, +1 for every reload applied.",
-        );
-        sample(o, "flowbridge_config_generation", &[], generation);
-        family(
-            o,
-            "flowbridge_config_info",
-            "gauge",
-            "Always 1; labels: the active config's generation and the SHA-256 of its text (first 16 hex digits).",
-        );
-        let generation = generation.to_string();
-        sample(
-            o,
-            "flowbridge_config_info",
-            &[("generation", &generation), ("hash", &hash)],
-            1,
-        );
-        family(
-            o,
-            "flowbridge_config_reloads_total",
-            "counter",
-            "Config reloads (SIGHUP or a changed file), by outcome; a failed one keeps the active config.",
-        );
-        for (outcome, c) in RELOAD_OUTCOMES.iter().zip(&self.reloads) {
-            sample(
-                o,
-                "flowbridge_config_reloads_total",
-                &[("outcome", outcome)],
-                c.get(),
-            );
+        }));
+        // Writing to a String does not fail, nor does encoding these values.
+        if let Err(e) = prometheus_text::encode(&mut out, &self.registry)
+            .and_then(|()| prometheus_text::encode(&mut out, &scrape))
+        {
+            tracing::error!(error = %e, "cannot encode the metrics");
         }
         out
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn labels(out: &mut String, labels: &[(&str, &str)]) {
-    if labels.is_empty() {
-        return;
-    }
-    out.push('{');
-    for (i, (k, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(k);
-        out.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    }
-    out.push('}');
-}
-
-fn sample(out: &mut String, name: &str, l: &[(&str, &str)], value: impl std::fmt::Display) {
-    out.push_str(name);
-    labels(out, l);
-    let _ = writeln!(out, " {value}");
-}
-
-fn histogram(out: &mut String, name: &str, label: (&str, &str), h: &Histogram) {
-    let mut cumulative = 0;
-    for (bound, bucket) in h.bounds.iter().zip(&h.buckets) {
-        cumulative += bucket.load(Ordering::Relaxed);
-        let le = bound.to_string();
-        sample(
-            out,
-            &format!("{name}_bucket"),
-            &[label, ("le", &le)],
-            cumulative,
-        );
-    }
-    let count = h.count();
-    sample(
-        out,
-        &format!("{name}_bucket"),
-        &[label, ("le", "+Inf")],
-        count,
-    );
-    out.push_str(name);
-    out.push_str("_sum");
-    labels(out, &[label]);
-    let _ = writeln!(out, " {}", h.sum());
-    sample(out, &format!("{name}_count"), &[label], count);
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn value(text: &str, series: &str) -> Option<String> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ').map(str::to_owned))
-    }
-
-    #[test]
-    fn counters_render_with_labels_and_types() {
-        let m = Metrics::new(["orders"], ["default"]);
-        m.received("binary", 2);
-        m.received("batched", 3);
-        m.rejected("invalid_event");
-        m.route("orders").matched.inc();
-        m.route("orders").answered(202);
-        m.route("orders").answered(202);
-        m.route("nonexistent").answered(413);
-        m.route("orders").reply_sent(false);
-        let text = m.render(
-            &[GatewayGauges {
-                limit: None,
-                gateway: "default".into(),
-                pending: 4,
-                in_flight: 1,
-                cold: true,
-                overloaded: 7,
-            }],
-            9,
-        );
-        let v = |s: &str| value(&text, s);
-        assert_eq!(
-            v("flowbridge_events_received_total{mode=\"binary\"}").as_deref(),
-            Some("2")
-        );
-        assert_eq!(
-            v("flowbridge_events_received_total{mode=\"batched\"}").as_deref(),
-            Some("3")
-        );
-        assert_eq!(
-            v("flowbridge_events_received_total{mode=\"structured\"}").as_deref(),
-            Some("0")
-        );
-        assert_eq!(
-            v("flowbridge_events_rejected_total{reason=\"invalid_event\"}").as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            v("flowbridge_event_count_total{route=\"orders\",response_code=\"202\"}").as_deref(),
-            Some("2")
-        );
-        assert_eq!(
-            v("flowbridge_event_count_total{route=\"_none\",response_code=\"413\"}").as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            v("flowbridge_replies_sent_total{route=\"orders\",destination=\"sink\"}").as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            v("flowbridge_pending_events{gateway=\"default\"}").as_deref(),
-            Some("4")
-        );
-        assert_eq!(
-            v("flowbridge_gateway_cold{gateway=\"default\"}").as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            v("flowbridge_events_overloaded_total{gateway=\"default\"}").as_deref(),
-            Some("7")
-        );
-        assert_eq!(
-            v("flowbridge_cesql_evaluation_errors_total").as_deref(),
-            Some("9")
-        );
-        assert!(text.contains("# TYPE flowbridge_event_count_total counter\n"));
-        assert!(text.contains("# TYPE flowbridge_flow_request_duration_seconds histogram\n"));
-        // Every sample line is `name{labels} value` or `name value`; every family has a TYPE.
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let (series, value) = line.rsplit_once(' ').unwrap_or_default();
-            assert!(value.parse::<f64>().is_ok(), "bad value in {line:?}");
-            let name = series.split('{').next().unwrap_or_default();
-            let base = name
-                .trim_end_matches("_bucket")
-                .trim_end_matches("_sum")
-                .trim_end_matches("_count");
-            assert!(
-                text.contains(&format!("# TYPE {name} "))
-                    || text.contains(&format!("# TYPE {base} histogram")),
-                "no TYPE for {line:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn histogram_buckets_are_cumulative_with_sum_and_count() {
-        let m = Metrics::new(["r"], ["g"]);
-        let g = m.gateway("g").unwrap_or_default();
-        g.request_done("ok", 0.00390625);
-        g.request_done("ok", 0.25);
-        g.request_done("timeout", 100.0);
-        let text = m.render(&[], 0);
-        let v = |s: &str| value(&text, s);
-        let b = |le: &str| {
-            v(&format!(
-                "flowbridge_flow_request_duration_seconds_bucket{{gateway=\"g\",le=\"{le}\"}}"
-            ))
-        };
-        assert_eq!(b("0.005").as_deref(), Some("1"));
-        assert_eq!(b("0.1").as_deref(), Some("1"));
-        assert_eq!(b("0.5").as_deref(), Some("2"));
-        assert_eq!(b("0.25").as_deref(), Some("2"));
-        assert_eq!(b("60").as_deref(), Some("2"));
-        assert_eq!(b("+Inf").as_deref(), Some("3"));
-        assert_eq!(
-            v("flowbridge_flow_request_duration_seconds_count{gateway=\"g\"}").as_deref(),
-            Some("3")
-        );
-        assert_eq!(
-            v("flowbridge_flow_request_duration_seconds_sum{gateway=\"g\"}").as_deref(),
-            Some("100.25390625")
-        );
-        assert_eq!(
-            v("flowbridge_flow_requests_total{gateway=\"g\",outcome=\"ok\"}").as_deref(),
-            Some("2")
-        );
-        assert_eq!(
-            v("flowbridge_flow_requests_total{gateway=\"g\",outcome=\"timeout\"}").as_deref(),
-            Some("1")
-        );
-    }
-
-    #[test]
-    fn auth_failures_and_webhooks() {
-        let m = Metrics::new(["r"], ["g"]).with_webhooks(["github"]);
-        m.auth_failure("/", "oidc", Reason::Expired);
-        m.auth_failure("/", "oidc", Reason::Expired);
-        m.auth_failure("/webhooks/github", "hmac", Reason::BadSignature);
-        m.auth_failure("/webhooks/unknown", "hmac", Reason::BadSignature);
-        m.webhook_received("github");
-        let text = m.render(&[], 0);
-        let v = |s: &str| value(&text, s);
-        assert_eq!(
-            v("flowbridge_auth_failures_total{endpoint=\"/\",method=\"oidc\",reason=\"expired\"}")
-                .as_deref(),
-            Some("2")
-        );
-        assert_eq!(
-            v("flowbridge_auth_failures_total{endpoint=\"/webhooks/github\",method=\"hmac\",reason=\"bad_signature\"}")
-                .as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            text.matches("flowbridge_auth_failures_total{").count(),
-            2,
-            "only series that counted something"
-        );
-        assert_eq!(
-            v("flowbridge_webhook_requests_total{webhook=\"github\"}").as_deref(),
-            Some("1")
-        );
-    }
-
-    #[test]
-    fn config_generation_and_reloads_render() {
-        let m = Metrics::new(["r"], []);
-        m.set_config(3, "0123456789abcdef");
-        m.reloaded("success");
-        m.reloaded("failure");
-        m.reloaded("failure");
-        m.register(["added"], ["g2"]);
-        m.route("added").answered(202);
-        let text = m.render(&[], 0);
-        let v = |s: &str| value(&text, s);
-        assert_eq!(v("flowbridge_config_generation").as_deref(), Some("3"));
-        assert_eq!(
-            v("flowbridge_config_info{generation=\"3\",hash=\"0123456789abcdef\"}").as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            v("flowbridge_config_reloads_total{outcome=\"success\"}").as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            v("flowbridge_config_reloads_total{outcome=\"failure\"}").as_deref(),
-            Some("2")
-        );
-        assert_eq!(
-            v("flowbridge_event_count_total{route=\"added\",response_code=\"202\"}").as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            v("flowbridge_flow_retries_total{gateway=\"g2\"}").as_deref(),
-            Some("0")
-        );
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        let mut out = String::new();
-        sample(&mut out, "x", &[("a", "q\"b\\n\nz")], 1);
-        assert_eq!(out, "x{a=\"q\\\"b\\\\n\\nz\"} 1\n");
-    }
-}
+mod tests;

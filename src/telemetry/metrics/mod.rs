@@ -70,7 +70,7 @@ pub const NO_ROUTE: &str = "_none";
 pub const MODES: [&str; 3] = ["binary", "structured", "batched"];
 
 /// Bodies read by looking at them (`declared`, `read_as` labels): no content type, or a JSON
-/// content type over a body that is not JSON (see `ingress::binding::Inferred`).
+/// content type over a body that is not JSON (the HTTP binding's `Inferred`).
 pub const INFERRED: [(&str, &str); 5] = [
     ("none", "json"),
     ("none", "text"),

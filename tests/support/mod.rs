@@ -597,6 +597,24 @@ impl FlowBridge {
     }
 
     fn spawn(args: &[&str], envs: &[(&str, &str)], probe_admin: bool) -> FlowBridge {
+        // `free_port` can race with another process taking the port before flowbridge binds it
+        // (parallel tests, other work on the machine): start again on fresh ports.
+        for _ in 0..3 {
+            let mut bridge = Self::spawn_once(args, envs);
+            let probe = if probe_admin {
+                bridge.admin_port
+            } else {
+                bridge.port
+            };
+            if bridge.wait_ready(args, probe) {
+                return bridge;
+            }
+            eprintln!("[support] a port flowbridge was given was taken meanwhile; retrying");
+        }
+        panic!("flowbridge serve {args:?}: every attempt found its port taken");
+    }
+
+    fn spawn_once(args: &[&str], envs: &[(&str, &str)]) -> FlowBridge {
         let port = free_port();
         let admin_port = free_port();
         let dir = scratch_dir("flowbridge-");
@@ -619,22 +637,25 @@ impl FlowBridge {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", flowbridge_bin().display()));
-        let mut bridge = FlowBridge {
+        FlowBridge {
             port,
             admin_port,
             log,
             child: Some(child),
             dir,
-        };
-        let probe = if probe_admin { admin_port } else { port };
-        bridge.wait_ready(args, probe);
-        bridge
+        }
     }
 
-    fn wait_ready(&mut self, args: &[&str], probe: u16) {
+    /// Wait until `/readyz` on `probe` says 200: true. False when the process exited because a
+    /// port it was given was taken (the caller starts again); any other exit or the timeout
+    /// panics with the log.
+    fn wait_ready(&mut self, args: &[&str], probe: u16) -> bool {
         let deadline = Instant::now() + BRIDGE_START_TIMEOUT;
         loop {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                if self.log_text().contains("Address already in use") {
+                    return false;
+                }
                 self.dir.disable_cleanup(true);
                 panic!(
                     "flowbridge serve {args:?} exited with {status} before /readyz answered 200.\n\
@@ -644,7 +665,7 @@ impl FlowBridge {
                 );
             }
             let last = match try_http_request(probe, "GET", "/readyz", &[], b"") {
-                Ok(r) if r.status == 200 => return,
+                Ok(r) if r.status == 200 => return true,
                 Ok(r) => format!("/readyz answered {}", r.status),
                 Err(e) => e,
             };

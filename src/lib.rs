@@ -53,6 +53,7 @@ pub mod reload;
 pub mod reply;
 pub mod rules;
 pub mod runtime;
+pub mod state;
 pub mod telemetry;
 pub mod text;
 pub mod tls;

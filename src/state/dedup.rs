@@ -210,8 +210,12 @@ fn encode(processed: &Processed, key: &str) -> String {
     if full.len() <= MAX_OUTCOME {
         return full;
     }
-    warn!(key, bytes = full.len(), max = MAX_OUTCOME,
-        "dedup: outcome too large to share; stored without its reply (redeliveries get 202 without a reply)");
+    warn!(
+        key,
+        bytes = full.len(),
+        max = MAX_OUTCOME,
+        "dedup: outcome too large to share; stored without its reply (redeliveries get 202 without a reply)"
+    );
     json!({"request_id": processed.request_id, "reply": null, "reply_dropped": true}).to_string()
 }
 

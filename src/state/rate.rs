@@ -81,7 +81,9 @@ impl SharedRate {
         if wait_ms <= 0.0 {
             Ok(Ok(()))
         } else {
-            Ok(Err(Duration::from_secs_f64(wait_ms / 1000.0).max(Duration::from_micros(100))))
+            Ok(Err(
+                Duration::from_secs_f64(wait_ms / 1000.0).max(Duration::from_micros(100))
+            ))
         }
     }
 }

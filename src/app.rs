@@ -112,7 +112,7 @@ pub async fn run(
         hash,
         fingerprint,
     } = loaded;
-    let metrics = Arc::new(Metrics::new([], []));
+    let metrics = Arc::new(Metrics::new([], []).with_reasons(ingress::error::IngressError::CODES));
     let (runtime, _) = Runtime::build(config, hash, None, &metrics)?;
     metrics.set_config(runtime.generation, &runtime.hash);
     let replies = reply::Sender::new(REPLY_SEND_TIMEOUT)?;

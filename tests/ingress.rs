@@ -26,7 +26,7 @@ use tower::ServiceExt;
 fn app(yaml: &str) -> (Router, Router, Arc<AppState>) {
     let config = config::from_yaml(yaml, "test.yaml", &Overrides::default())
         .unwrap_or_else(|e| panic!("config: {e}"));
-    let metrics = Arc::new(Metrics::new([], []));
+    let metrics = Arc::new(Metrics::new([], []).with_reasons(ingress::error::IngressError::CODES));
     let (runtime, _) = Runtime::build(config, "test".into(), None, &metrics).unwrap();
     let state = Arc::new(AppState {
         runtime: arc_swap::ArcSwap::from_pointee(runtime),

@@ -41,6 +41,32 @@ pub enum IngressError {
 }
 
 impl IngressError {
+    /// Every [`IngressError::code`]: the `reason` series of `flowbridge_events_rejected_total`
+    /// created at 0 at start (`every_code_is_listed` checks the two agree; a code missing here
+    /// is still counted, from its first error on).
+    pub const CODES: [&'static str; 20] = [
+        "not_cloudevent",
+        "invalid_event",
+        "body_too_large",
+        "body_unreadable",
+        "no_route",
+        "schema_mismatch",
+        "mapping_failed",
+        "reply_failed",
+        "gateway_unavailable",
+        "overloaded",
+        "gateway_timeout",
+        "executor_error",
+        "gateway_error",
+        "reply_sink_failed",
+        "internal",
+        "unauthenticated",
+        "forbidden",
+        "auth_unavailable",
+        "unknown_webhook",
+        "invalid_webhook_request",
+    ];
+
     /// The status table (see README "Status codes").
     pub fn status(&self) -> StatusCode {
         match self {

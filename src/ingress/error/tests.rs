@@ -163,3 +163,87 @@ fn body_is_short_json() {
             .starts_with("batch[1]: ")
     );
 }
+
+#[test]
+fn every_code_is_listed() {
+    let mapping = || MappingError {
+        field: "docs".into(),
+        message: "m".into(),
+    };
+    let (g, m) = (|| "g".to_string(), || "m".to_string());
+    let errors = [
+        IngressError::Binding(BindingError::NotCloudEvent("x".into())),
+        IngressError::Binding(BindingError::Invalid("x".into())),
+        IngressError::TooLarge { limit: 1 },
+        IngressError::BodyRead(m()),
+        IngressError::Event(EventError::NoRoute {
+            ty: "t".into(),
+            event_source: "s".into(),
+        }),
+        IngressError::Event(EventError::Schema {
+            route: "r".into(),
+            error: SchemaMismatch {
+                violations: Vec::new(),
+                total: 1,
+            },
+        }),
+        IngressError::Event(EventError::Mapping {
+            route: "r".into(),
+            error: mapping(),
+        }),
+        IngressError::Event(EventError::Reply {
+            route: "r".into(),
+            error: mapping(),
+        }),
+        flow(FlowError::Unavailable {
+            gateway: g(),
+            message: m(),
+        }),
+        flow(FlowError::Overloaded {
+            gateway: g(),
+            max_pending: 1,
+        }),
+        flow(FlowError::Deadline {
+            gateway: g(),
+            timeout_ms: 1,
+        }),
+        flow(FlowError::Executor {
+            executor: "E".into(),
+            exception: "ValueError".into(),
+            message: m(),
+        }),
+        flow(FlowError::Gateway {
+            gateway: g(),
+            message: m(),
+        }),
+        flow(FlowError::InvalidRequest { message: m() }),
+        flow(FlowError::Config {
+            gateway: g(),
+            message: m(),
+        }),
+        IngressError::Event(EventError::ReplySink {
+            route: "r".into(),
+            url: "http://sink".into(),
+            message: m(),
+        }),
+        IngressError::Event(EventError::NoGateway {
+            route: "r".into(),
+            gateway: g(),
+        }),
+        auth(Reason::Expired),
+        auth(Reason::SubjectNotAllowed),
+        auth(Reason::KeysUnavailable),
+        IngressError::UnknownWebhook {
+            name: "gh".into(),
+            known: Vec::new(),
+        },
+        IngressError::Webhook {
+            name: "gh".into(),
+            message: m(),
+        },
+    ];
+    let codes: std::collections::BTreeSet<_> = errors.iter().map(IngressError::code).collect();
+    let listed: std::collections::BTreeSet<_> = IngressError::CODES.into_iter().collect();
+    assert_eq!(codes, listed);
+    assert_eq!(listed.len(), IngressError::CODES.len(), "listed twice");
+}

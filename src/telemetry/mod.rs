@@ -1,8 +1,12 @@
-//! Logging: a `tracing` subscriber writing to stderr (stdout belongs to CLI output), filtered by
-//! `RUST_LOG` (default [`DEFAULT_FILTER`]), as text or JSON (`serve --log-format`,
-//! `FLOWBRIDGE_LOG_FORMAT`).
-//! [`metrics`] owns the Prometheus registry; [`trace`] the OpenTelemetry spans and their OTLP
-//! export.
+//! What flowbridge tells about itself: logs, metrics and traces.
+//!
+//! This file is the logging: a `tracing` subscriber writing to stderr (stdout belongs to CLI
+//! output), filtered by `RUST_LOG` (default [`DEFAULT_FILTER`]), as text or JSON (`serve
+//! --log-format`, `FLOWBRIDGE_LOG_FORMAT`). Knows no HTTP server and no config: callers hand in
+//! what they record.
+//!
+//! * [`metrics`]: the Prometheus registry (prometheus-client) and its text on `GET /metrics`.
+//! * [`trace`]: the OpenTelemetry spans and their OTLP export.
 
 use std::io::IsTerminal;
 

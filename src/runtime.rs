@@ -31,10 +31,10 @@ use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::window::Window;
 use crate::flow::FlowClient;
-use crate::state::Store;
 use crate::state::dedup::SharedWindow;
 use crate::state::rate::SharedRate;
-use crate::telemetry::metrics::Metrics;
+use crate::state::{Feature, Health, Store};
+use crate::telemetry::metrics::{Metrics, StateGauges};
 use tracing::{info, warn};
 
 /// One config generation and the delivery state built for it.
@@ -223,6 +223,19 @@ impl Runtime {
                 ),
             }
         }
+    }
+
+    /// The shared state's health for the metrics; `None` without `state:`.
+    pub fn state_gauges(&self) -> Option<StateGauges> {
+        self.state.as_ref()?;
+        let health = Health::global();
+        Some(StateGauges {
+            up: health.up(),
+            errors: Feature::ALL
+                .iter()
+                .map(|f| (f.as_str(), health.errors(*f)))
+                .collect(),
+        })
     }
 
     /// Events waiting in the dispatcher queues of this runtime.

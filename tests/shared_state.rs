@@ -313,11 +313,24 @@ state:
     (total, bridges, runs)
 }
 
-fn assert_outage_logged(bridges: &[FlowBridge]) {
+/// Each replica logged both transitions, counted the failed dedup calls and is up again.
+fn assert_outage_seen(bridges: &[FlowBridge]) {
     for bridge in bridges {
         let log = bridge.log_text();
         assert!(log.contains("shared state: Redis is failing"), "{log}");
         assert!(log.contains("shared state: Redis answers again"), "{log}");
+        let metrics = bridge.metrics();
+        let sample = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("{name} not in:\n{metrics}"))
+        };
+        assert!(
+            sample("flowbridge_state_errors_total{feature=\"dedup\"}") > 0.0,
+            "{metrics}"
+        );
+        assert_eq!(sample("flowbridge_state_up"), 1.0, "{metrics}");
     }
 }
 
@@ -340,7 +353,7 @@ fn redis_outage_with_dedup_closed_refuses_with_503_and_loses_nothing() {
     );
     // Every delivery answered within its deadline (gateway timeout 10 s).
     assert!(run.slowest < Duration::from_secs(10), "{run:?}");
-    assert_outage_logged(&bridges);
+    assert_outage_seen(&bridges);
 }
 
 #[test]
@@ -356,5 +369,5 @@ fn redis_outage_with_dedup_open_goes_on_without_it() {
         "open: nothing refused during the outage: {run:?}"
     );
     assert!(run.slowest < Duration::from_secs(10), "{run:?}");
-    assert_outage_logged(&bridges);
+    assert_outage_seen(&bridges);
 }

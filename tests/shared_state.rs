@@ -177,21 +177,19 @@ fn three_replicas_with_redis_run_each_event_once_and_answer_alike() {
     assert!(!alone.disagreeing.is_empty(), "{alone:?}");
 }
 
-#[test]
-fn three_replicas_share_one_rate_budget() {
+/// 24 senders spread events round-robin over three replicas of a gateway with `rate: 20` for
+/// 4 s; the Flow requests per second after the first second (which holds the burst a full
+/// budget allows), as (events sent, requests counted, rate).
+fn rate_run(state: &str) -> (usize, usize, f64) {
     let flow = shared_flow();
-    let redis = RedisServer::start();
     let bridges = replicas(&format!(
         r#"
 gateways:
   main: {{url: "{}", timeout: 20s, rate: 20, connect_timeout: 10s}}
 routes:
   - name: limited
-state: {{redis: "{}", key_prefix: "{}:"}}
-"#,
-        flow.grpc_url(),
-        redis.url(),
-        unique("t")
+{state}"#,
+        flow.grpc_url()
     ));
     let ports: Arc<Vec<u16>> = Arc::new(bridges.iter().map(|b| b.port).collect());
     let prefix = unique("rate");
@@ -210,25 +208,45 @@ state: {{redis: "{}", key_prefix: "{}:"}}
             })
         })
         .collect();
-    // The first second holds the burst the budget allows (20 requests at once); measure after.
     std::thread::sleep(Duration::from_secs(1));
     let (from, start) = (requests_with(flow, &prefix), Instant::now());
     std::thread::sleep(Duration::from_secs(3));
     let (to, elapsed) = (requests_with(flow, &prefix), start.elapsed());
     stop.store(true, Ordering::Relaxed);
     let events: usize = senders.into_iter().map(|s| s.join().unwrap()).sum();
-    let rate = (to - from) as f64 / elapsed.as_secs_f64();
-    eprintln!(
-        "[shared_state] rate 20 on 3 replicas: {events} events sent, {} Flow requests in {:.2} s \
-         after the first second: {rate:.1} requests/s",
+    (
+        events,
         to - from,
-        elapsed.as_secs_f64()
+        (to - from) as f64 / elapsed.as_secs_f64(),
+    )
+}
+
+#[test]
+fn three_replicas_share_one_rate_budget() {
+    let redis = RedisServer::start();
+    let state = format!(
+        "state: {{redis: \"{}\", key_prefix: \"{}:\"}}\n",
+        redis.url(),
+        unique("t")
+    );
+    let (events, requests, rate) = rate_run(&state);
+    eprintln!(
+        "[shared_state] rate 20 on 3 replicas with state.redis: {events} events sent, \
+         {requests} Flow requests in 3 s after the first second: {rate:.1} requests/s"
     );
     assert!(rate <= 22.0, "{rate:.1} requests/s for a budget of 20");
     assert!(
         rate >= 15.0,
         "{rate:.1} requests/s: the budget should be used"
     );
+
+    // Without `state`, each replica has its own 20/s (what the shared budget prevents).
+    let (events, requests, alone) = rate_run("");
+    eprintln!(
+        "[shared_state] rate 20 on 3 replicas without state: {events} events sent, \
+         {requests} Flow requests in 3 s after the first second: {alone:.1} requests/s"
+    );
+    assert!(alone > 30.0, "{alone:.1} requests/s: three budgets of 20");
 }
 
 /// What the senders saw during an outage.

@@ -167,3 +167,46 @@ impl Drop for Guard<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::state::{StateSpec, Store};
+
+    /// A shared window on a Redis that is not there (port 1).
+    fn unreachable(policy: Policy) -> Window {
+        let mut spec = StateSpec::with_defaults("redis://127.0.0.1:1/0");
+        spec.command_timeout = Duration::from_millis(100);
+        let store = Store::connect(&spec).unwrap();
+        let shared = SharedWindow::new(store, "r", Duration::from_secs(60), Duration::from_secs(5));
+        Window::shared(shared, policy)
+    }
+
+    fn key() -> Key {
+        ("/src".to_string(), "id-1".to_string())
+    }
+
+    #[tokio::test]
+    async fn without_redis_open_uses_the_own_window_and_closed_refuses() {
+        let open = unreachable(Policy::Open);
+        let Ok(Claim::Run(guard)) = open.claim(key()).await else {
+            panic!("open: the event runs");
+        };
+        guard
+            .finish(Processed {
+                request_id: "r1".into(),
+                reply: None,
+            })
+            .await;
+        match open.claim(key()).await {
+            Ok(Claim::Done(p)) => assert_eq!(p.request_id, "r1"),
+            _ => panic!("open: the own window remembers the outcome"),
+        }
+        assert_eq!(open.local_len(), 1);
+        let closed = unreachable(Policy::Closed);
+        let error = closed.claim(key()).await.err().expect("closed refuses");
+        assert_eq!(error.feature, "dedup");
+    }
+}

@@ -6,7 +6,8 @@
 //!   run without `state` shows duplicates (so the test can fail);
 //! * rate: `rate: 20` on three replicas is one budget of 20 Flow requests/s in total;
 //! * Redis killed mid-run and restarted: no event lost, every delivery answered within its
-//!   deadline, the `on_state_error` policy observed, the outage in the logs and metrics.
+//!   deadline, the `on_state_error` policy observed, the outage in the logs and metrics;
+//! * `rediss://` with a CA file and a password from the environment.
 
 // Test code: panicking on a broken fixture is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -388,4 +389,79 @@ fn redis_outage_with_dedup_open_goes_on_without_it() {
     );
     assert!(run.slowest < Duration::from_secs(10), "{run:?}");
     assert_outage_seen(&bridges);
+}
+
+/// A CA and a server certificate for 127.0.0.1 and localhost it signed: (ca, cert, key) PEM.
+fn ca_and_server() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "redis ca");
+    let ca = params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca.pem(), server.pem(), key.serialize_pem())
+}
+
+#[test]
+fn rediss_with_a_ca_file_and_a_password_shares_the_window() {
+    let flow = shared_flow();
+    let (ca, cert, key) = ca_and_server();
+    let redis = RedisServer::start_tls(&cert, &key, "s3cret-pw");
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("redis-ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let path = support::write_config(&format!(
+        r#"
+gateways:
+  main: {{url: "{}", timeout: 20s}}
+routes:
+  - name: deduped
+    dedup: 5m
+state:
+  redis: "rediss://127.0.0.1:{}/0"
+  ca_file: "{}"
+  password: {{env: REDIS_PASSWORD}}
+  key_prefix: "{}:"
+  on_state_error: closed
+"#,
+        flow.grpc_url(),
+        redis.port,
+        ca_file.display(),
+        unique("t")
+    ));
+    let path = path.to_string_lossy().into_owned();
+    let env = [("REDIS_PASSWORD", "s3cret-pw"), ("RUST_LOG", "info")];
+    let bridges: Vec<FlowBridge> = (0..2)
+        .map(|_| FlowBridge::start_with(&["--config", &path], &env))
+        .collect();
+    let id = unique("tls");
+    for bridge in &bridges {
+        let answer = post(bridge.port, &id, false).unwrap();
+        // Closed: a TLS or password problem would be a 503.
+        assert_eq!(
+            answer.status,
+            202,
+            "{}\n{}",
+            answer.text(),
+            bridge.log_text()
+        );
+    }
+    assert_eq!(
+        runs_by_id(flow, &id).get(&id),
+        Some(&1),
+        "one run for two replicas"
+    );
+    let log = bridges[0].log_text();
+    assert!(
+        !log.contains("s3cret-pw"),
+        "the password is never logged: {log}"
+    );
 }

@@ -15,6 +15,8 @@ use super::{free_port, log_tail, port_accepts, scratch_dir, signal_group, stop_g
 pub struct RedisServer {
     pub port: u16,
     pub log: PathBuf,
+    /// Extra `redis-server` arguments (TLS, password), kept for [`RedisServer::restart`].
+    extra: Vec<String>,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -22,10 +24,41 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts `redis-server` on a free loopback port; returns once it accepts connections.
     pub fn start() -> RedisServer {
+        Self::start_with(|_| Vec::new())
+    }
+
+    /// Starts `redis-server` over TLS only (the free port is the TLS port; no client
+    /// certificates) with `password`: `cert_pem` and `key_pem` are the server's.
+    pub fn start_tls(cert_pem: &str, key_pem: &str, password: &str) -> RedisServer {
+        let password = password.to_string();
+        let (cert_pem, key_pem) = (cert_pem.to_string(), key_pem.to_string());
+        Self::start_with(move |dir| {
+            let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+            std::fs::write(&cert, &cert_pem).unwrap();
+            std::fs::write(&key, &key_pem).unwrap();
+            [
+                "--tls-cert-file",
+                cert.to_str().unwrap(),
+                "--tls-key-file",
+                key.to_str().unwrap(),
+                "--tls-auth-clients",
+                "no",
+                "--requirepass",
+                &password,
+            ]
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+        })
+    }
+
+    fn start_with(extra: impl FnOnce(&std::path::Path) -> Vec<String>) -> RedisServer {
         let dir = scratch_dir("redis-");
+        let extra = extra(dir.path());
         let mut server = RedisServer {
             port: free_port(),
             log: dir.path().join("redis.log"),
+            extra,
             child: None,
             dir,
         };
@@ -45,8 +78,16 @@ impl RedisServer {
             .open(&self.log)
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", self.log.display()));
         let err = log.try_clone().expect("clone the log handle");
+        let port = self.port.to_string();
+        let ports = if self.extra.iter().any(|a| a == "--tls-cert-file") {
+            ["--port", "0", "--tls-port", &port]
+        } else {
+            ["--port", &port, "--tls-port", "0"]
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(ports)
+            .args(["--bind", "127.0.0.1"])
+            .args(&self.extra)
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())

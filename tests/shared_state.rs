@@ -262,21 +262,29 @@ struct OutageRun {
 
 /// Senders deliver events round-robin (retrying an event on another replica after a 5xx, like
 /// a broker) while Redis is killed at 1 s and restarted at 3 s; each event until it is accepted.
-fn outage_run(policy: &str) -> (OutageRun, Vec<FlowBridge>, BTreeMap<String, usize>) {
+/// `feature` is the shared one (`dedup`: a route with a window; `rate`: a gateway with a rate
+/// high enough never to hold events), with `policy`.
+fn outage_run(
+    feature: &str,
+    policy: &str,
+) -> (OutageRun, Vec<FlowBridge>, BTreeMap<String, usize>) {
     let flow = shared_flow();
     let mut redis = RedisServer::start();
+    let (rate, dedup) = match feature {
+        "rate" => (", rate: 1000", ""),
+        _ => ("", "\n    dedup: 5m"),
+    };
     let bridges = replicas(&format!(
         r#"
 gateways:
-  main: {{url: "{}", timeout: 10s}}
+  main: {{url: "{}", timeout: 10s{rate}}}
 routes:
-  - name: deduped
-    dedup: 5m
+  - name: outage{dedup}
 state:
   redis: "{}"
   key_prefix: "{}:"
   command_timeout: 200ms
-  on_state_error: {{dedup: {policy}}}
+  on_state_error: {{{feature}: {policy}}}
 "#,
         flow.grpc_url(),
         redis.url(),
@@ -332,8 +340,8 @@ state:
     (total, bridges, runs)
 }
 
-/// Each replica logged both transitions, counted the failed dedup calls and is up again.
-fn assert_outage_seen(bridges: &[FlowBridge]) {
+/// Each replica logged both transitions, counted the failed calls of `feature` and is up again.
+fn assert_outage_seen(bridges: &[FlowBridge], feature: &str) {
     for bridge in bridges {
         let log = bridge.log_text();
         assert!(log.contains("shared state: Redis is failing"), "{log}");
@@ -346,7 +354,9 @@ fn assert_outage_seen(bridges: &[FlowBridge]) {
                 .unwrap_or_else(|| panic!("{name} not in:\n{metrics}"))
         };
         assert!(
-            sample("flowbridge_state_errors_total{feature=\"dedup\"}") > 0.0,
+            sample(&format!(
+                "flowbridge_state_errors_total{{feature=\"{feature}\"}}"
+            )) > 0.0,
             "{metrics}"
         );
         assert_eq!(sample("flowbridge_state_up"), 1.0, "{metrics}");
@@ -355,7 +365,7 @@ fn assert_outage_seen(bridges: &[FlowBridge]) {
 
 #[test]
 fn redis_outage_with_dedup_closed_refuses_with_503_and_loses_nothing() {
-    let (run, bridges, runs) = outage_run("closed");
+    let (run, bridges, runs) = outage_run("dedup", "closed");
     eprintln!(
         "[shared_state] outage, dedup closed: {run:?}, flow runs {}",
         runs.values().sum::<usize>()
@@ -372,12 +382,12 @@ fn redis_outage_with_dedup_closed_refuses_with_503_and_loses_nothing() {
     );
     // Every delivery answered within its deadline (gateway timeout 10 s).
     assert!(run.slowest < Duration::from_secs(10), "{run:?}");
-    assert_outage_seen(&bridges);
+    assert_outage_seen(&bridges, "dedup");
 }
 
 #[test]
 fn redis_outage_with_dedup_open_goes_on_without_it() {
-    let (run, bridges, runs) = outage_run("open");
+    let (run, bridges, runs) = outage_run("dedup", "open");
     eprintln!(
         "[shared_state] outage, dedup open: {run:?}, flow runs {}",
         runs.values().sum::<usize>()
@@ -388,7 +398,28 @@ fn redis_outage_with_dedup_open_goes_on_without_it() {
         "open: nothing refused during the outage: {run:?}"
     );
     assert!(run.slowest < Duration::from_secs(10), "{run:?}");
-    assert_outage_seen(&bridges);
+    assert_outage_seen(&bridges, "dedup");
+}
+
+#[test]
+fn redis_outage_with_rate_closed_refuses_with_503_and_loses_nothing() {
+    let (run, bridges, runs) = outage_run("rate", "closed");
+    eprintln!(
+        "[shared_state] outage, rate closed: {run:?}, flow runs {}",
+        runs.values().sum::<usize>()
+    );
+    assert_eq!(runs.len(), run.events, "every event reached the Flow");
+    assert!(
+        run.refused > 0,
+        "closed: requests during the outage get 503: {run:?}"
+    );
+    let refusal = run.refusal.clone().unwrap_or_default();
+    assert!(
+        refusal.contains("shared rate budget is unavailable"),
+        "{refusal}"
+    );
+    assert!(run.slowest < Duration::from_secs(10), "{run:?}");
+    assert_outage_seen(&bridges, "rate");
 }
 
 /// A CA and a server certificate for 127.0.0.1 and localhost it signed: (ca, cert, key) PEM.

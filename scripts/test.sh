@@ -7,7 +7,9 @@
 #    created once and cached: docarray v1 in ${FLOWBRIDGE_JINA_VENV:-~/.cache/flowbridge/jina-venv},
 #    docarray v2 in ${FLOWBRIDGE_JINA_V2_VENV:-~/.cache/flowbridge/jina-v2-venv}.
 #    Then the JavaScript CloudEvents SDK for tests/interop/js/send_js.mjs (`npm ci`, pinned by
-#    its package-lock.json; skipped when node_modules is already there).
+#    its package-lock.json; skipped when node_modules is already there). Then redis-server for
+#    tests/shared_state.rs (Debian's package with apt-get when missing; the tests start their
+#    own on a free loopback port).
 # 2. cargo fmt --check
 # 3. cargo clippy --all-targets -- -D warnings, and again with the feature null-gateway (the
 #    benchmarks' null gateway, examples/null_gateway.rs), so the bench harness keeps compiling.
@@ -52,6 +54,20 @@ js_env() {
     npm ci --prefix tests/interop/js --no-audit --no-fund
 }
 step js-env js_env
+redis_env() {
+    if command -v redis-server >/dev/null 2>&1; then
+        echo "redis-env: $(redis-server --version)"
+        return
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        { echo "redis-server not found and no apt-get: install Redis 6.2+ (or Valkey's redis-server)" >&2; return 1; }
+    local sudo=()
+    if [[ "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo=(sudo); fi
+    "${sudo[@]}" apt-get update -qq || true
+    "${sudo[@]}" apt-get install -y -qq redis-server ||
+        { echo "apt-get could not install redis-server" >&2; return 1; }
+}
+step redis-env redis_env
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets -- -D warnings
 step clippy-bench cargo clippy --all-targets --features null-gateway -- -D warnings

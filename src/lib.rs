@@ -20,12 +20,15 @@
 //!   No axum, tonic or tokio in there.
 //! * [`dispatch`]: per-gateway delivery between the pipeline and flow: adaptive micro-batching
 //!   with per-event results, concurrency/rate/queue limits (429), cold-start probing, and the
-//!   per-route dedup window.
+//!   per-route dedup window (own, or shared through [`state`]).
 //! * [`flow`]: the Jina gateway client; generated protobuf types never leave it.
 //! * [`reply`]: builds reply events and delivers them to a sink when configured.
 //! * [`auth`]: inbound auth (OIDC JWTs, static bearer tokens, webhook HMAC signatures); the
 //!   ingress asks it before an event goes anywhere.
 //! * [`config`]: parse → validate the YAML config, every error at once, before any socket opens.
+//! * [`state`]: with `state:` in the config, what replicas share through Redis (or Valkey): the
+//!   dedup window of each route and the rate budget of each gateway; every call bounded by a
+//!   timeout, failures handled by each feature's `on_state_error` policy in `dispatch`.
 //! * [`runtime`]: one config generation with its dispatchers and dedup windows; [`reload`]
 //!   swaps in the next one on SIGHUP or when the config (or a file it names) changes.
 //! * [`app`]: `flowbridge serve`: listeners, TLS, shutdown.
@@ -53,6 +56,7 @@ pub mod reload;
 pub mod reply;
 pub mod rules;
 pub mod runtime;
+pub mod state;
 pub mod telemetry;
 pub mod text;
 pub mod tls;

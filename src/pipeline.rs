@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use crate::dispatch::dedup::Claim;
+use crate::dispatch::window::Claim;
 use crate::flow::Answer;
 use crate::flow::FlowError;
 use crate::model::{CloudEvent, Processed};
@@ -127,18 +127,29 @@ pub async fn process(
     let result = match p.runtime.dedup.get(&route.name) {
         None => run_route(p, route, &event, want_reply, &span).await,
         Some(window) => match window.claim((event.source.clone(), event.id.clone())).await {
-            Claim::Done(processed) => {
+            Ok(Claim::Done(processed)) => {
                 redelivery = true;
                 Ok(processed)
             }
-            Claim::Run(guard) => {
+            Ok(Claim::Run(guard)) => {
                 // Build the reply even when not asked: a redelivery may ask for it.
                 let result = run_route(p, route, &event, true, &span).await;
                 if let Ok(processed) = &result {
-                    guard.finish(processed.clone());
+                    guard.finish(processed.clone()).await;
                 }
                 result
             }
+            // `on_state_error.dedup: closed` and Redis does not answer: 503, the sender retries.
+            Err(error) => Err((
+                EventError::Flow {
+                    route: route.name.clone(),
+                    error: FlowError::Unavailable {
+                        gateway: route.gateway.clone(),
+                        message: error.to_string(),
+                    },
+                },
+                String::new(),
+            )),
         },
     };
     let (result, request_id) = match result {

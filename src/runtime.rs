@@ -15,6 +15,9 @@
 //!   its queue: every queued event belongs to a request still holding that runtime).
 //! * a route whose name and `dedup` window are unchanged keeps its window (redeliveries of events
 //!   processed under the old config are still recognised); other windows start empty.
+//! * with `state:` (Redis), the connection is kept while the `state:` block is unchanged;
+//!   dedup windows and rate budgets then live in Redis ([`crate::state`]), so a reload or a
+//!   restart keeps them. Changing `state:` rebuilds every dispatcher and window.
 //! * auth verifiers are built anew (secrets were read again when the config loaded, so a rotated
 //!   token or HMAC secret file applies); their OIDC key sets are fetched before the swap.
 //! * settings bound when the process started (`listen`, `admin_listen`, turning `tls` on or
@@ -26,10 +29,12 @@ use std::sync::Arc;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
-use crate::dispatch::dedup::{self, Dedup};
+use crate::dispatch::window::Window;
 use crate::flow::FlowClient;
-use crate::model::Processed;
-use crate::telemetry::metrics::Metrics;
+use crate::state::dedup::SharedWindow;
+use crate::state::rate::SharedRate;
+use crate::state::{Feature, Health, Store};
+use crate::telemetry::metrics::{Metrics, StateGauges};
 use tracing::{info, warn};
 
 /// One config generation and the delivery state built for it.
@@ -43,7 +48,9 @@ pub struct Runtime {
     /// The delivery queue of each gateway, by gateway name.
     pub dispatchers: BTreeMap<String, Arc<Dispatcher>>,
     /// The redelivery window of each route with `dedup`, by route name.
-    pub dedup: BTreeMap<String, Arc<Dedup<Processed>>>,
+    pub dedup: BTreeMap<String, Arc<Window>>,
+    /// The connection to the shared state (`state:`), if configured.
+    pub state: Option<Arc<Store>>,
     /// Inbound auth of `POST /` and of each webhook, built from `config`.
     pub auth: Arc<Auth>,
 }
@@ -94,9 +101,25 @@ impl Runtime {
         );
         metrics.register_webhooks(config.webhooks.iter().map(|w| w.name.as_str()));
         let auth = Auth::new(config.auth.as_ref(), &config.webhooks);
+        // The shared state: the same connection while `state:` is unchanged.
+        let state = match &config.state {
+            None => None,
+            Some(spec) => match previous.and_then(|p| p.state.clone()) {
+                Some(store) if store.spec() == spec => Some(store),
+                _ => {
+                    info!(redis = %spec.url_for_logs(), "shared state: dedup windows and rate budgets live in Redis");
+                    Some(Store::connect(spec)?)
+                }
+            },
+        };
+        let same_state = |p: &Runtime| match (&p.state, &state) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
         let mut dispatchers = BTreeMap::new();
         for (name, spec) in &config.gateways {
-            let same = previous.and_then(|p| {
+            let same = previous.filter(|p| same_state(p)).and_then(|p| {
                 let dispatcher = p.dispatchers.get(name)?;
                 (dispatcher.client().spec == *spec).then(|| dispatcher.clone())
             });
@@ -110,7 +133,13 @@ impl Runtime {
                         FlowClient::new(spec).map_err(|e| format!("gateway {name}: {e}"))?;
                     let gateway_metrics = metrics.gateway(name).unwrap_or_default();
                     changes.rebuilt.push(name.clone());
-                    Arc::new(Dispatcher::with_metrics(client, gateway_metrics))
+                    let shared_rate = state.as_ref().zip(spec.rate).map(|(store, rate)| {
+                        (
+                            SharedRate::new(store.clone(), name, rate),
+                            store.spec().on_state_error.rate,
+                        )
+                    });
+                    Arc::new(Dispatcher::with_state(client, gateway_metrics, shared_rate))
                 }
             };
             dispatchers.insert(name.clone(), dispatcher);
@@ -126,7 +155,15 @@ impl Runtime {
         let mut windows = BTreeMap::new();
         for route in &config.rules.routes {
             let Some(window) = route.dedup else { continue };
-            let kept = previous.and_then(|p| {
+            // A claim lasts as long as the route's longest run: waiting for the gateway, the
+            // Flow request, and a little for the reply.
+            let lease = config
+                .gateways
+                .get(&route.gateway)
+                .map_or(std::time::Duration::from_secs(60), |g| {
+                    g.connect_timeout + g.timeout + std::time::Duration::from_secs(5)
+                });
+            let kept = previous.filter(|p| same_state(p)).and_then(|p| {
                 let old = p
                     .config
                     .rules
@@ -136,10 +173,21 @@ impl Runtime {
                 if old.dedup != Some(window) {
                     return None;
                 }
-                p.dedup.get(&route.name).cloned()
+                let kept = p.dedup.get(&route.name)?;
+                match kept.shared_window() {
+                    Some(shared) if shared.lease() != lease => None,
+                    _ => Some(kept.clone()),
+                }
             });
-            let dedup =
-                kept.unwrap_or_else(|| Arc::new(Dedup::new(window, dedup::DEFAULT_CAPACITY)));
+            let dedup = kept.unwrap_or_else(|| {
+                Arc::new(match &state {
+                    None => Window::local(window),
+                    Some(store) => Window::shared(
+                        SharedWindow::new(store.clone(), &route.name, window, lease),
+                        store.spec().on_state_error.dedup,
+                    ),
+                })
+            });
             windows.insert(route.name.clone(), dedup);
         }
         let runtime = Runtime {
@@ -148,6 +196,7 @@ impl Runtime {
             config,
             dispatchers,
             dedup: windows,
+            state,
             auth,
         };
         Ok((runtime, changes))
@@ -176,6 +225,19 @@ impl Runtime {
         }
     }
 
+    /// The shared state's health for the metrics; `None` without `state:`.
+    pub fn state_gauges(&self) -> Option<StateGauges> {
+        self.state.as_ref()?;
+        let health = Health::global();
+        Some(StateGauges {
+            up: health.up(),
+            errors: Feature::ALL
+                .iter()
+                .map(|f| (f.as_str(), health.errors(*f)))
+                .collect(),
+        })
+    }
+
     /// Events waiting in the dispatcher queues of this runtime.
     pub fn pending(&self) -> usize {
         self.dispatchers.values().map(|d| d.pending()).sum()
@@ -194,90 +256,4 @@ pub fn hash(text: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-    use super::*;
-    use crate::config::{Overrides, from_yaml};
-
-    fn config(yaml: &str) -> Config {
-        from_yaml(yaml, "test.yaml", &Overrides::default()).unwrap()
-    }
-
-    const BASE: &str = "
-gateways:
-  a: {url: \"grpc://127.0.0.1:1\"}
-  b: {url: \"grpc://127.0.0.1:2\"}
-  gone: {url: \"grpc://127.0.0.1:3\"}
-routes:
-  - {name: keep, gateway: a, dedup: 5m}
-  - {name: shorter, gateway: b, dedup: 5m}
-";
-
-    #[tokio::test]
-    async fn unchanged_gateways_and_windows_are_kept_changed_ones_rebuilt() {
-        let metrics = Metrics::new([], []);
-        let (first, changes) = Runtime::build(config(BASE), "h1".into(), None, &metrics).unwrap();
-        assert_eq!(first.generation, 1);
-        assert_eq!(changes.rebuilt, ["a", "b", "gone"]);
-        let next = config(
-            "
-listen: 127.0.0.1:9999
-admin_listen: off
-gateways:
-  a: {url: \"grpc://127.0.0.1:1\"}
-  b: {url: \"grpc://127.0.0.1:2\", concurrency: 3}
-  new: {url: \"grpc://127.0.0.1:4\"}
-routes:
-  - {name: keep, gateway: a, dedup: 5m}
-  - {name: shorter, gateway: b, dedup: 1m}
-  - {name: added, gateway: new}
-",
-        );
-        let (second, changes) = Runtime::build(next, "h2".into(), Some(&first), &metrics).unwrap();
-        assert_eq!(second.generation, 2);
-        assert_eq!(second.hash, "h2");
-        assert_eq!(changes.kept, ["a"]);
-        assert_eq!(changes.rebuilt, ["b", "new"]);
-        assert_eq!(changes.removed, ["gone"]);
-        assert_eq!(changes.need_restart, ["listen", "admin_listen"]);
-        // The running listeners' addresses stay in the effective config.
-        assert_eq!(second.config.listen, first.config.listen);
-        assert_eq!(second.config.admin_listen, first.config.admin_listen);
-        assert!(Arc::ptr_eq(
-            &first.dispatchers["a"],
-            &second.dispatchers["a"]
-        ));
-        assert!(!Arc::ptr_eq(
-            &first.dispatchers["b"],
-            &second.dispatchers["b"]
-        ));
-        assert_eq!(
-            second.dispatchers["b"].client().spec.concurrency,
-            crate::model::Concurrency::Fixed(3)
-        );
-        assert!(Arc::ptr_eq(&first.dedup["keep"], &second.dedup["keep"]));
-        assert!(!Arc::ptr_eq(
-            &first.dedup["shorter"],
-            &second.dedup["shorter"]
-        ));
-        assert!(!second.dedup.contains_key("added"));
-        // The new route and gateway have series of their own.
-        metrics.route("added").matched.inc();
-        assert_eq!(metrics.route("added").matched.get(), 1);
-        assert_eq!(
-            metrics
-                .route(crate::telemetry::metrics::NO_ROUTE)
-                .matched
-                .get(),
-            0
-        );
-        assert!(metrics.gateway("new").is_some());
-    }
-
-    #[test]
-    fn hash_is_the_sha256_prefix() {
-        // sha256("") = e3b0c44298fc1c149afbf4c8996fb924…
-        assert_eq!(hash(b""), "e3b0c44298fc1c14");
-    }
-}
+mod tests;

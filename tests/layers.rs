@@ -30,11 +30,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("auth", &["model", "tls", "text"]),
     ("flow", &["model", "tls", "text"]),
     ("telemetry", &["model", "auth", "flow", "tls", "text"]),
+    // Shared state (Redis): below dispatch, runtime and pipeline, which use it; config builds
+    // its plain-data spec.
+    ("state", &["model", "cloudevents", "tls", "text"]),
     (
         "config",
-        &["model", "rules", "auth", "tls", "cloudevents", "text"],
+        &[
+            "model",
+            "rules",
+            "auth",
+            "state",
+            "tls",
+            "cloudevents",
+            "text",
+        ],
     ),
-    ("dispatch", &["model", "flow", "telemetry", "text"]),
+    ("dispatch", &["model", "flow", "state", "telemetry", "text"]),
     (
         "reply",
         &["model", "cloudevents", "rules", "telemetry", "tls", "text"],
@@ -47,6 +58,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "config",
             "dispatch",
             "flow",
+            "state",
             "telemetry",
             "text",
         ],
@@ -60,6 +72,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "reply",
             "rules",
             "runtime",
+            "state",
             "telemetry",
             "text",
         ],

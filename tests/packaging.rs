@@ -196,6 +196,52 @@ fn the_k8s_config_loads_and_the_probe_paths_answer() {
     }
 }
 
+/// k8s/overlays/redis: the base config plus `dedup`, `rate` and `state:` (the base's lines in
+/// order, nothing of it changed), and it loads.
+#[test]
+fn the_redis_overlay_config_is_the_base_plus_state_and_loads() {
+    let data = |rel: &str| {
+        let cm = yaml_docs(&read(rel)).remove(0);
+        cm["data"]["config.yaml"].as_str().unwrap().to_string()
+    };
+    let base = data("k8s/base/flowbridge-config.yaml");
+    let overlay = data("k8s/overlays/redis/flowbridge-config.yaml");
+    let mut extra = overlay.lines();
+    for line in base.lines() {
+        assert!(
+            extra.any(|l| l == line),
+            "base line {line:?} missing or out of order in the redis overlay"
+        );
+    }
+    for needed in [
+        "dedup: 5m",
+        "rate: 50",
+        "state:",
+        "redis: redis://redis.flowbridge.svc",
+    ] {
+        assert!(
+            overlay.contains(needed),
+            "{needed} not in the overlay config"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, &overlay).unwrap();
+    let check = std::process::Command::new(support::flowbridge_bin())
+        .args(["check", "--config"])
+        .arg(&config)
+        .env("K_SINK", K_SINK)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(!stdout.contains("warning"), "{stdout}");
+}
+
 fn iso_seconds(s: &str) -> u64 {
     let n = s
         .strip_prefix("PT")
@@ -310,8 +356,8 @@ fn every_yaml_document_under_k8s_validates() {
             report.push(format!("{rel}: {id} ← {schema}"));
         }
     }
-    // base, dev, prod, kafka and the generated flow.
-    assert_eq!(kustomizations, 5);
+    // base, dev, prod, kafka, redis and the generated flow.
+    assert_eq!(kustomizations, 6);
     println!("{}", report.join("\n"));
     for kind in [
         "serving.knative.dev/v1 Service flowbridge",
@@ -325,6 +371,8 @@ fn every_yaml_document_under_k8s_validates() {
         "sources.knative.dev/v1 KafkaSource articles",
         "v1 ConfigMap flowbridge-config",
         "v1 Namespace flowbridge",
+        "apps/v1 Deployment redis",
+        "v1 Service redis",
     ] {
         assert!(
             report.iter().any(|r| r.contains(&format!(": {kind} ←"))),

@@ -1,5 +1,5 @@
 //! `flowbridge check`: validates a config and prints one line per gateway, route, TLS listener,
-//! auth and webhook (exit 0, or 64 listing every error); with `--probe`, asks each gateway what it
+//! shared state, auth and webhook (exit 0, or 64 listing every error); with `--probe`, asks each gateway what it
 //! speaks and serves and checks the routes' literal endpoints against it (exit 2 when a gateway
 //! cannot be reached or speaks another docarray than configured).
 //!
@@ -89,6 +89,30 @@ pub(super) fn check(args: &ConfigArgs) -> ExitCode {
                     ca.display()
                 ))
         );
+    }
+    match &config.state {
+        None => {
+            let shared_would_matter = config.rules.routes.iter().any(|r| r.dedup.is_some())
+                || config.gateways.values().any(|g| g.rate.is_some());
+            if shared_would_matter {
+                println!(
+                    "state: per process (no state:): with several replicas, each has its own \
+                     dedup windows and rate budgets (docs/delivery.md)"
+                );
+            }
+        }
+        Some(state) => println!(
+            "state: redis {}{}, key_prefix {:?}, command_timeout {}, on_state_error dedup {} rate {}",
+            state.url_for_logs(),
+            state
+                .ca_file
+                .as_ref()
+                .map_or(String::new(), |ca| format!(", ca_file {}", ca.display())),
+            state.key_prefix,
+            humantime::format_duration(state.command_timeout),
+            state.on_state_error.dedup.as_str(),
+            state.on_state_error.rate.as_str(),
+        ),
     }
     println!(
         "auth POST /: {}",

@@ -225,7 +225,7 @@ fn oidc(raw: &RawOidc, path: &Path, report: &mut Report) -> Option<OidcSpec> {
 }
 
 /// Reads one secret; `what` names it in messages ("token", "secret").
-fn secret(
+pub(super) fn secret(
     raw: &RawSecretRef,
     path: &Path,
     what: &str,

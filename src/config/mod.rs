@@ -19,9 +19,10 @@
 //! * [`check`]: the shared checkers (names, URLs, sizes, durations) and the validation context.
 //! * [`validate`]: orchestrates validation; checks the top-level values and the listener's TLS.
 //! * [`gateway`]: one `gateways` entry. [`route`]: one `routes` entry (filters, mapping,
-//!   reply, schema). [`auth`]: the `auth:` blocks and `webhooks:`.
+//!   reply, schema). [`auth`]: the `auth:` blocks and `webhooks:`. [`state`]: `state:`.
 //!
-//! Uses [`crate::model`], [`crate::rules`] (the compilers and the rule set it builds),
+//! Uses [`crate::model`], [`crate::rules`] (the compilers and the rule set it builds), the plain
+//! data of [`crate::state::spec`],
 //! [`crate::tls`] (certificates are read at load), the plain data of [`crate::auth::spec`] and
 //! the JWKS parser [`crate::auth::jwks`]. Nothing here builds a verifier, a client or a socket.
 //!
@@ -36,6 +37,7 @@ mod lines;
 mod path;
 pub mod raw;
 mod route;
+mod state;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -74,6 +76,8 @@ pub struct Config {
     pub webhooks: Vec<crate::auth::spec::WebhookSpec>,
     /// TLS on the listener (`tls:`); `None`: plain HTTP.
     pub tls: Option<crate::tls::ServerTls>,
+    /// Shared state for replicas (`state:`); `None`: each process keeps its own.
+    pub state: Option<crate::state::StateSpec>,
     /// Suspicious but legal settings (a reply the route would match again, no routes), in
     /// document order; `flowbridge check` prints them, `serve` logs them.
     pub warnings: Vec<ConfigError>,
@@ -136,6 +140,10 @@ impl Config {
         }
         for spec in self.gateways.values() {
             files.extend(spec.tls.ca_file.clone());
+        }
+        if let Some(state) = &self.state {
+            files.extend(state.ca_file.clone());
+            files.extend(state.password_file.clone());
         }
         let schemas = self.rules.routes.iter().filter_map(|r| r.schema.as_ref());
         files.extend(schemas.filter_map(|s| s.file().map(std::path::Path::to_path_buf)));

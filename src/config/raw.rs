@@ -33,6 +33,27 @@ pub struct RawConfig {
     pub webhooks: Option<Vec<RawWebhook>>,
     /// TLS on the listener.
     pub tls: Option<RawTls>,
+    /// Shared state (Redis) for replicas: dedup windows and rate budgets.
+    pub state: Option<RawState>,
+}
+
+/// `state:` — where replicas share their dedup windows and rate budgets.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// `redis://host:port/db` or `rediss://host:port/db`.
+    pub redis: Option<String>,
+    /// `rediss://` only: PEM bundle trusted instead of the system roots.
+    pub ca_file: Option<String>,
+    /// `{file: PATH}` or `{env: NAME}`.
+    pub password: Option<RawSecretRef>,
+    pub key_prefix: Option<String>,
+    /// Duration.
+    pub connect_timeout: Option<Value>,
+    /// Duration.
+    pub command_timeout: Option<Value>,
+    /// `open` or `closed` for every feature, or `{dedup: open|closed, rate: open|closed}`.
+    pub on_state_error: Option<Value>,
 }
 
 /// `tls:` — the listener's certificate and key (PEM files), optionally a client CA bundle.

@@ -1,6 +1,6 @@
 //! Raw config → typed [`Config`]: the top-level values (`listen`, `admin_listen`, `limits`,
-//! `unmatched`, `shutdown_grace`, the listener's `tls`) here; each gateway, route, `auth:` block
-//! and webhook by its own file ([`super::gateway`], [`super::route`], [`super::auth`]), all with
+//! `unmatched`, `shutdown_grace`, the listener's `tls`) here; each gateway, route, `auth:` block,
+//! webhook and the `state:` block by its own file ([`super::gateway`], [`super::route`], [`super::auth`]), all with
 //! the shared checkers of [`super::check`]. Every problem is recorded with its path instead of
 //! stopping at the first.
 
@@ -114,6 +114,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Context<'_>, report: &mut Report) -
     let auth = super::auth::auth(raw.auth.as_ref(), &root.key("auth"), false, ctx, report);
     let webhooks =
         super::auth::webhooks(raw.webhooks.as_deref(), &root.key("webhooks"), ctx, report);
+    let state = super::state::state(raw.state.as_ref(), &root.key("state"), ctx, report);
 
     if report.has_errors() {
         return None;
@@ -129,6 +130,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Context<'_>, report: &mut Report) -
         auth: auth?,
         webhooks: webhooks?,
         tls: tls?,
+        state: state?,
         warnings: Vec::new(),
     })
 }

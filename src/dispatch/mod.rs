@@ -33,12 +33,15 @@
 //! ([`crate::telemetry::trace::FlowSpan`]) is the child of the first event's span and links to
 //! all of them, and its context goes to the gateway as gRPC metadata.
 //!
-//! [`dedup`] holds the per-route redelivery window used by ingress.
+//! [`dedup`] holds the per-route redelivery window used by ingress; [`window`] puts it and the
+//! window shared through Redis ([`crate::state`]) behind one type.
 
 pub mod batch;
 pub mod bucket;
+mod budget;
 pub mod dedup;
 pub mod limit;
+pub mod window;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,6 +52,8 @@ use tracing::{debug, info, warn};
 
 use crate::flow::{Answer, Backoff, FlowClient, FlowError, PreparedDocs, RequestHead, SendError};
 use crate::model::{FlowRequest, FlowResponse};
+use crate::state::Policy;
+use crate::state::rate::SharedRate;
 use crate::telemetry::metrics::{GatewayGauges, GatewayMetrics};
 use crate::telemetry::trace::{EventSpan, FlowCall, FlowOutcome, FlowSpan};
 use batch::{Candidate, Caps};
@@ -90,6 +95,8 @@ struct State {
     cold: Option<Cold>,
     backoff: Backoff,
     bucket: Option<TokenBucket>,
+    /// A request's worth of the shared rate budget, taken ahead ([`budget`]).
+    token: bool,
     closed: bool,
     stats: Stats,
 }
@@ -111,6 +118,8 @@ pub struct Stats {
 
 struct Shared {
     client: FlowClient,
+    /// `rate` as one budget for every replica (`state:`), and the policy when Redis fails.
+    shared_rate: Option<(SharedRate, Policy)>,
     metrics: Arc<GatewayMetrics>,
     state: Mutex<State>,
     wake: Notify,
@@ -142,6 +151,8 @@ enum Step {
     /// Send these events as one request: a probe of a cold gateway?, requests in flight with it.
     Send(Vec<Pending>, bool, usize),
     Wait(Option<Instant>),
+    /// Take a request's worth of the shared rate budget (a Redis round trip) before sending.
+    Token,
     Stop,
 }
 
@@ -153,6 +164,16 @@ impl Dispatcher {
 
     /// [`Dispatcher::new`] recording its requests in `metrics`.
     pub fn with_metrics(client: FlowClient, metrics: Arc<GatewayMetrics>) -> Dispatcher {
+        Dispatcher::with_state(client, metrics, None)
+    }
+
+    /// [`Dispatcher::with_metrics`] whose `rate` is the budget shared through Redis (with the
+    /// policy when Redis fails) instead of this process's own token bucket.
+    pub fn with_state(
+        client: FlowClient,
+        metrics: Arc<GatewayMetrics>,
+        shared_rate: Option<(SharedRate, Policy)>,
+    ) -> Dispatcher {
         let now = Instant::now();
         let spec = &client.spec;
         let state = State {
@@ -162,11 +183,13 @@ impl Dispatcher {
             cold: None,
             backoff: Backoff::new(&spec.retry),
             bucket: spec.rate.map(|r| TokenBucket::new(r, now)),
+            token: false,
             closed: false,
             stats: Stats::default(),
         };
         let shared = Arc::new(Shared {
             client,
+            shared_rate,
             metrics,
             state: Mutex::new(state),
             wake: Notify::new(),
@@ -294,6 +317,7 @@ async fn drive(shared: Arc<Shared>) {
                 }
             }
             Step::Wait(None) => shared.wake.notified().await,
+            Step::Token => budget::take(&shared).await,
             Step::Stop => return,
         }
     }
@@ -371,7 +395,12 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
             return wait_until(linger_end);
         }
     }
-    if let Some(bucket) = state.bucket.as_mut()
+    if shared.shared_rate.is_some() {
+        if !state.token {
+            return Step::Token;
+        }
+        state.token = false;
+    } else if let Some(bucket) = state.bucket.as_mut()
         && let Err(wait) = bucket.try_take(now)
     {
         return wait_until(now + wait);

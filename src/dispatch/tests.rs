@@ -392,3 +392,34 @@ async fn events_without_a_reply_get_ids_only_unless_a_batch_mate_needs_documents
         strings(&[&["ids"], &["mixed-a", "mixed-b"]])
     );
 }
+
+/// A dispatcher whose `rate` is shared through a Redis that is not there (port 1).
+fn shared_rate_dispatcher(addr: std::net::SocketAddr, policy: Policy) -> Arc<Dispatcher> {
+    let mut spec = GatewaySpec::with_defaults("fake", &format!("grpc://{addr}"));
+    spec.rate = Some(1000.0);
+    let mut state = crate::state::StateSpec::with_defaults("redis://127.0.0.1:1/0");
+    state.command_timeout = Duration::from_millis(100);
+    let store = crate::state::Store::connect(&state).unwrap();
+    let rate = SharedRate::new(store, "fake", 1000.0);
+    Arc::new(Dispatcher::with_state(
+        FlowClient::new(&spec).unwrap(),
+        Arc::new(GatewayMetrics::new()),
+        Some((rate, policy)),
+    ))
+}
+
+#[tokio::test]
+async fn shared_rate_without_redis_open_uses_the_own_bucket_closed_refuses() {
+    let (addr, seen) = start(Mode::Echo).await;
+    let open = shared_rate_dispatcher(addr, Policy::Open);
+    let response = open.submit(event(&["o1"], json!({}))).await.unwrap();
+    assert_eq!(ids_of(&response), vec!["o1"]);
+    let closed = shared_rate_dispatcher(addr, Policy::Closed);
+    let error = closed.submit(event(&["c1"], json!({}))).await.unwrap_err();
+    assert!(
+        matches!(&error, FlowError::Unavailable { message, .. }
+            if message.contains("shared rate budget is unavailable")),
+        "{error:?}"
+    );
+    assert_eq!(seen.doc_ids(), strings(&[&["o1"]]));
+}

@@ -74,16 +74,13 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
-    let gauges: Vec<_> = state
-        .runtime
-        .load()
-        .dispatchers
-        .values()
-        .map(|d| d.gauges())
-        .collect();
-    let text = state
-        .metrics
-        .render(&gauges, crate::rules::filter::cesql_evaluation_errors());
+    let runtime = state.runtime.load();
+    let gauges: Vec<_> = runtime.dispatchers.values().map(|d| d.gauges()).collect();
+    let text = state.metrics.render_with_state(
+        &gauges,
+        crate::rules::filter::cesql_evaluation_errors(),
+        runtime.state_gauges(),
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -53,6 +53,8 @@ pub const SCHEMAS: &[(&str, &str, &str)] = &[
     ),
     ("v1", "ConfigMap", "k8s/configmap-v1.json"),
     ("v1", "Namespace", "k8s/namespace-v1.json"),
+    ("v1", "Service", "k8s/service-v1.json"),
+    ("apps/v1", "Deployment", "k8s/deployment-apps-v1.json"),
 ];
 
 struct Schema {

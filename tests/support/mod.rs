@@ -1,7 +1,8 @@
 //! Test harness shared by the integration tests (`mod support;`): the real Jina Flow
 //! (`tests/flow/flow.py`, run with one of the two venvs made by `scripts/jina-env.sh`: docarray
 //! v1 or v2, with a gRPC or an HTTP gateway, see [`FlowKind`] and [`Protocol`]), a `flowbridge serve`
-//! child process, free ports and a dependency-free blocking HTTP/1.1 client.
+//! child process, a `redis-server` child ([`redis::RedisServer`]), free ports and a
+//! dependency-free blocking HTTP/1.1 client.
 //!
 //! Every child runs in its own process group and is stopped with its whole group (SIGTERM, then
 //! SIGKILL after 5 s) when its handle drops, including while a failing test unwinds. The Flow
@@ -14,6 +15,8 @@
 // Test code: panicking on a broken fixture is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

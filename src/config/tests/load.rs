@@ -231,7 +231,7 @@ fn yaml_syntax_error_has_line_and_column() {
 }
 
 /// The errors as `line N: path: message`, as `check` prints them.
-fn lines_of(yaml: &str) -> Vec<String> {
+pub(super) fn lines_of(yaml: &str) -> Vec<String> {
     match parse(yaml) {
         Ok(_) => panic!("expected errors, the config was accepted"),
         Err(ConfigErrors(errs)) => errs.iter().map(ToString::to_string).collect(),

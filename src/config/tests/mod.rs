@@ -7,11 +7,13 @@
 //! * `gateway`: gateway URLs and names, delivery settings, `docarray`, `concurrency`.
 //! * `route`: route names, filters, `reply`, `schema`.
 //! * `auth`: `auth:` blocks and `webhooks:`.
+//! * `state`: the `state:` block (shared state for replicas).
 
 mod auth;
 mod gateway;
 mod load;
 mod route;
+mod state;
 mod top_level;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
 //! The series read at scrape time: what each gateway's dispatcher holds now ([`GatewayGauges`],
-//! [`LimitGauges`]) and the process-wide count of failed CESQL evaluations, encoded by a
+//! [`LimitGauges`]), the process-wide count of failed CESQL evaluations and the shared state's
+//! health ([`StateGauges`]), encoded by a
 //! prometheus-client [`Collector`] ([`Scrape`]). They cost nothing per event.
 //!
 //! The values are handed in by the caller of [`super::Metrics::render`] (the dispatchers live in
@@ -41,11 +42,21 @@ pub struct LimitGauges {
     pub no_load: Vec<(usize, f64)>,
 }
 
+/// The shared state (`state:` in the config), read at scrape time: whether Redis answered the
+/// last call, and the failed calls per feature (`dedup`, `rate`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateGauges {
+    pub up: bool,
+    pub errors: Vec<(&'static str, u64)>,
+}
+
 /// One scrape's gauges, as a collector.
 #[derive(Debug)]
 pub(super) struct Scrape {
     pub gauges: Vec<GatewayGauges>,
     pub cesql_errors: u64,
+    /// `None` without `state:` (no series then).
+    pub state: Option<StateGauges>,
 }
 
 /// One family of the scrape: its name (without the `_total` of counters, which the encoder
@@ -231,6 +242,29 @@ impl Collector for Scrape {
             unit: None,
             kind: MetricType::Counter,
             samples: vec![(Vec::new(), self.cesql_errors)],
+        }
+        .encode(e)?;
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        Samples {
+            name: "flowbridge_state_up",
+            help: "1 while the shared state (Redis) answers, 0 after a call failed or timed out.",
+            unit: None,
+            kind: MetricType::Gauge,
+            samples: vec![(Vec::new(), u64::from(state.up))],
+        }
+        .encode(e)?;
+        Samples {
+            name: "flowbridge_state_errors",
+            help: "Shared-state (Redis) calls that failed or timed out, by feature; each one followed the feature's on_state_error policy.",
+            unit: None,
+            kind: MetricType::Counter,
+            samples: state
+                .errors
+                .iter()
+                .map(|(feature, n)| (vec![("feature", *feature)], *n))
+                .collect(),
         }
         .encode(e)
     }

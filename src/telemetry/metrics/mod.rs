@@ -47,7 +47,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-pub use collector::{GatewayGauges, LimitGauges};
+pub use collector::{GatewayGauges, LimitGauges, StateGauges};
 pub use gateway::GatewayMetrics;
 pub use route::RouteMetrics;
 pub use series::{Counter, Histogram};
@@ -397,11 +397,23 @@ impl Metrics {
     /// The whole registry in the Prometheus text format ([`CONTENT_TYPE`]), with the queue
     /// `gauges` read now and `cesql_errors` from the process-wide counter.
     pub fn render(&self, gauges: &[GatewayGauges], cesql_errors: u64) -> String {
+        self.render_with_state(gauges, cesql_errors, None)
+    }
+
+    /// [`Metrics::render`] with the shared state's series (`flowbridge_state_up`,
+    /// `flowbridge_state_errors_total{feature}`) when `state:` is configured.
+    pub fn render_with_state(
+        &self,
+        gauges: &[GatewayGauges],
+        cesql_errors: u64,
+        state: Option<StateGauges>,
+    ) -> String {
         let mut out = String::with_capacity(16 << 10);
         let mut scrape = Registry::default();
         scrape.register_collector(Box::new(collector::Scrape {
             gauges: gauges.to_vec(),
             cesql_errors,
+            state,
         }));
         // Writing to a String does not fail, nor does encoding these values.
         if let Err(e) = prometheus_text::encode(&mut out, &self.registry)

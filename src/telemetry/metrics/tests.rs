@@ -323,3 +323,30 @@ fn help_texts_end_with_one_full_stop() {
         assert!(!help.contains(['"', '\\']), "needs escaping: {help}");
     }
 }
+
+#[test]
+fn state_series_only_with_state() {
+    let m = Metrics::new([], []);
+    let text = m.render(&[], 0);
+    assert!(!text.contains("flowbridge_state_"), "{text}");
+    let state = StateGauges {
+        up: false,
+        errors: vec![("dedup", 3), ("rate", 0)],
+    };
+    let text = m.render_with_state(&[], 0, Some(state));
+    assert_eq!(
+        value(&text, "flowbridge_state_up").as_deref(),
+        Some("0"),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "flowbridge_state_errors_total{feature=\"dedup\"}").as_deref(),
+        Some("3"),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "flowbridge_state_errors_total{feature=\"rate\"}").as_deref(),
+        Some("0"),
+        "{text}"
+    );
+}

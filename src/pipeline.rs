@@ -75,6 +75,7 @@ impl EventError {
             EventError::Reply { .. } => "reply_failed",
             EventError::Flow { error, .. } => match error {
                 FlowError::Unavailable { .. } => "gateway_unavailable",
+                FlowError::StateUnavailable { .. } => "state_unavailable",
                 FlowError::Overloaded { .. } => "overloaded",
                 FlowError::Deadline { .. } => "gateway_timeout",
                 FlowError::Executor { .. } => "executor_error",
@@ -143,7 +144,7 @@ pub async fn process(
             Err(error) => Err((
                 EventError::Flow {
                     route: route.name.clone(),
-                    error: FlowError::Unavailable {
+                    error: FlowError::StateUnavailable {
                         gateway: route.gateway.clone(),
                         message: error.to_string(),
                     },

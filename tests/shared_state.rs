@@ -380,6 +380,10 @@ fn redis_outage_with_dedup_closed_refuses_with_503_and_loses_nothing() {
         refusal.contains("shared state (dedup) unavailable"),
         "{refusal}"
     );
+    assert!(
+        refusal.contains("\"code\":\"state_unavailable\""),
+        "{refusal}"
+    );
     // Every delivery answered within its deadline (gateway timeout 10 s).
     assert!(run.slowest < Duration::from_secs(10), "{run:?}");
     assert_outage_seen(&bridges, "dedup");
@@ -416,6 +420,10 @@ fn redis_outage_with_rate_closed_refuses_with_503_and_loses_nothing() {
     let refusal = run.refusal.clone().unwrap_or_default();
     assert!(
         refusal.contains("shared rate budget is unavailable"),
+        "{refusal}"
+    );
+    assert!(
+        refusal.contains("\"code\":\"state_unavailable\""),
         "{refusal}"
     );
     assert!(run.slowest < Duration::from_secs(10), "{run:?}");

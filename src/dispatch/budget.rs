@@ -5,7 +5,7 @@
 //!
 //! When Redis fails: `on_state_error.rate: open` takes the token from this process's own bucket
 //! (the budget is per replica again until Redis answers); `closed` fails every waiting event
-//! with 503 (`gateway_unavailable`, naming the shared state) so that senders retry later.
+//! with 503 (`state_unavailable`, naming the shared state) so that senders retry later.
 
 use tokio::time::Instant;
 use tracing::debug;
@@ -45,7 +45,7 @@ pub(super) async fn take(shared: &Shared) {
                 let failed: Vec<_> = shared.lock().queue.drain(..).collect();
                 let message = format!("the shared rate budget is unavailable: {error}");
                 for pending in failed {
-                    let _ = pending.answer.send(Err(FlowError::Unavailable {
+                    let _ = pending.answer.send(Err(FlowError::StateUnavailable {
                         gateway: shared.client.spec.name.clone(),
                         message: message.clone(),
                     }));

@@ -529,7 +529,9 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool, in_flight: 
 fn outcome(error: &FlowError) -> &'static str {
     match error {
         FlowError::Executor { .. } => "executor_error",
-        FlowError::Unavailable { .. } | FlowError::Overloaded { .. } => "unavailable",
+        FlowError::Unavailable { .. }
+        | FlowError::Overloaded { .. }
+        | FlowError::StateUnavailable { .. } => "unavailable",
         FlowError::Deadline { .. } => "timeout",
         FlowError::Gateway { .. } | FlowError::InvalidRequest { .. } | FlowError::Config { .. } => {
             "gateway_error"

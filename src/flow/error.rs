@@ -11,6 +11,10 @@ pub enum FlowError {
     /// Gateway unreachable / UNAVAILABLE until the deadline: 503.
     #[error("gateway {gateway} unavailable: {message}")]
     Unavailable { gateway: String, message: String },
+    /// A call to the shared state (Redis) failed under `on_state_error: closed`, so the event
+    /// was not run (dedup) or not sent (rate): 503, the sender retries later.
+    #[error("gateway {gateway}: {message}")]
+    StateUnavailable { gateway: String, message: String },
     /// The gateway's queue already holds `max_pending` events: 429 with `Retry-After`.
     #[error(
         "gateway {gateway} is overloaded: {max_pending} events already wait for it (max_pending)"

@@ -44,7 +44,7 @@ impl IngressError {
     /// Every [`IngressError::code`]: the `reason` series of `flowbridge_events_rejected_total`
     /// created at 0 at start (`every_code_is_listed` checks the two agree; a code missing here
     /// is still counted, from its first error on).
-    pub const CODES: [&'static str; 20] = [
+    pub const CODES: [&'static str; 21] = [
         "not_cloudevent",
         "invalid_event",
         "body_too_large",
@@ -54,6 +54,7 @@ impl IngressError {
         "mapping_failed",
         "reply_failed",
         "gateway_unavailable",
+        "state_unavailable",
         "overloaded",
         "gateway_timeout",
         "executor_error",
@@ -134,7 +135,9 @@ pub fn event_status(error: &EventError) -> StatusCode {
         | EventError::Mapping { .. }
         | EventError::Reply { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         EventError::Flow { error, .. } => match error {
-            FlowError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            FlowError::Unavailable { .. } | FlowError::StateUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             FlowError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             FlowError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
             FlowError::Executor { .. } | FlowError::Gateway { .. } => StatusCode::BAD_GATEWAY,

@@ -203,6 +203,10 @@ fn every_code_is_listed() {
             gateway: g(),
             max_pending: 1,
         }),
+        flow(FlowError::StateUnavailable {
+            gateway: g(),
+            message: m(),
+        }),
         flow(FlowError::Deadline {
             gateway: g(),
             timeout_ms: 1,

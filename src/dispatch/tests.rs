@@ -417,7 +417,7 @@ async fn shared_rate_without_redis_open_uses_the_own_bucket_closed_refuses() {
     let closed = shared_rate_dispatcher(addr, Policy::Closed);
     let error = closed.submit(event(&["c1"], json!({}))).await.unwrap_err();
     assert!(
-        matches!(&error, FlowError::Unavailable { message, .. }
+        matches!(&error, FlowError::StateUnavailable { message, .. }
             if message.contains("shared rate budget is unavailable")),
         "{error:?}"
     );

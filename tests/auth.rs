@@ -4,8 +4,9 @@
 //! * OIDC: an RSA key (made by `openssl genpkey`) and an EC P-256 key (made by ring) published as
 //!   a JWKS by an HTTP server inside the test on 127.0.0.1; tokens signed here (valid RS256,
 //!   PS256 and ES256; expired, not yet valid, wrong audience, wrong issuer, wrong key for a known
-//!   kid, unknown kid, alg none, HS256 keyed with the public key, subject not allowed, a static
-//!   bearer token) are answered 2xx / 401 / 403, and only accepted events reach the Flow. Key
+//!   kid, unknown kid, alg none, HS256 keyed with the public key, a `crit` header naming an
+//!   extension, subject not allowed, a static bearer token) are answered 2xx / 401 / 403, and
+//!   only accepted events reach the Flow. Key
 //!   rotation: a new kid in the served JWKS is fetched when a token names it, at most once per
 //!   `refresh_min_interval`.
 //! * Webhooks: a GitHub-style push signed with `X-Hub-Signature-256` becomes a CloudEvent the
@@ -378,6 +379,29 @@ routes:
             "alg \"HS256\" (shared-secret HMAC) is not accepted",
         ),
         (
+            "crit naming an extension (b64, RFC 7797)",
+            Some(jwt(
+                Signer::Rsa(&rsa, &signature::RSA_PKCS1_SHA256),
+                json!({"alg": "RS256", "kid": "rsa1", "b64": false, "crit": ["b64"]}),
+                &claims(),
+            )),
+            401,
+            "unsupported_crit",
+            "JWT header marks extension \"b64\" critical (`crit`)",
+        ),
+        (
+            "crit naming a private extension",
+            Some(jwt(
+                Signer::Ec(&ec),
+                json!({"alg": "ES256", "kid": "ec1", "https://ext.test/policy": "strict",
+                       "crit": ["https://ext.test/policy"]}),
+                &claims(),
+            )),
+            401,
+            "unsupported_crit",
+            "JWT header marks extension \"https://ext.test/policy\" critical",
+        ),
+        (
             "subject not allowed",
             Some(rs(&with(
                 claims(),
@@ -459,6 +483,7 @@ routes:
         ("oidc", "bad_signature", 1.0),
         ("oidc", "unknown_key", 1.0),
         ("oidc", "unsupported_algorithm", 2.0),
+        ("oidc", "unsupported_crit", 2.0),
         ("oidc", "subject_not_allowed", 1.0),
         ("bearer", "bad_token", 1.0),
     ];
@@ -471,7 +496,7 @@ routes:
     }
     assert_eq!(
         m.get("flowbridge_events_rejected_total{reason=\"unauthenticated\"}"),
-        Some(&10.0)
+        Some(&12.0)
     );
     assert_eq!(
         m.get("flowbridge_events_rejected_total{reason=\"forbidden\"}"),

@@ -67,12 +67,15 @@ pub enum Reason {
     UnknownKey,
     /// `alg` none, HS*, or another algorithm not verified.
     UnsupportedAlgorithm,
+    /// A JWT header whose `crit` lists an extension flowbridge does not understand (it
+    /// understands none; RFC 7515 §4.1.11).
+    UnsupportedCritical,
     /// No keys could be loaded to verify tokens with (503).
     KeysUnavailable,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::Missing,
         Reason::Malformed,
         Reason::BadSignature,
@@ -84,6 +87,7 @@ impl Reason {
         Reason::SubjectNotAllowed,
         Reason::UnknownKey,
         Reason::UnsupportedAlgorithm,
+        Reason::UnsupportedCritical,
         Reason::KeysUnavailable,
     ];
 
@@ -100,6 +104,7 @@ impl Reason {
             Reason::SubjectNotAllowed => "subject_not_allowed",
             Reason::UnknownKey => "unknown_key",
             Reason::UnsupportedAlgorithm => "unsupported_algorithm",
+            Reason::UnsupportedCritical => "unsupported_crit",
             Reason::KeysUnavailable => "keys_unavailable",
         }
     }

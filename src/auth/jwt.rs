@@ -77,7 +77,8 @@ pub struct Parsed<'t> {
     payload: Vec<u8>,
 }
 
-fn echo(s: &str) -> String {
+/// `s` quoted and cut to [`MAX_ECHO`] characters, for messages.
+pub(crate) fn echo(s: &str) -> String {
     let cut: String = s.chars().take(MAX_ECHO).collect();
     if cut.len() < s.len() {
         format!("{cut:?}…")

@@ -4,10 +4,12 @@
 //! * OIDC: an RSA key (made by `openssl genpkey`) and an EC P-256 key (made by ring) published as
 //!   a JWKS by an HTTP server inside the test on 127.0.0.1; tokens signed here (valid RS256,
 //!   PS256 and ES256; expired, not yet valid, wrong audience, wrong issuer, wrong key for a known
-//!   kid, unknown kid, alg none, HS256 keyed with the public key, subject not allowed, a static
-//!   bearer token) are answered 2xx / 401 / 403, and only accepted events reach the Flow. Key
+//!   kid, unknown kid, alg none, HS256 keyed with the public key, a `crit` header naming an
+//!   extension, subject not allowed, a static bearer token) are answered 2xx / 401 / 403, and
+//!   only accepted events reach the Flow. Key
 //!   rotation: a new kid in the served JWKS is fetched when a token names it, at most once per
 //!   `refresh_min_interval`.
+//!   Discovery: a discovery document naming another issuer is not used (503 `auth_unavailable`).
 //! * Webhooks: a GitHub-style push signed with `X-Hub-Signature-256` becomes a CloudEvent the
 //!   Flow's executor sees with the configured type, id and source; a bad or missing signature is
 //!   401 and reaches nothing.
@@ -141,11 +143,15 @@ fn with(mut v: Value, key: &str, value: Value) -> Value {
     v
 }
 
-/// An HTTP server on 127.0.0.1 answering every request with the current JWKS, counting hits.
+/// An HTTP server on 127.0.0.1 answering every request with the current JWKS, counting hits;
+/// once given a discovery document, it answers `GET /.well-known/openid-configuration` with it
+/// (not counted in `hits`).
 struct JwksServer {
     port: u16,
     jwks: Arc<Mutex<String>>,
+    discovery: Arc<Mutex<Option<String>>>,
     hits: Arc<AtomicUsize>,
+    discovery_hits: Arc<AtomicUsize>,
 }
 
 impl JwksServer {
@@ -154,7 +160,10 @@ impl JwksServer {
         let port = listener.local_addr().unwrap().port();
         let doc = Arc::new(Mutex::new(jwks.to_string()));
         let hits = Arc::new(AtomicUsize::new(0));
+        let discovery = Arc::new(Mutex::new(None::<String>));
+        let discovery_hits = Arc::new(AtomicUsize::new(0));
         let (d, h) = (doc.clone(), hits.clone());
+        let (disc, dh) = (discovery.clone(), discovery_hits.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
@@ -166,8 +175,19 @@ impl JwksServer {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
-                h.fetch_add(1, Ordering::SeqCst);
-                let body = d.lock().unwrap().clone();
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split(' ').nth(1).unwrap_or("");
+                let discovered = disc.lock().unwrap().clone();
+                let body = match discovered {
+                    Some(doc) if path == "/.well-known/openid-configuration" => {
+                        dh.fetch_add(1, Ordering::SeqCst);
+                        doc
+                    }
+                    _ => {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        d.lock().unwrap().clone()
+                    }
+                };
                 let _ = write!(
                     stream,
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -178,8 +198,18 @@ impl JwksServer {
         JwksServer {
             port,
             jwks: doc,
+            discovery,
             hits,
+            discovery_hits,
         }
+    }
+
+    fn serve_discovery(&self, doc: Value) {
+        *self.discovery.lock().unwrap() = Some(doc.to_string());
+    }
+
+    fn discovery_hits(&self) -> usize {
+        self.discovery_hits.load(Ordering::SeqCst)
     }
 
     fn serve(&self, jwks: Value) {
@@ -378,6 +408,29 @@ routes:
             "alg \"HS256\" (shared-secret HMAC) is not accepted",
         ),
         (
+            "crit naming an extension (b64, RFC 7797)",
+            Some(jwt(
+                Signer::Rsa(&rsa, &signature::RSA_PKCS1_SHA256),
+                json!({"alg": "RS256", "kid": "rsa1", "b64": false, "crit": ["b64"]}),
+                &claims(),
+            )),
+            401,
+            "unsupported_crit",
+            "JWT header marks extension \"b64\" critical (`crit`)",
+        ),
+        (
+            "crit naming a private extension",
+            Some(jwt(
+                Signer::Ec(&ec),
+                json!({"alg": "ES256", "kid": "ec1", "https://ext.test/policy": "strict",
+                       "crit": ["https://ext.test/policy"]}),
+                &claims(),
+            )),
+            401,
+            "unsupported_crit",
+            "JWT header marks extension \"https://ext.test/policy\" critical",
+        ),
+        (
             "subject not allowed",
             Some(rs(&with(
                 claims(),
@@ -459,6 +512,7 @@ routes:
         ("oidc", "bad_signature", 1.0),
         ("oidc", "unknown_key", 1.0),
         ("oidc", "unsupported_algorithm", 2.0),
+        ("oidc", "unsupported_crit", 2.0),
         ("oidc", "subject_not_allowed", 1.0),
         ("bearer", "bad_token", 1.0),
     ];
@@ -471,7 +525,7 @@ routes:
     }
     assert_eq!(
         m.get("flowbridge_events_rejected_total{reason=\"unauthenticated\"}"),
-        Some(&10.0)
+        Some(&12.0)
     );
     assert_eq!(
         m.get("flowbridge_events_rejected_total{reason=\"forbidden\"}"),
@@ -515,6 +569,107 @@ routes:
         "{}",
         r.text()
     );
+}
+
+/// OpenID Connect Discovery 1.0 §4.3: a discovery document whose `issuer` is not exactly the
+/// configured one (another issuer, or the same with a trailing slash) is not used — its JWKS is
+/// never fetched, tokens get 503 `auth_unavailable` with `Retry-After`, and the log says which
+/// issuers differ — and the same server's matching document is.
+#[test]
+fn a_discovery_document_of_another_issuer_is_not_used() {
+    let flow = shared_flow();
+    let rsa = rsa_key();
+    let server = JwksServer::start(json!({"keys": [rsa_jwk(&rsa, "rsa1")]}));
+    // The issuer is the test server itself, so flowbridge discovers its keys there.
+    let issuer = format!("http://127.0.0.1:{}", server.port);
+    let discovery = |claimed: &str| {
+        json!({"issuer": claimed, "jwks_uri": format!("{issuer}/keys"),
+               "id_token_signing_alg_values_supported": ["RS256"]})
+    };
+    server.serve_discovery(discovery(ISSUER));
+    let config = support::write_config(&format!(
+        r#"
+auth:
+  oidc:
+    issuer: {issuer}
+    audiences: [{AUDIENCE}]
+    refresh_min_interval: 1s
+gateways:
+  main: {{url: "{flow}", timeout: 20s}}
+routes:
+  - name: all
+    gateway: main
+"#,
+        flow = flow.grpc_url()
+    ));
+    let bridge = FlowBridge::start(&config);
+    assert!(server.discovery_hits() >= 1, "discovery at startup");
+    let token = jwt(
+        Signer::Rsa(&rsa, &signature::RSA_PKCS1_SHA256),
+        json!({"alg": "RS256", "kid": "rsa1"}),
+        &with(claims(), "iss", json!(issuer)),
+    );
+    let refused = |claimed: &str| {
+        let (r, id) = post_event(&bridge, Some(&token));
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert_eq!(
+            r.json()["error"]["code"],
+            "auth_unavailable",
+            "{}",
+            r.text()
+        );
+        assert_eq!(r.header("retry-after"), Some("1"), "{:?}", r.headers);
+        let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+        let says = format!(
+            "the discovery document's issuer {claimed:?} is not the configured issuer {issuer:?}"
+        );
+        assert!(message.contains(&says), "{message}");
+        assert!(
+            flow.records_with_doc(&id).is_empty(),
+            "an event reached the Flow"
+        );
+    };
+    // Right after startup (within refresh_min_interval): the startup fetch's reason.
+    refused(ISSUER);
+    std::thread::sleep(Duration::from_millis(1100));
+    let before = server.discovery_hits();
+    refused(ISSUER);
+    assert_eq!(
+        server.discovery_hits(),
+        before + 1,
+        "fetched again for the token"
+    );
+    // Exact comparison: a trailing slash is another issuer.
+    server.serve_discovery(discovery(&format!("{issuer}/")));
+    std::thread::sleep(Duration::from_millis(1100));
+    refused(&format!("{issuer}/"));
+    assert_eq!(
+        server.hits(),
+        0,
+        "the JWKS of a mismatched document was fetched"
+    );
+    let log = bridge.log_text();
+    assert!(
+        log.contains(&format!(
+            // JSON log lines: the quotes are escaped.
+            "the discovery document's issuer \\\"{ISSUER}\\\" is not the configured issuer \\\"{issuer}\\\""
+        )),
+        "{log}"
+    );
+    let m = scrape(&bridge);
+    assert_eq!(auth_failures(&m, "/", "oidc", "keys_unavailable"), 3.0);
+    assert_eq!(
+        m.get("flowbridge_events_rejected_total{reason=\"auth_unavailable\"}"),
+        Some(&3.0)
+    );
+
+    // The issuer's own document: its keys are used.
+    server.serve_discovery(discovery(&issuer));
+    std::thread::sleep(Duration::from_millis(1100));
+    let (r, id) = post_event(&bridge, Some(&token));
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(flow.records_with_doc(&id).len(), 1);
+    assert_eq!(server.hits(), 1, "the JWKS fetched once");
 }
 
 fn github_hmac(secret: &[u8], body: &[u8]) -> String {

@@ -5,7 +5,9 @@
 //! Accepted algorithms: RS256/384/512, PS256/384/512 (RSA keys of at least 2048 bits), ES256
 //! (P-256) and ES384 (P-384). `none` and the HMAC family (`HS*`) are refused outright: a public
 //! key must never be usable as a shared secret. A key whose JWKS entry pins an `alg` only
-//! verifies tokens with that `alg`.
+//! verifies tokens with that `alg`. A header with `crit` (RFC 7515 §4.1.11) is refused: flowbridge
+//! understands no JWS extension, so any listed one is unknown, and an empty or non-string list is
+//! malformed.
 //!
 //! Pure: no I/O, the time is a parameter.
 //!
@@ -75,7 +77,8 @@ pub struct Parsed<'t> {
     payload: Vec<u8>,
 }
 
-fn echo(s: &str) -> String {
+/// `s` quoted and cut to [`MAX_ECHO`] characters, for messages.
+pub(crate) fn echo(s: &str) -> String {
     let cut: String = s.chars().take(MAX_ECHO).collect();
     if cut.len() < s.len() {
         format!("{cut:?}…")
@@ -131,6 +134,7 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, Failure> {
             ),
         );
     }
+    check_crit(&header)?;
     let kid = header
         .get("kid")
         .and_then(Value::as_str)
@@ -152,6 +156,49 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, Failure> {
         signature,
         payload,
     })
+}
+
+/// RFC 7515 §4.1.11: `crit` names header extensions the recipient must understand, or refuse
+/// the token. flowbridge understands none, so a present `crit` is always refused: a non-empty
+/// list of names as [`Reason::UnsupportedCritical`], anything else (an empty list, a non-list,
+/// a non-string entry) as [`Reason::Malformed`].
+fn check_crit(header: &Value) -> Result<(), Failure> {
+    let Some(crit) = header.get("crit") else {
+        return Ok(());
+    };
+    let Some(list) = crit.as_array() else {
+        return fail(
+            Reason::Malformed,
+            "JWT header `crit` is not an array of extension names (RFC 7515 §4.1.11)",
+        );
+    };
+    if list.is_empty() {
+        return fail(
+            Reason::Malformed,
+            "JWT header `crit` is an empty array, which RFC 7515 §4.1.11 forbids",
+        );
+    }
+    let names: Option<Vec<&str>> = list.iter().map(Value::as_str).collect();
+    let Some(names) = names else {
+        return fail(
+            Reason::Malformed,
+            "JWT header `crit` holds a value that is not an extension name (RFC 7515 §4.1.11)",
+        );
+    };
+    let shown: Vec<String> = names.iter().take(5).map(|n| echo(n)).collect();
+    let more = if names.len() > shown.len() {
+        ", …"
+    } else {
+        ""
+    };
+    fail(
+        Reason::UnsupportedCritical,
+        format!(
+            "JWT header marks extension {}{more} critical (`crit`); flowbridge understands no JWS \
+             extension, so the token is refused (RFC 7515 §4.1.11)",
+            shown.join(", ")
+        ),
+    )
 }
 
 /// Verifies a parsed token against `keys` and `policy`; returns its subject (`sub`, may be empty).

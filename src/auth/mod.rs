@@ -5,7 +5,8 @@
 //!
 //! * `oidc` ([`jwt`], [`jwks`], [`fetch`]): `Authorization: Bearer <JWT>` signed by the issuer's
 //!   keys, with `iss`, `aud`, `exp`/`nbf` and optional allowed subjects checked. Keys come from a
-//!   file, a URL, or the issuer's discovery document; they are cached, fetched again when older
+//!   file, a URL, or the issuer's discovery document (used only when its `issuer` is exactly the
+//!   configured one); they are cached, fetched again when older
 //!   than `refresh_interval`, and when a token names an unknown key (at most once per
 //!   `refresh_min_interval`).
 //! * `bearer`: static tokens, compared in constant time.
@@ -67,12 +68,15 @@ pub enum Reason {
     UnknownKey,
     /// `alg` none, HS*, or another algorithm not verified.
     UnsupportedAlgorithm,
+    /// A JWT header whose `crit` lists an extension flowbridge does not understand (it
+    /// understands none; RFC 7515 §4.1.11).
+    UnsupportedCritical,
     /// No keys could be loaded to verify tokens with (503).
     KeysUnavailable,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::Missing,
         Reason::Malformed,
         Reason::BadSignature,
@@ -84,6 +88,7 @@ impl Reason {
         Reason::SubjectNotAllowed,
         Reason::UnknownKey,
         Reason::UnsupportedAlgorithm,
+        Reason::UnsupportedCritical,
         Reason::KeysUnavailable,
     ];
 
@@ -100,6 +105,7 @@ impl Reason {
             Reason::SubjectNotAllowed => "subject_not_allowed",
             Reason::UnknownKey => "unknown_key",
             Reason::UnsupportedAlgorithm => "unsupported_algorithm",
+            Reason::UnsupportedCritical => "unsupported_crit",
             Reason::KeysUnavailable => "keys_unavailable",
         }
     }
@@ -372,8 +378,16 @@ struct Loaded {
 pub struct OidcVerifier {
     spec: OidcSpec,
     keys: RwLock<Option<Loaded>>,
-    /// Serializes fetches; holds when the last one was attempted.
-    fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Serializes fetches; holds when the last one was attempted and how it failed.
+    fetch: tokio::sync::Mutex<Attempt>,
+}
+
+/// The last key fetch.
+#[derive(Debug, Default)]
+struct Attempt {
+    at: Option<Instant>,
+    /// Why it failed (`None`: it succeeded, or none was made yet).
+    error: Option<String>,
 }
 
 impl OidcVerifier {
@@ -381,7 +395,7 @@ impl OidcVerifier {
         OidcVerifier {
             spec,
             keys: RwLock::new(None),
-            fetch: tokio::sync::Mutex::new(None),
+            fetch: tokio::sync::Mutex::new(Attempt::default()),
         }
     }
 
@@ -427,19 +441,21 @@ impl OidcVerifier {
         if usable(&current) {
             return Ok(current.map(|(k, _)| k).unwrap_or_default());
         }
-        let allowed = last_attempt.is_none_or(|t| t.elapsed() >= self.spec.refresh_min_interval);
-        let mut error = None;
+        let allowed = last_attempt
+            .at
+            .is_none_or(|t| t.elapsed() >= self.spec.refresh_min_interval);
         if allowed {
-            *last_attempt = Some(Instant::now());
+            last_attempt.at = Some(Instant::now());
             match self.load().await {
                 Ok(keys) => {
+                    last_attempt.error = None;
                     let keys = Arc::new(keys);
                     self.store(keys.clone());
                     return Ok(keys);
                 }
                 Err(e) => {
                     warn!(issuer = %self.spec.issuer, error = %e, "cannot load the OIDC keys; using the cached ones if any");
-                    error = Some(e);
+                    last_attempt.error = Some(e);
                 }
             }
         }
@@ -448,7 +464,8 @@ impl OidcVerifier {
             Some((keys, _)) => Ok(keys),
             None => Err(Failure {
                 reason: Reason::KeysUnavailable,
-                detail: match error {
+                // The last failure, also when this request was within refresh_min_interval of it.
+                detail: match &last_attempt.error {
                     Some(e) => format!("the issuer's keys cannot be loaded: {e}"),
                     None => "the issuer's keys are not loaded yet; try again".to_string(),
                 },
@@ -468,14 +485,16 @@ impl OidcVerifier {
     /// Fetch now, ignoring the rate limit (startup).
     async fn refresh_now(&self) {
         let mut last_attempt = self.fetch.lock().await;
-        *last_attempt = Some(Instant::now());
+        last_attempt.at = Some(Instant::now());
         match self.load().await {
             Ok(keys) => {
                 info!(issuer = %self.spec.issuer, keys = ?keys.kids(), "OIDC keys loaded");
+                last_attempt.error = None;
                 self.store(Arc::new(keys));
             }
             Err(e) => {
-                warn!(issuer = %self.spec.issuer, error = %e, "cannot load the OIDC keys yet; tokens get 503 until they load")
+                warn!(issuer = %self.spec.issuer, error = %e, "cannot load the OIDC keys yet; tokens get 503 until they load");
+                last_attempt.error = Some(e);
             }
         }
     }
@@ -503,6 +522,7 @@ impl OidcVerifier {
                     self.spec.issuer.trim_end_matches('/')
                 );
                 let doc = fetch::get_json(&url, &options).await?;
+                check_discovered_issuer(&url, &doc, &self.spec.issuer)?;
                 let Some(jwks_uri) = doc.get("jwks_uri").and_then(|v| v.as_str()) else {
                     return Err(format!("{url}: no `jwks_uri` in the discovery document"));
                 };
@@ -513,10 +533,75 @@ impl OidcVerifier {
     }
 }
 
+/// OpenID Connect Discovery 1.0 §4.3: the document's `issuer` must be exactly the issuer it was
+/// fetched for, or its keys are not used (a document served for one issuer must not vouch for
+/// another). Exact string comparison, as the spec asks: no trailing-slash or case folding.
+fn check_discovered_issuer(url: &str, doc: &serde_json::Value, issuer: &str) -> Result<(), String> {
+    match doc.get("issuer") {
+        Some(serde_json::Value::String(found)) if found == issuer => Ok(()),
+        Some(serde_json::Value::String(found)) => Err(format!(
+            "{url}: the discovery document's issuer {} is not the configured issuer {issuer:?}; \
+             its keys are not used (OpenID Connect Discovery 1.0 §4.3)",
+            jwt::echo(found)
+        )),
+        _ => Err(format!(
+            "{url}: the discovery document has no `issuer` string to match the configured issuer \
+             {issuer:?}; its keys are not used (OpenID Connect Discovery 1.0 §4.3)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use spec::Secret;
+
+    #[test]
+    fn the_discovered_issuer_must_be_the_configured_one_exactly() {
+        let url = "https://issuer.test/.well-known/openid-configuration";
+        let doc =
+            |issuer: serde_json::Value| serde_json::json!({"issuer": issuer, "jwks_uri": "x"});
+        assert!(
+            check_discovered_issuer(
+                url,
+                &doc("https://issuer.test".into()),
+                "https://issuer.test"
+            )
+            .is_ok()
+        );
+        for (found, says) in [
+            (
+                serde_json::json!("https://issuer.test/"),
+                "issuer \"https://issuer.test/\" is not",
+            ),
+            (
+                serde_json::json!("https://ISSUER.test"),
+                "issuer \"https://ISSUER.test\" is not",
+            ),
+            (
+                serde_json::json!("https://evil.test"),
+                "issuer \"https://evil.test\" is not",
+            ),
+            (serde_json::json!(null), "no `issuer` string"),
+        ] {
+            let e = check_discovered_issuer(url, &doc(found.clone()), "https://issuer.test")
+                .unwrap_err();
+            assert!(e.contains(says), "{found}: {e}");
+            assert!(
+                e.contains("configured issuer \"https://issuer.test\""),
+                "{e}"
+            );
+        }
+        assert!(
+            check_discovered_issuer(
+                url,
+                &serde_json::json!({"jwks_uri": "x"}),
+                "https://issuer.test"
+            )
+            .unwrap_err()
+            .contains("no `issuer` string")
+        );
+    }
 
     #[test]
     fn static_tokens_and_header_parsing() {

@@ -168,3 +168,45 @@ fn signature_kid_and_algorithm_failures() {
         );
     }
 }
+
+#[test]
+fn a_crit_header_is_refused_whatever_it_lists() {
+    let (pair, jwk) = ec_key();
+    let keys = KeySet { keys: vec![jwk] };
+    // Validly signed by the issuer's key: only `crit` is wrong.
+    let token = |crit: Value| {
+        sign(
+            &pair,
+            json!({"alg": "ES256", "kid": "ec1", "b64": false, "crit": crit}),
+            claims(),
+        )
+    };
+    let e = check(&token(json!(["b64"])), &keys, &[]).unwrap_err();
+    assert_eq!(e.reason, Reason::UnsupportedCritical);
+    assert!(
+        e.detail
+            .contains("JWT header marks extension \"b64\" critical (`crit`)"),
+        "{}",
+        e.detail
+    );
+    let e = check(&token(json!(["exp", "http://example.com/x"])), &keys, &[]).unwrap_err();
+    assert_eq!(e.reason, Reason::UnsupportedCritical);
+    assert!(
+        e.detail.contains("\"exp\", \"http://example.com/x\""),
+        "{}",
+        e.detail
+    );
+    for (bad, says) in [
+        (json!([]), "empty array"),
+        (json!("b64"), "not an array"),
+        (json!(null), "not an array"),
+        (json!(["b64", 7]), "not an extension name"),
+    ] {
+        let e = check(&token(bad.clone()), &keys, &[]).unwrap_err();
+        assert_eq!(e.reason, Reason::Malformed, "{bad}");
+        assert!(e.detail.contains(says), "{bad}: {}", e.detail);
+    }
+    // The same token without `crit` is accepted.
+    let plain = sign(&pair, json!({"alg": "ES256", "kid": "ec1"}), claims());
+    assert!(check(&plain, &keys, &[]).is_ok());
+}

@@ -687,6 +687,12 @@ impl FlowBridge {
         }
     }
 
+    /// The process id of the server (for `/proc/<pid>/status` and `/proc/<pid>/fd`); None once
+    /// it was stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -460,7 +460,6 @@ fn completes_http2_and_never_answers_the_call() {
 }
 
 #[test]
-#[ignore = "bug: a connection failing during the HTTP/2 handshake is not retried (503 at once, \"after the gateway accepted the request\")"]
 fn answers_garbage_bytes() {
     // Not a response: a gateway that does not speak HTTP/2 is not accepting, retried like a
     // cold one until `connect_timeout` (README, Status codes), then 503.
@@ -516,7 +515,6 @@ fn resets_the_connection_after_the_response_headers() {
 }
 
 #[test]
-#[ignore = "bug: a connection failing during the HTTP/2 handshake is not retried (503 at once, \"after the gateway accepted the request\")"]
 fn resets_every_connection_before_http2() {
     let seen = run(&Case {
         name: "TCP reset on accept (not accepted)",

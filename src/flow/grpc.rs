@@ -28,8 +28,9 @@
 //! and only when they arrive before response headers: [`SendError::NotAccepted`].
 //! The status question asked before the first Call on a connection (`GrpcGateway::ask`) is
 //! retried on those codes and on any transport failure but its own deadline too (tonic reports
-//! a connection reset during the HTTP/2 handshake, or bytes that are not HTTP/2, as
-//! `UNKNOWN`/`CANCELLED`, not `UNAVAILABLE`): no Flow request was sent on that connection yet.
+//! a connection reset during the HTTP/2 handshake, or bytes that are not HTTP/2, as `UNKNOWN`,
+//! `CANCELLED` or `INTERNAL`, not `UNAVAILABLE`): no Flow request was sent on that connection
+//! yet.
 //!
 //! One bidi stream per Flow request: send one `DataRequestProto`, close the send side, read until
 //! the stream ends. All streams share one lazily connected HTTP/2 connection (a cloned tonic

@@ -26,6 +26,11 @@
 //!
 //! The codes retried are `GatewaySpec::retry.codes` (default `UNAVAILABLE`, [`retry_codes`]),
 //! and only when they arrive before response headers: [`SendError::NotAccepted`].
+//! The status question asked before the first Call on a connection (`GrpcGateway::ask`) is
+//! retried on those codes and on any transport failure but its own deadline too (tonic reports
+//! a connection reset during the HTTP/2 handshake, or bytes that are not HTTP/2, as `UNKNOWN`,
+//! `CANCELLED` or `INTERNAL`, not `UNAVAILABLE`): no Flow request was sent on that connection
+//! yet.
 //!
 //! One bidi stream per Flow request: send one `DataRequestProto`, close the send side, read until
 //! the stream ends. All streams share one lazily connected HTTP/2 connection (a cloned tonic
@@ -131,9 +136,21 @@ impl GrpcGateway {
             Err(status) if status.code() == Code::Unimplemented => {
                 Ok(Gateway::unreported(self.docarray, "grpc"))
             }
-            Err(status) if self.retry_codes.contains(&status.code()) => Err(
-                SendError::NotAccepted(format!("status: {}", describe_status(&status))),
-            ),
+            // Nothing of a Flow request was sent yet: a connection that failed under the
+            // question (reset during the HTTP/2 handshake, bytes that are not HTTP/2) is a
+            // gateway not accepting, retried like a cold one until `connect_timeout`. The
+            // question's own deadline (a gateway that accepts and stays silent) stays a 504.
+            Err(status)
+                if self.retry_codes.contains(&status.code())
+                    || (!caused_by::<tonic::TimeoutExpired>(&status)
+                        && (caused_by::<tonic::transport::Error>(&status)
+                            || connection_broke(&status))) =>
+            {
+                Err(SendError::NotAccepted(format!(
+                    "status: {}",
+                    describe_status(&status)
+                )))
+            }
             Err(status) => Err(SendError::Failed(self.status_error(&status))),
         }
     }

@@ -139,9 +139,13 @@ pub fn free_port() -> u16 {
         .expect("cannot bind 127.0.0.1:0 to find a free port")
 }
 
-/// The `flowbridge` binary built by cargo for this test run.
+/// The `flowbridge` binary built by cargo for this test run, or `FLOWBRIDGE_TEST_BIN` when set
+/// (a copy of that build: work trees sharing one `CARGO_TARGET_DIR` overwrite each other's
+/// `target/debug/flowbridge` while tests run).
 pub fn flowbridge_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_flowbridge"))
+    std::env::var_os("FLOWBRIDGE_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_flowbridge")))
 }
 
 /// The repository root (where `Cargo.toml` is).
@@ -685,6 +689,12 @@ impl FlowBridge {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The process id of the server (for `/proc/<pid>/status` and `/proc/<pid>/fd`); None once
+    /// it was stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -30,7 +30,8 @@ use crate::runtime::Runtime;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::trace;
 
-/// Timeout for POSTing a reply event to a `reply.to` sink.
+/// The reply client's own bound on a POST to a `reply.to` sink; every POST carries its route's
+/// `reply.timeout` (default 30 s), which replaces it.
 const REPLY_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A client that has not finished its TLS handshake by then is dropped.

@@ -253,13 +253,16 @@ async fn run_route(
     span.inject_into(&mut reply.extensions);
     match &spec.to {
         Some(url) => {
-            p.replies.send(url, &reply).await.map_err(|message| {
-                fail(EventError::ReplySink {
-                    route: route.name.clone(),
-                    url: url.clone(),
-                    message,
-                })
-            })?;
+            p.replies
+                .send(url, &reply, spec.timeout)
+                .await
+                .map_err(|message| {
+                    fail(EventError::ReplySink {
+                        route: route.name.clone(),
+                        url: url.clone(),
+                        message,
+                    })
+                })?;
             p.metrics.route(&route.name).reply_sent(false);
             Ok(accepted)
         }

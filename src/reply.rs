@@ -73,7 +73,12 @@ impl Sender {
     }
 
     /// Deliver `event` to `url`; Ok only for a 2xx answer.
-    pub async fn send(&self, url: &str, event: &CloudEvent) -> Result<(), String> {
+    pub async fn send(
+        &self,
+        url: &str,
+        event: &CloudEvent,
+        timeout: Duration,
+    ) -> Result<(), String> {
         let (mut headers, body) = cloudevents::encode_binary(event);
         for name in [trace::TRACEPARENT, trace::TRACESTATE] {
             if let Some(ExtValue::String(value)) = event.extensions.get(name)
@@ -85,6 +90,7 @@ impl Sender {
         let response = self
             .client
             .post(url)
+            .timeout(timeout)
             .headers(headers)
             .body(body)
             .send()
@@ -141,7 +147,10 @@ mod tests {
         let (url, seen) = sink(&ca.leaf(&["127.0.0.1"]), 202).await;
         let sender = Sender::trusting(Duration::from_secs(5), Some(&ca.pem)).unwrap();
         let event = CloudEvent::new("reply-1".to_string(), "/flowbridge", "t.reply");
-        sender.send(&url, &event).await.unwrap();
+        sender
+            .send(&url, &event, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(*seen.lock().unwrap(), ["reply-1"]);
     }
 
@@ -150,7 +159,10 @@ mod tests {
         let (url, seen) = sink(&Ca::new("eventing ca").leaf(&["127.0.0.1"]), 202).await;
         let sender = Sender::trusting(Duration::from_secs(5), Some(&Ca::new("other").pem)).unwrap();
         let event = CloudEvent::new("reply-2".to_string(), "/flowbridge", "t.reply");
-        let err = sender.send(&url, &event).await.unwrap_err();
+        let err = sender
+            .send(&url, &event, Duration::from_secs(5))
+            .await
+            .unwrap_err();
         assert!(err.to_lowercase().contains("certificate"), "{err}");
         assert!(seen.lock().unwrap().is_empty());
     }

@@ -166,6 +166,8 @@ pub struct RawReply {
     pub data: Option<String>,
     /// An `http(s)` URL, or `$NAME` to read it from the environment at load.
     pub to: Option<String>,
+    /// How long the POST to `to` may take.
+    pub timeout: Option<Value>,
 }
 
 /// An `auth:` block (top level or per webhook); any listed method passing accepts a request.

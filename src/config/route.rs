@@ -12,7 +12,7 @@ use super::raw::{RawFilter, RawReply, RawRoute};
 use crate::rules::filter::{Filter, is_valid_attribute_name};
 use crate::rules::mapping::{Expr, MappingSpec};
 use crate::rules::schema::DataSchema;
-use crate::rules::{ReplySpec, Route};
+use crate::rules::{DEFAULT_REPLY_TIMEOUT, ReplySpec, Route};
 
 /// Validates one route against the names of the gateways; `None` when errors were reported.
 pub(super) fn route(
@@ -271,11 +271,16 @@ fn reply(
             }
         },
     };
+    let timeout = match &raw.timeout {
+        None => Some(DEFAULT_REPLY_TIMEOUT),
+        Some(v) => duration(v, &path.key("timeout"), report),
+    };
     Some(ReplySpec {
         ty: ty?,
         source: source?,
         data: data?,
         to: to?,
+        timeout: timeout?,
     })
 }
 

@@ -41,7 +41,12 @@ pub struct ReplySpec {
     pub data: ReplyData,
     /// POST the reply to this URL instead of returning it in the HTTP response.
     pub to: Option<String>,
+    /// How long that POST may take before the event fails with 502 `reply_sink_failed`.
+    pub timeout: std::time::Duration,
 }
+
+/// `reply.timeout` when not set.
+pub const DEFAULT_REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One compiled route.
 #[derive(Debug)]

@@ -280,6 +280,28 @@ fn reply_to_from_the_environment() {
 }
 
 #[test]
+fn reply_timeout_defaults_to_30s_and_must_be_a_positive_duration() {
+    let c = ok(&with_routes(
+        "  - name: r\n    reply: {type: t.done, to: 'http://sink/'}\n",
+    ));
+    let reply = c.rules.routes[0].reply.as_ref().expect("reply");
+    assert_eq!(reply.timeout, std::time::Duration::from_secs(30));
+    let c = ok(&with_routes(
+        "  - name: r\n    reply: {type: t.done, to: 'http://sink/', timeout: 2s}\n",
+    ));
+    let reply = c.rules.routes[0].reply.as_ref().expect("reply");
+    assert_eq!(reply.timeout, std::time::Duration::from_secs(2));
+    one_error(
+        &with_routes("  - name: r\n    reply: {type: t.done, timeout: 0s}\n"),
+        "routes[0].reply.timeout: must be greater than 0",
+    );
+    one_error(
+        &with_routes("  - name: r\n    reply: {type: t.done, timeout: 5}\n"),
+        "routes[0].reply.timeout: 5 needs a unit, e.g. 5s",
+    );
+}
+
+#[test]
 fn reply_to_literal_url() {
     one_error(
         &with_routes("  - name: r\n    reply: {type: t.done, to: 'sink:8080'}\n"),

@@ -30,10 +30,6 @@ use crate::runtime::Runtime;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::trace;
 
-/// The reply client's own bound on a POST to a `reply.to` sink; every POST carries its route's
-/// `reply.timeout` (default 30 s), which replaces it.
-const REPLY_SEND_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A client that has not finished its TLS handshake by then is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -116,7 +112,7 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new([], []).with_reasons(ingress::error::IngressError::CODES));
     let (runtime, _) = Runtime::build(config, hash, None, &metrics)?;
     metrics.set_config(runtime.generation, &runtime.hash);
-    let replies = reply::Sender::new(REPLY_SEND_TIMEOUT)?;
+    let replies = reply::Sender::new()?;
     let config = &runtime.config;
     let Listeners {
         main: listener,

@@ -59,20 +59,20 @@ pub struct Sender {
 impl Sender {
     /// `https://` sinks are checked against the system's roots (`SSL_CERT_FILE` or
     /// `SSL_CERT_DIR` replace them, see [`crate::tls::https_client_config`]).
-    pub fn new(timeout: Duration) -> Result<Sender, String> {
-        Sender::trusting(timeout, None)
+    pub fn new() -> Result<Sender, String> {
+        Sender::trusting(None)
     }
 
     /// Like [`Sender::new`], trusting only the CAs of `ca_pem` when given.
-    pub fn trusting(timeout: Duration, ca_pem: Option<&str>) -> Result<Sender, String> {
+    pub fn trusting(ca_pem: Option<&str>) -> Result<Sender, String> {
         let client = crate::tls::https_client(ca_pem, None)?
-            .timeout(timeout)
             .build()
             .map_err(|e| format!("cannot build the reply HTTP client: {e}"))?;
         Ok(Sender { client })
     }
 
-    /// Deliver `event` to `url`; Ok only for a 2xx answer.
+    /// Deliver `event` to `url` within `timeout` (the route's `reply.timeout`); Ok only for a 2xx
+    /// answer.
     pub async fn send(
         &self,
         url: &str,
@@ -145,7 +145,7 @@ mod tests {
     async fn replies_reach_an_https_sink_it_trusts() {
         let ca = Ca::new("eventing ca");
         let (url, seen) = sink(&ca.leaf(&["127.0.0.1"]), 202).await;
-        let sender = Sender::trusting(Duration::from_secs(5), Some(&ca.pem)).unwrap();
+        let sender = Sender::trusting(Some(&ca.pem)).unwrap();
         let event = CloudEvent::new("reply-1".to_string(), "/flowbridge", "t.reply");
         sender
             .send(&url, &event, Duration::from_secs(5))
@@ -157,7 +157,7 @@ mod tests {
     #[tokio::test]
     async fn an_untrusted_https_sink_fails_naming_the_certificate() {
         let (url, seen) = sink(&Ca::new("eventing ca").leaf(&["127.0.0.1"]), 202).await;
-        let sender = Sender::trusting(Duration::from_secs(5), Some(&Ca::new("other").pem)).unwrap();
+        let sender = Sender::trusting(Some(&Ca::new("other").pem)).unwrap();
         let event = CloudEvent::new("reply-2".to_string(), "/flowbridge", "t.reply");
         let err = sender
             .send(&url, &event, Duration::from_secs(5))

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -30,7 +29,7 @@ fn app(yaml: &str) -> (Router, Router, Arc<AppState>) {
     let (runtime, _) = Runtime::build(config, "test".into(), None, &metrics).unwrap();
     let state = Arc::new(AppState {
         runtime: arc_swap::ArcSwap::from_pointee(runtime),
-        replies: reply::Sender::new(Duration::from_secs(1)).unwrap(),
+        replies: reply::Sender::new().unwrap(),
         ready: AtomicBool::new(true),
         metrics,
     });

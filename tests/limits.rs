@@ -3,6 +3,8 @@
 //! series that counted it. No Flow is needed: no request here reaches a gateway. The same limits
 //! under load, beside a well-behaved sender and the real Flow, are tests/hostile.rs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::io::{Read, Write};

@@ -3,9 +3,8 @@
 //! reset the connection, a reply sink that hangs). Each case asserts the status and error code
 //! the README documents, that the answer came within the route's deadline + 1 s, and that
 //! flowbridge's resources (VmRSS, open file descriptors from `/proc/<pid>`, tokio tasks from
-//! `/metrics`) are back to
-//! their baseline once the fake closed its connections. Each case prints one line of figures
-//! (docs/reliability.md):
+//! `/metrics`) are back to their baseline once the fake closed its connections. Each case prints
+//! one line of figures (docs/reliability.md):
 //!
 //! ```text
 //! cargo test --test broken_gateways -- --nocapture

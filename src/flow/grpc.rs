@@ -247,6 +247,16 @@ impl GrpcGateway {
                     ),
                 )
             }
+            // The gateway itself cancelled the call: a Jina gateway does so for the calls in
+            // flight when it shuts down (a rolling update, scale-down, a restart). The request
+            // did not complete; the gateway is going away: 503, the sender retries later.
+            Code::Cancelled => FlowError::unavailable(
+                &self.name,
+                format!(
+                    "the gateway cancelled the request (shutting down?): {}",
+                    describe_status(status)
+                ),
+            ),
             _ => FlowError::gateway(&self.name, describe_status(status)),
         }
     }
@@ -488,6 +498,13 @@ mod tests {
         match gateway.status_error(&reset) {
             FlowError::Unavailable { message, .. } => {
                 assert!(message.contains("connection lost"), "{message}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let cancelled = Status::new(Code::Cancelled, "CANCELLED");
+        match gateway.status_error(&cancelled) {
+            FlowError::Unavailable { message, .. } => {
+                assert!(message.contains("the gateway cancelled"), "{message}")
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -356,7 +356,13 @@ fn log_rejection(metrics: &Metrics, e: IngressError) -> Response {
     metrics
         .route(metrics::NO_ROUTE)
         .answered(e.status().as_u16());
-    warn!(status = e.status().as_u16(), error = %e, "rejected delivery");
+    if matches!(e, IngressError::BodyRead(_)) {
+        // The client broke its own request off (closed the connection, reset the stream):
+        // nothing for an operator to act on, and a line each would let a client flood the log.
+        debug!(status = e.status().as_u16(), error = %e, "rejected delivery");
+    } else {
+        warn!(status = e.status().as_u16(), error = %e, "rejected delivery");
+    }
     e.into_response()
 }
 

@@ -49,9 +49,12 @@ pub struct Activity {
     idle_since: AtomicU64,
     /// When the first byte of the next HTTP/1 head arrived; [`NONE`] when none did.
     head_since: AtomicU64,
-    /// Requests answered, and requests the client dropped before their answer.
+    /// Requests answered, requests the client dropped before their answer, and request bodies
+    /// the client broke off (an HTTP/2 stream reset while its body was read: the request is
+    /// answered, with an error, but the client cancelled it).
     finished: AtomicU64,
     cancelled: AtomicU64,
+    aborted: AtomicU64,
 }
 
 impl Activity {
@@ -65,6 +68,7 @@ impl Activity {
             head_since: AtomicU64::new(NONE),
             finished: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
+            aborted: AtomicU64::new(0),
         })
     }
 
@@ -120,8 +124,13 @@ impl Activity {
 
     /// Whether the client cancels its requests as fast as it opens them (rapid reset).
     fn floods(&self) -> bool {
-        let cancelled = self.cancelled.load(Ordering::Relaxed);
-        cancelled > RESET_FLOOD_MIN && cancelled > self.finished.load(Ordering::Relaxed)
+        let aborted = self.aborted.load(Ordering::Relaxed);
+        let cancelled = self.cancelled.load(Ordering::Relaxed) + aborted;
+        let finished = self
+            .finished
+            .load(Ordering::Relaxed)
+            .saturating_sub(aborted);
+        cancelled > RESET_FLOOD_MIN && cancelled > finished
     }
 }
 
@@ -203,13 +212,15 @@ impl<S> Tracked<S> {
     }
 }
 
-impl<S: Service<hyper::Request<Incoming>>> Service<hyper::Request<Incoming>> for Tracked<S> {
+impl<S: Service<hyper::Request<WatchedBody>>> Service<hyper::Request<Incoming>> for Tracked<S> {
     type Response = S::Response;
     type Error = S::Error;
     type Future = InFlight<S::Future>;
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
         self.activity.begin();
+        let activity = self.activity.clone();
+        let request = request.map(|inner| WatchedBody { inner, activity });
         InFlight {
             inner: self.inner.call(request),
             guard: Guard {
@@ -217,6 +228,40 @@ impl<S: Service<hyper::Request<Incoming>>> Service<hyper::Request<Incoming>> for
                 answered: false,
             },
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's body, telling [`Activity`] when the client breaks it off.
+    pub struct WatchedBody {
+        #[pin]
+        inner: Incoming,
+        activity: Arc<Activity>,
+    }
+}
+
+impl hyper::body::Body for WatchedBody {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, hyper::Error>>> {
+        let this = self.project();
+        let poll = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &poll {
+            this.activity.aborted.fetch_add(1, Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

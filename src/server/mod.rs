@@ -149,6 +149,8 @@ impl Served {
                     .is_some_and(hyper::Error::is_parse_too_large)
                 {
                     server.limit_hit(Limit::HeaderTooLarge);
+                } else if calmed_down(&*e) {
+                    server.limit_hit(Limit::ResetFlood);
                 }
                 debug!(error = %e, "connection ended with an error");
             }
@@ -158,6 +160,19 @@ impl Served {
             }
         }
     }
+}
+
+/// Whether h2 closed the connection with ENHANCE_YOUR_CALM: its own guard against a client
+/// that resets streams faster than they are accepted (rapid reset) or makes it reset too many.
+fn calmed_down(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM);
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// hyper's builder with `limits`. HTTP/1's head timeout is ours ([`conn`]): hyper's would also

@@ -27,8 +27,8 @@ pub enum Limit {
     MaxBody,
     /// A connection over `limits.max_connections`: closed at accept.
     MaxConnections,
-    /// An HTTP/2 connection whose client cancelled more requests than it let finish (rapid
-    /// reset): GOAWAY, then closed.
+    /// An HTTP/2 connection whose client cancelled more requests than it let finish, or that
+    /// h2 closed with ENHANCE_YOUR_CALM (rapid reset): GOAWAY, then closed.
     ResetFlood,
 }
 

@@ -31,6 +31,8 @@ pub struct Limits {
     /// Most header fields of an HTTP/1 request: 431 beyond.
     pub max_headers: usize,
     /// Most open connections on the events listener; one more is accepted and closed at once.
+    /// An HTTP/1 connection that sent a request holds about 20 KiB (hyper's 8 KiB read and
+    /// write buffers, its task): the default, 2,048, bounds them to about 40 MiB.
     pub max_connections: usize,
     /// Most concurrent streams of one HTTP/2 connection (advertised in SETTINGS; one more is
     /// refused with REFUSED_STREAM, which clients retry).
@@ -49,7 +51,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(120),
             max_header_bytes: 64 << 10,
             max_headers: 100,
-            max_connections: 10_000,
+            max_connections: 2048,
             max_h2_streams: 256,
         }
     }
@@ -101,15 +103,28 @@ pub(super) fn limits(raw: Option<&RawLimits>, path: &Path, report: &mut Report) 
             None => Some(default),
             Some(v) => count(v, max, &path.key(key), report),
         };
-    let max_headers = whole(&raw.max_headers, "max_headers", 10_000, report, 100);
+    let d = &defaults;
+    let max_headers = whole(
+        &raw.max_headers,
+        "max_headers",
+        10_000,
+        report,
+        d.max_headers,
+    );
     let max_connections = whole(
         &raw.max_connections,
         "max_connections",
         1 << 20,
         report,
-        10_000,
+        d.max_connections,
     );
-    let max_h2_streams = whole(&raw.max_h2_streams, "max_h2_streams", 1 << 16, report, 256);
+    let max_h2_streams = whole(
+        &raw.max_h2_streams,
+        "max_h2_streams",
+        1 << 16,
+        report,
+        usize::try_from(d.max_h2_streams).unwrap_or(usize::MAX),
+    );
     Some(Limits {
         max_body: max_body?,
         head_timeout: head_timeout?,

@@ -8,7 +8,8 @@
 //!   a larger header list with 431 on that stream;
 //! * `max_h2_streams`: `SETTINGS_MAX_CONCURRENT_STREAMS`;
 //! * `head_timeout`, `idle_timeout` and the rapid-reset guard: [`conn`];
-//! * `body_timeout` and `max_body` are the ingress's (it reads the body).
+//! * `body_timeout` and `max_body` are the ingress's (it reads the body);
+//! * and after a storm of connections, the memory they freed is given back ([`trim`]).
 //!
 //! Each is counted in `flowbridge_limits_total{limit}`. On shutdown the loop stops accepting,
 //! tells every connection to finish its requests and close (HTTP/2: GOAWAY), and returns once
@@ -18,6 +19,7 @@
 //! requests.
 
 mod conn;
+mod trim;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -52,6 +54,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    let trim = Arc::new(trim::Trim::default());
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -78,6 +81,7 @@ pub async fn serve(
             drop(tcp);
             continue;
         }
+        trim.opened(open + 1);
         let _ = tcp.set_nodelay(true);
         let acceptor = match runtime.config.tls.as_ref() {
             Some(t) if tls => Some(tokio_rustls::TlsAcceptor::from(t.config.clone())),
@@ -88,11 +92,16 @@ pub async fn serve(
             state: state.clone(),
             limits,
             stopping: stopping.clone(),
+            trim: trim.clone(),
         };
-        tokio::spawn(async move {
-            match acceptor {
-                None => connection.run(tcp, false).await,
-                Some(acceptor) => {
+        // Two tasks, not one with a branch: a plain connection's task would otherwise be as
+        // large as a TLS one (the rustls state and the handshake future inline).
+        match acceptor {
+            None => {
+                tokio::spawn(connection.run(tcp, false));
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
                             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
@@ -100,16 +109,16 @@ pub async fn serve(
                         }
                         Ok(Err(e)) => {
                             debug!(peer = %peer, error = %e, "TLS handshake failed");
-                            connection.state.metrics.server.connections_open.dec();
+                            connection.closed();
                         }
                         Err(_) => {
                             debug!(peer = %peer, "TLS handshake timed out");
-                            connection.state.metrics.server.connections_open.dec();
+                            connection.closed();
                         }
                     }
-                }
+                });
             }
-        });
+        }
     }
     drop(listener);
     drop(stopping);
@@ -123,16 +132,23 @@ struct Served {
     state: Arc<AppState>,
     limits: Limits,
     stopping: tokio::sync::watch::Receiver<bool>,
+    trim: Arc<trim::Trim>,
 }
 
 impl Served {
+    /// The connection is gone: one fewer open.
+    fn closed(&self) {
+        let open = self.state.metrics.server.connections_open.dec() - 1;
+        self.trim.closed(open);
+    }
+
     /// Serve the connection until it ends; `h2` when ALPN chose HTTP/2.
     async fn run<I>(mut self, io: I, h2: bool)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let activity = Activity::new(h2);
-        let service = Tracked::new(TowerToHyperService::new(self.app), activity.clone());
+        let service = Tracked::new(TowerToHyperService::new(self.app.clone()), activity.clone());
         let builder = builder(&self.limits);
         let conn = builder.serve_connection_with_upgrades(
             TokioIo::new(Watched::new(io, activity.clone())),
@@ -140,8 +156,8 @@ impl Served {
         );
         let conn = std::pin::pin!(conn);
         let ended = conn::drive(conn, &activity, &self.limits, &mut self.stopping).await;
+        self.closed();
         let server = &self.state.metrics.server;
-        server.connections_open.dec();
         match ended {
             Ended::Done(Ok(())) => {}
             Ended::Done(Err(e)) => {

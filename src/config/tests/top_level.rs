@@ -64,7 +64,7 @@ fn limits_defaults_and_every_key() {
     assert_eq!(c.limits.idle_timeout, Duration::from_secs(120));
     assert_eq!(c.limits.max_header_bytes, 64 << 10);
     assert_eq!(c.limits.max_headers, 100);
-    assert_eq!(c.limits.max_connections, 10_000);
+    assert_eq!(c.limits.max_connections, 2048);
     assert_eq!(c.limits.max_h2_streams, 256);
     let c = ok(&format!(
         "limits: {{max_body: 1MiB, head_timeout: 2s, body_timeout: 1m, idle_timeout: 500ms, \

@@ -4,13 +4,17 @@
 //!
 //! 1. slowloris: 500 connections trickling an HTTP/1.1 head, one byte a second;
 //! 2. a trickled body: 50 complete heads (`Content-Length: 1000`), then the body a byte a second;
-//! 3. a 1 MiB header line; 4. 10,000 small header fields;
-//! 5. HTTP/2 rapid reset on h2c (HEADERS then RST_STREAM(CANCEL), as fast as the socket takes);
+//! 3. a 1 MiB header line; 4. 10,000 small header fields (60,000 bytes: `max_headers` at work);
+//! 5. HTTP/2 rapid reset on h2c: HEADERS then RST_STREAM(CANCEL), 50 pairs a write, a new
+//!    connection as soon as the server ends the last, for 5 s; 5b. the same paced (HEADERS, 1 ms,
+//!    RST_STREAM), so that each stream is reset after the server started its request;
 //! 6. a SETTINGS flood and 7. a PING flood on h2c, never reading a byte;
 //! 8. a client that pipelines requests on one connection and never reads the responses;
 //! 9. 5,000 idle keep-alive connections.
 //!
-//! Every hostile byte is written by hand on raw tokio sockets. Each case asserts:
+//! Every hostile byte is written by hand on raw tokio sockets, on a runtime of one worker thread
+//! at nice +10 (the cases share the machine's cores with flowbridge and the Flow; a remote
+//! attacker would not take CPU time from them). Each case asserts:
 //!
 //! - the well-behaved sender lost nothing (every event answered 2xx) and its p99 latency during
 //!   the case is at most twice its p99 in a quiet window measured right before the case (the
@@ -18,17 +22,20 @@
 //! - flowbridge's VmRSS (sampled every 100 ms from `/proc/<pid>/status`) stayed at most 64 MiB
 //!   during the case, and is back within +10 % of its baseline afterwards; its open file
 //!   descriptors (`/proc/<pid>/fd`) are back within ±2 of the baseline, and the admin gauges
-//!   `flowbridge_connections_open` (exactly) and `flowbridge_runtime_tasks` (within a few tasks)
-//!   are back to theirs;
+//!   `flowbridge_connections_open` (exactly) and `flowbridge_runtime_tasks` (within 8) are back
+//!   to theirs;
 //! - what the case itself must end with (see each case), and for the limit cases that
-//!   `flowbridge_limits_total{limit="…"}` rose by one for each hostile connection.
+//!   `flowbridge_limits_total{limit="…"}` rose by one for each hostile connection (5b: that
+//!   `reset_flood` rose, README "Server limits").
 //!
 //! The sender: 4 keep-alive HTTP/1.1 connections, 200 events/s in all (open loop: each event has
 //! a scheduled time, and its latency is measured from that time, so a stalled connection counts
 //! for the events queued behind it), unique ids, and at the end every event answered 2xx must be
 //! in the Flow's record. The limits are short (`head_timeout: 2s`, `body_timeout: 3s`,
-//! `idle_timeout: 3s`) so the suite takes about two and a half minutes. It prints one line per
-//! case as it goes and the table at the end (docs/reliability.md):
+//! `idle_timeout: 3s`) so the suite takes about two minutes. It prints one line per case as it
+//! goes and the table at the end, with flowbridge's and the machine's CPU in each window (to tell
+//! a case's cost from the neighbours' noise), and writes every event's latency to
+//! `target/tmp/hostile-samples-<pid>.csv`:
 //!
 //! ```text
 //! cargo test --test hostile -- --nocapture
@@ -105,6 +112,7 @@ struct Sender {
 /// The sender's figures over a window of scheduled times.
 struct Window {
     count: usize,
+    p50: Duration,
     p99: Duration,
     failures: Vec<String>,
 }
@@ -138,11 +146,14 @@ impl Sender {
             .collect();
         let mut latencies: Vec<Duration> = inside.iter().map(|s| s.latency).collect();
         latencies.sort();
-        let p99 = if latencies.is_empty() {
-            Duration::ZERO
-        } else {
-            latencies[(latencies.len() * 99).div_ceil(100) - 1]
+        let quantile = |q: usize| {
+            if latencies.is_empty() {
+                Duration::ZERO
+            } else {
+                latencies[(latencies.len() * q).div_ceil(100).max(1) - 1]
+            }
         };
+        let (p50, p99) = (quantile(50), quantile(99));
         let failures = inside
             .iter()
             .filter(|s| !s.ok())
@@ -150,6 +161,7 @@ impl Sender {
             .collect();
         Window {
             count: inside.len(),
+            p50,
             p99,
             failures,
         }
@@ -315,6 +327,57 @@ fn usage(pid: u32) -> Usage {
     Usage { rss_kib, fds }
 }
 
+/// CPU time used so far: by process `pid` (utime + stime), and by the whole machine (busy and
+/// total, summed over its cores), in clock ticks.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    at: Instant,
+    process: u64,
+    busy: u64,
+    total: u64,
+}
+
+impl Cpu {
+    fn now(pid: u32) -> Cpu {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // Fields after the command name (which may hold spaces): state is field 3, utime 14.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<u64> = after.split(' ').map(|f| f.parse().unwrap_or(0)).collect();
+        let process = fields[11] + fields[12];
+        let all = std::fs::read_to_string("/proc/stat").unwrap();
+        let cpu: Vec<u64> = all
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        // user nice system idle iowait irq softirq steal: idle and iowait are not busy.
+        let total: u64 = cpu.iter().take(8).sum();
+        let busy = total - cpu[3] - cpu[4];
+        Cpu {
+            at: Instant::now(),
+            process,
+            busy,
+            total,
+        }
+    }
+
+    /// Between `self` and `later`: the process's CPU (100 = one core) and the machine's busy
+    /// cores (100 = one core), in percent.
+    fn until(&self, later: &Cpu) -> (f64, f64) {
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        let seconds = (later.at - self.at).as_secs_f64().max(1e-3);
+        let process = (later.process - self.process) as f64 / ticks / seconds * 100.0;
+        let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+        let total = (later.total - self.total).max(1) as f64;
+        let machine = (later.busy - self.busy) as f64 / total * cores * 100.0;
+        (process, machine)
+    }
+}
+
 /// Samples VmRSS and fds every 100 ms on a thread, keeping the maxima.
 struct Sampler {
     stop: Arc<AtomicBool>,
@@ -417,18 +480,20 @@ enum Case {
     HugeHeader,
     ManyHeaders,
     RapidReset,
+    PacedRapidReset,
     SettingsFlood,
     PingFlood,
     NeverReads,
     IdleConnections,
 }
 
-const CASES: [Case; 9] = [
+const CASES: [Case; 10] = [
     Case::Slowloris,
     Case::TrickledBody,
     Case::HugeHeader,
     Case::ManyHeaders,
     Case::RapidReset,
+    Case::PacedRapidReset,
     Case::SettingsFlood,
     Case::PingFlood,
     Case::NeverReads,
@@ -443,6 +508,7 @@ impl Case {
             Case::HugeHeader => "1 MiB header line",
             Case::ManyHeaders => "10,000 header fields",
             Case::RapidReset => "h2c rapid reset",
+            Case::PacedRapidReset => "h2c rapid reset, paced",
             Case::SettingsFlood => "h2c SETTINGS flood",
             Case::PingFlood => "h2c PING flood",
             Case::NeverReads => "pipelines, never reads",
@@ -471,7 +537,8 @@ impl Case {
                 assert!(head.len() < 64 * 1024);
                 oversized_heads(port, head).await
             }
-            Case::RapidReset => rapid_reset(port).await,
+            Case::RapidReset => rapid_reset(port, false).await,
+            Case::PacedRapidReset => rapid_reset(port, true).await,
             Case::SettingsFlood => {
                 // SETTINGS_ENABLE_PUSH = 0: harmless, and each one asks for an ACK.
                 flood(port, frame(FRAME_SETTINGS, 0, 0, &[0, 2, 0, 0, 0, 0])).await
@@ -1056,10 +1123,14 @@ fn spoke_h2(seen: &H2Seen, failures: &mut Vec<String>) {
 }
 
 /// One rapid-reset connection, until `until` or until the server sends GOAWAY or closes: how
-/// many streams it opened (and reset), what the server sent, why it stopped.
+/// many streams it opened (and reset), what the server sent, why it stopped. Fast: 50 HEADERS +
+/// RST_STREAM pairs a write, as fast as the socket takes them (most streams are reset before
+/// the server accepted them). Paced: a HEADERS, 1 ms, its RST_STREAM (the server has accepted
+/// the stream and started its request; the reset cancels it).
 async fn rapid_reset_connection(
     port: u16,
     until: Instant,
+    paced: bool,
 ) -> Result<(u64, H2Seen, String), String> {
     let (r, mut w) = connect(port).await?.into_split();
     let start = Instant::now();
@@ -1084,13 +1155,21 @@ async fn rapid_reset_connection(
                     batch.extend(frame(FRAME_SETTINGS, FLAG_ACK, 0, &[]));
                 }
             }
-            for _ in 0..50 {
+            let pairs = if paced { 1 } else { 50 };
+            for _ in 0..pairs {
                 batch.extend(post_headers(stream));
+                if paced {
+                    if w.write_all(&batch).await.is_err() {
+                        break;
+                    }
+                    batch.clear();
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 batch.extend(frame(FRAME_RST_STREAM, 0, stream, &CANCEL.to_be_bytes()));
                 stream += 2;
             }
             match tokio::time::timeout(Duration::from_secs(1), w.write_all(&batch)).await {
-                Ok(Ok(())) => opened += 50,
+                Ok(Ok(())) => opened += pairs,
                 Ok(Err(e)) => {
                     stopped = format!("write: {}", e.kind());
                     break;
@@ -1119,14 +1198,14 @@ async fn rapid_reset_connection(
 
 /// Rapid reset for [`H2_FOR`]: a connection at a time, the next one as soon as the server ended
 /// the last (as an attacker would).
-async fn rapid_reset(port: u16) -> Outcome {
+async fn rapid_reset(port: u16, paced: bool) -> Outcome {
     let mut failures = Vec::new();
     let start = Instant::now();
     let until = start + H2_FOR;
     let (mut connections, mut streams) = (0u64, 0u64);
     let (mut first, mut goaways, mut errors) = (None, Vec::new(), Vec::new());
     while Instant::now() < until {
-        match rapid_reset_connection(port, until).await {
+        match rapid_reset_connection(port, until, paced).await {
             Ok((opened, seen, stopped)) => {
                 connections += 1;
                 streams += opened;
@@ -1160,7 +1239,9 @@ async fn rapid_reset(port: u16) -> Outcome {
             first.unwrap_or_default()
         ),
         failures,
-        limit: None,
+        // The paced reset is flowbridge's own guard's (README, "Server limits"); the fast one is
+        // refused by h2 itself (ENHANCE_YOUR_CALM) before flowbridge sees the requests.
+        limit: paced.then_some(("reset_flood", 1)),
     }
 }
 
@@ -1206,7 +1287,8 @@ async fn flood(port: u16, one: Vec<u8>) -> Outcome {
     }
     let frames = written / one.len() as u64;
     let writes = match (&ended, blocked_at) {
-        (Some(e), _) => e.clone(),
+        (Some(e), Some(t)) => format!("writes blocked from {}, then {e}", secs(t)),
+        (Some(e), None) => e.clone(),
         (None, Some(t)) => format!("writes blocked from {} on", secs(t)),
         (None, None) => "writes never blocked".to_string(),
     };
@@ -1432,10 +1514,16 @@ async fn idle_connections(port: u16) -> Outcome {
 struct Row {
     case: &'static str,
     outcome: String,
+    quiet_p50: Duration,
+    case_p50: Duration,
     quiet_p99: Duration,
     case_p99: Duration,
     events: usize,
     lost: usize,
+    /// The quiet window's start, the case's start and end, since the sender started.
+    windows: [Duration; 3],
+    /// flowbridge's and the machine's CPU (% of one core), quiet window and case.
+    cpu: ((f64, f64), (f64, f64)),
     rss_max_kib: u64,
     before: Usage,
     after: Usage,
@@ -1460,15 +1548,23 @@ impl Row {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let ((bridge_quiet, machine_quiet), (bridge_case, machine_case)) = self.cpu;
         format!(
-            "| {} | {} | {:.1}→{:.1} ms ({:.2}×), {} events, {} lost | {} / {}→{} KiB | {}→{} (max {}) | {}→{} | {}→{} | {} |",
+            "| {} | {} | {:.1}→{:.1} ms ({:.2}×), p50 {:.1}→{:.1} ms, {} events, {} lost | {:.0}→{:.0} % / {:.0}→{:.0} % | {} / {}→{} KiB | {}→{} (max {}) | {}→{} | {}→{} | {} |",
             self.case,
             self.outcome,
-            self.quiet_p99.as_secs_f64() * 1e3,
-            self.case_p99.as_secs_f64() * 1e3,
+            ms(self.quiet_p99),
+            ms(self.case_p99),
             self.ratio(),
+            ms(self.quiet_p50),
+            ms(self.case_p50),
             self.events,
             self.lost,
+            bridge_quiet,
+            bridge_case,
+            machine_quiet,
+            machine_case,
             self.rss_max_kib,
             self.before.rss_kib,
             self.after.rss_kib,
@@ -1484,15 +1580,17 @@ impl Row {
     }
 }
 
-const HEADER: &str = "| case | outcome | well-behaved p99 quiet→case (ratio) | RSS max / before→after | fds before→after | connections_open | runtime_tasks | limits_total rose |\n|---|---|---|---|---|---|---|---|";
+const HEADER: &str = "| case | outcome | well-behaved p99 quiet→case (ratio) | CPU quiet→case: flowbridge / machine (100 % = a core) | VmRSS max / before→after | fds before→after | connections_open | runtime_tasks | limits_total rose |\n|---|---|---|---|---|---|---|---|---|";
 
 /// Runs one case between a quiet window and the return to the baseline; its row and failures.
-fn run_case(bridge: &FlowBridge, sender: &Sender, case: Case) -> (Row, Vec<String>) {
+fn run_case(bridge: &FlowBridge, sender: &Sender, case: Case, t0: Instant) -> (Row, Vec<String>) {
     let pid = bridge.pid().unwrap();
     let name = case.name();
     let quiet_from = Instant::now();
+    let cpu_from = Cpu::now(pid);
     std::thread::sleep(QUIET);
     let quiet_to = Instant::now();
+    let cpu_quiet = Cpu::now(pid);
     let before = usage(pid);
     let scrape_before = Scrape::of(bridge);
     let sampler = Sampler::start(pid);
@@ -1509,6 +1607,7 @@ fn run_case(bridge: &FlowBridge, sender: &Sender, case: Case) -> (Row, Vec<Strin
     // Whatever the case left open closes here.
     rt.shutdown_timeout(Duration::from_secs(1));
     let case_to = Instant::now();
+    let cpu_case = Cpu::now(pid);
     let (rss_max_kib, fds_max) = sampler.stop();
     let mut outcome = run.unwrap_or_else(|e| {
         let why = match e.try_into_panic() {
@@ -1620,8 +1719,12 @@ fn run_case(bridge: &FlowBridge, sender: &Sender, case: Case) -> (Row, Vec<Strin
     let row = Row {
         case: name,
         outcome: outcome.summary,
+        quiet_p50: quiet.p50,
+        case_p50: during.p50,
         quiet_p99: quiet.p99,
         case_p99: during.p99,
+        cpu: (cpu_from.until(&cpu_quiet), cpu_quiet.until(&cpu_case)),
+        windows: [quiet_from - t0, case_from - t0, case_to - t0],
         events: during.count,
         lost: during.failures.len(),
         rss_max_kib,
@@ -1676,6 +1779,38 @@ fn raise_nofile() {
     );
 }
 
+/// Writes every well-behaved event (when it was due, its latency, its answer) and the windows
+/// of each case to a CSV file under `target/tmp/`, for a closer look; its path.
+fn dump_samples(t0: Instant, samples: &[Sample], rows: &[Row]) -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("hostile-samples-{}.csv", std::process::id()));
+    let mut text = String::from("# case,quiet_from_s,case_from_s,case_to_s\n");
+    for r in rows {
+        let [q, f, t] = r.windows;
+        text.push_str(&format!(
+            "# {},{:.3},{:.3},{:.3}\n",
+            r.case,
+            q.as_secs_f64(),
+            f.as_secs_f64(),
+            t.as_secs_f64()
+        ));
+    }
+    text.push_str("due_s,latency_ms,outcome\n");
+    for s in samples {
+        let outcome = match &s.outcome {
+            Ok(status) => status.to_string(),
+            Err(e) => format!("{e:?}"),
+        };
+        text.push_str(&format!(
+            "{:.4},{:.2},{outcome}\n",
+            (s.scheduled - t0).as_secs_f64(),
+            s.latency.as_secs_f64() * 1e3
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 #[test]
 fn hostile_clients_do_not_hurt_well_behaved_senders() {
     raise_nofile();
@@ -1702,13 +1837,14 @@ routes:
         url = flow.grpc_url(),
     ));
     let bridge = FlowBridge::start(&config);
+    let t0 = Instant::now();
     let sender = Sender::start(bridge.port);
     // Warm-up: connections, the Flow's first requests, the adaptive concurrency.
     std::thread::sleep(Duration::from_secs(3));
 
     let (mut rows, mut failures) = (Vec::new(), Vec::new());
     for case in CASES {
-        let (row, f) = run_case(&bridge, &sender, case);
+        let (row, f) = run_case(&bridge, &sender, case, t0);
         eprintln!("[hostile] {}", row.line());
         for f in &f {
             eprintln!("[hostile]   FAILED {f}");
@@ -1718,6 +1854,7 @@ routes:
     }
 
     let samples = sender.stop();
+    let dump = dump_samples(t0, &samples, &rows);
     let lost: Vec<&Sample> = samples.iter().filter(|s| !s.ok()).collect();
     if !lost.is_empty() {
         failures.push(format!(
@@ -1750,10 +1887,11 @@ routes:
 
     eprintln!(
         "[hostile] well-behaved sender: {} events at {RATE}/s over {SENDER_CONNECTIONS} \
-         connections, {} not 2xx, {} missing from the Flow's record",
+         connections, {} not 2xx, {} missing from the Flow's record (every event: {})",
         samples.len(),
         lost.len(),
-        missing.len()
+        missing.len(),
+        dump.display()
     );
     eprintln!("{HEADER}");
     for row in &rows {

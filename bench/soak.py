@@ -520,8 +520,9 @@ def percentile(sorted_values, p):
 async def sampler(pid, admin_port, sender, marks, t0, warmup, duration, csv_path, rows, done, state):
     """One row per second until `done` is set; raises SoakError when flowbridge is gone.
 
-    `phase`: warmup, load (the planned run), drain (after the planned end or once the sender is
-    done: its connections close, so these rows are charted but not measured)."""
+    `phase`: warmup, load (the planned run), drain (after the planned end, while the sender
+    still works off a backlog or retries: charted, not measured). Sampling stops once the
+    sender is done (its connections close)."""
     loop = asyncio.get_running_loop()
     with open(csv_path, "w", newline="") as f:
         out = csv.DictWriter(f, fieldnames=CSV_FIELDS)
@@ -531,6 +532,8 @@ async def sampler(pid, admin_port, sender, marks, t0, warmup, duration, csv_path
             await asyncio.sleep(max(0.0, t0 + n - loop.time()))
             n += 1
             t = loop.time() - t0
+            if sender.finished:
+                break  # its connections are closed: nothing left to measure
             try:
                 rss_kib, threads = proc_status(pid)
                 fds = len(os.listdir(f"/proc/{pid}/fd"))  # before the scrape opens one more
@@ -546,7 +549,7 @@ async def sampler(pid, admin_port, sender, marks, t0, warmup, duration, csv_path
             p50, p99 = percentile(lat, 50), percentile(lat, 99)
             row = {
                 "t_s": round(t, 2),
-                "phase": ("drain" if t >= duration or sender.finished else
+                "phase": ("drain" if t >= duration else
                           "warmup" if t < warmup else "load"),
                 "rss_mib": round(rss_kib / 1024, 2),
                 "fds": fds,

@@ -830,11 +830,20 @@ def main():
     if args.rate <= 0 or duration <= 0 or args.warmup_minutes * 60 >= duration - 10:
         parser.error("need --rate > 0 and a run at least 10 s longer than the warm-up")
 
+    for path, what in ((args.bin, "flowbridge binary (--bin)"), (args.flow_python, "jina venv Python (--flow-python)")):
+        if not os.access(path, os.X_OK):
+            parser.error(f"the {what} {path} is not an executable file")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     for name in ("flowbridge.log", "flow.log", "record.txt", "soak.csv", "soak.png", "summary.json"):
         (out / name).unlink(missing_ok=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    def interrupted(signum, _frame):
+        say(f"{signal.Signals(signum).name}: stopping every child")
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
 
     try:
         code = run(args, out, duration)

@@ -1,7 +1,7 @@
 //! Wiring for `flowbridge serve`: binds the listeners ([`Listeners`]), then [`run`] builds the
 //! first [`Runtime`] from a validated config (a dispatcher per gateway, a dedup window per route
-//! that asks for one), serves on them (plain HTTP through `axum::serve`, or TLS through this
-//! module's accept loop when the config has `tls`), starts the config watcher
+//! that asks for one), serves on them ([`server::serve`]: plain HTTP or TLS, with the server
+//! limits of `limits:`), starts the config watcher
 //! ([`reload::watch`]), flips readiness, and runs until the shutdown future resolves (SIGTERM or
 //! SIGINT for `serve`). The admin listener (`admin_listen`, always plain HTTP) serves `/metrics`
 //! and the probes from the same state.
@@ -13,12 +13,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
@@ -27,16 +22,15 @@ use crate::ingress::{self, AppState};
 use crate::reload::{self, Loaded, Source};
 use crate::reply;
 use crate::runtime::Runtime;
+use crate::server;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::trace;
-
-/// A client that has not finished its TLS handshake by then is dropped.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Run the sink with the config `loaded` from `source` until a shutdown signal arrives;
 /// reload from `source` on SIGHUP and when its files change ([`reload::watch`]).
 pub async fn serve(loaded: Loaded, source: Source) -> Result<(), String> {
     start_tracing()?;
+    raise_open_files(loaded.config.limits.max_connections);
     let result = match Listeners::bind(&loaded.config).await {
         Ok(listeners) => run(loaded, source, listeners, signal()).await,
         Err(e) => Err(e),
@@ -73,6 +67,29 @@ impl Listeners {
             None => None,
         };
         Ok(Listeners { main, admin })
+    }
+}
+
+/// Raise the soft limit of open files to the hard one: every connection takes a descriptor, and
+/// a soft limit of 1024 (a common default) would refuse connections long before
+/// `limits.max_connections`. Warn when even the hard limit is below it.
+fn raise_open_files(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            // Gateways, Redis, config files, the admin listener: a few dozen more.
+            let needed = max_connections as u64 + 64;
+            if limit < needed {
+                warn!(
+                    open_files = limit,
+                    max_connections,
+                    "the open-files limit (ulimit -n) is below limits.max_connections + 64; \
+                     connections beyond it are refused by the kernel, not counted"
+                );
+            } else {
+                debug!(open_files = limit, "open-files limit");
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot read or raise the open-files limit"),
     }
 }
 
@@ -189,19 +206,9 @@ pub async fn run(
         grace
     };
     let log_state = state.clone();
-    let server = async move {
-        if tls {
-            serve_tls(listener, app, state, shutdown).await;
-            Ok(())
-        } else {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-    };
+    let server = server::serve(listener, app, state, tls, shutdown);
     tokio::select! {
-        result = server => {
-            result.map_err(|e| format!("server error: {e}"))?;
+        () = server => {
             info!("flowbridge stopped: every event was answered");
         }
         grace = grace_timer => {
@@ -214,72 +221,6 @@ pub async fn run(
         }
     }
     Ok(())
-}
-
-/// The HTTPS accept loop (axum's `serve` has no TLS): each connection takes the rustls config
-/// of the runtime active when it arrives (a reload with new certificate files applies to new
-/// connections; open ones keep theirs), negotiates `h2` or `http/1.1` by ALPN and serves the
-/// same router. On `shutdown` it stops accepting and waits for open connections to finish
-/// their requests, like `axum::serve(..).with_graceful_shutdown`.
-async fn serve_tls(
-    listener: TcpListener,
-    app: Router,
-    state: Arc<AppState>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let Some(config) = state
-            .runtime
-            .load()
-            .config
-            .tls
-            .as_ref()
-            .map(|t| t.config.clone())
-        else {
-            continue;
-        };
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        let service = TowerToHyperService::new(app.clone());
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => {
-                        debug!(peer = %peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        debug!(peer = %peer, "TLS handshake timed out");
-                        return;
-                    }
-                };
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            if let Err(e) = watcher.watch(connection).await {
-                debug!(peer = %peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
 }
 
 /// Resolves on SIGTERM or SIGINT.

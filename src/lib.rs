@@ -31,7 +31,9 @@
 //!   timeout, failures handled by each feature's `on_state_error` policy in `dispatch`.
 //! * [`runtime`]: one config generation with its dispatchers and dedup windows; [`reload`]
 //!   swaps in the next one on SIGHUP or when the config (or a file it names) changes.
-//! * [`app`]: `flowbridge serve`: listeners, TLS, shutdown.
+//! * [`app`]: `flowbridge serve`: listeners, startup, shutdown.
+//! * [`server`]: the events listener's accept loop (plain or TLS, HTTP/1.1 and HTTP/2) and its
+//!   server limits (`limits:`: read deadlines, header and connection caps, rapid reset).
 //! * [`tls`]: the listener's rustls config and the CA bundles of `grpcs://` gateways.
 //! * [`cli`], [`telemetry`]: the command line, logging, the Prometheus metrics registry, the
 //!   OpenTelemetry traces (OTLP export, W3C context in and out) and the per-event record.
@@ -56,6 +58,7 @@ pub mod reload;
 pub mod reply;
 pub mod rules;
 pub mod runtime;
+pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod text;

@@ -2,9 +2,9 @@
 //! misbehave (accept and stay silent, answer garbage, a truncated protobuf, the other docarray,
 //! reset the connection, a reply sink that hangs). Each case asserts the status and error code
 //! the README documents, that the answer came within the route's deadline + 1 s, and that
-//! flowbridge's resources (VmRSS, open file descriptors, read from `/proc/<pid>`) are back to
-//! their baseline once the fake closed its connections. Each case prints one line of figures
-//! (docs/reliability.md):
+//! flowbridge's resources (VmRSS, open file descriptors from `/proc/<pid>`, tokio tasks from
+//! `/metrics`) are back to their baseline once the fake closed its connections. Each case prints
+//! one line of figures (docs/reliability.md):
 //!
 //! ```text
 //! cargo test --test broken_gateways -- --nocapture
@@ -264,14 +264,17 @@ async fn answer(
     }
 }
 
-/// VmRSS (KiB) and open file descriptors of process `pid`.
+/// VmRSS (KiB) and open file descriptors of the server process, and its tokio tasks alive
+/// (`flowbridge_runtime_tasks`).
 #[derive(Debug, Clone, Copy)]
 struct Usage {
     rss_kib: u64,
     fds: usize,
+    tasks: u64,
 }
 
-fn usage(pid: u32) -> Usage {
+fn usage(bridge: &FlowBridge) -> Usage {
+    let pid = bridge.pid().expect("flowbridge is running");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let rss_kib = status
         .lines()
@@ -281,16 +284,29 @@ fn usage(pid: u32) -> Usage {
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count();
-    Usage { rss_kib, fds }
+    let tasks = bridge
+        .metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix("flowbridge_runtime_tasks "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("flowbridge_runtime_tasks in /metrics");
+    Usage {
+        rss_kib,
+        fds,
+        tasks,
+    }
 }
 
-/// Usage once the fds are back within 2 of `base` (or after 5 s), given time to settle.
-fn settled(pid: u32, base: Option<Usage>) -> Usage {
+/// Usage once the fds and tasks are back within 2 of `base` (or after 5 s), given time to
+/// settle.
+fn settled(bridge: &FlowBridge, base: Option<Usage>) -> Usage {
     let deadline = Instant::now() + Duration::from_secs(5);
     std::thread::sleep(Duration::from_millis(200));
     loop {
-        let now = usage(pid);
-        let back = base.is_none_or(|b| now.fds <= b.fds + 2 && now.rss_kib * 10 <= b.rss_kib * 11);
+        let now = usage(bridge);
+        let back = base.is_none_or(|b| {
+            now.fds <= b.fds + 2 && now.tasks <= b.tasks + 2 && now.rss_kib * 10 <= b.rss_kib * 11
+        });
         if back || Instant::now() >= deadline {
             return now;
         }
@@ -367,7 +383,6 @@ routes:
 "#
     ));
     let bridge = FlowBridge::start(&config);
-    let pid = bridge.pid().unwrap();
     for _ in 0..20 {
         assert_eq!(post(bridge.port, "broken.good").status, 202);
     }
@@ -397,7 +412,7 @@ routes:
         for _ in 0..5 {
             assert_eq!(post(bridge.port, "broken.good").status, 202);
         }
-        let after = settled(pid, base);
+        let after = settled(&bridge, base);
         if base.is_none() {
             base = Some(after);
         } else {
@@ -408,7 +423,7 @@ routes:
     let (after, took, calls, connections, body) = figures.unwrap();
     eprintln!(
         "[broken_gateways] case={} status={} code={} seconds={:.2} rss_kib={}->{} fds={}->{} \
-         calls={calls} connections={connections}",
+         tasks={}->{} calls={calls} connections={connections}",
         case.name,
         case.status,
         case.code,
@@ -417,6 +432,8 @@ routes:
         after.rss_kib,
         base.fds,
         after.fds,
+        base.tasks,
+        after.tasks,
     );
     eprintln!("[broken_gateways]   answer: {body}");
     assert!(
@@ -425,6 +442,13 @@ routes:
         case.name,
         after.fds,
         base.fds
+    );
+    assert!(
+        after.tasks <= base.tasks + 2 && after.tasks + 2 >= base.tasks,
+        "{}: {} tokio tasks after, baseline {}",
+        case.name,
+        after.tasks,
+        base.tasks
     );
     assert!(
         after.rss_kib * 10 <= base.rss_kib * 11,

@@ -83,6 +83,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "model",
             "auth",
             "cloudevents",
+            "config",
             "flow",
             "pipeline",
             "reply",
@@ -96,6 +97,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "reload",
         &["model", "config", "ingress", "runtime", "telemetry"],
     ),
+    ("server", &["config", "ingress", "telemetry"]),
     (
         "app",
         &[
@@ -105,6 +107,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "reload",
             "reply",
             "runtime",
+            "server",
             "telemetry",
             "tls",
         ],

@@ -178,3 +178,20 @@ pub(super) fn show(value: &Value) -> String {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| format!("{value:?}"))
 }
+
+/// A whole number in `1..=max`.
+pub(super) fn count(value: &Value, max: u64, path: &Path, report: &mut Report) -> Option<usize> {
+    match value.as_u64() {
+        Some(n) if (1..=max).contains(&n) => usize::try_from(n).ok(),
+        _ => {
+            report.error(
+                path.clone(),
+                format!(
+                    "expected a whole number from 1 to {max}, got {}",
+                    show(value)
+                ),
+            );
+            None
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
-use super::check::{NAME_RULE, duration, is_valid_name, show, size};
+use super::check::{NAME_RULE, count, duration, is_valid_name, show, size};
 use super::path::{Path, Report};
 use super::raw::{RawBatch, RawGateway, RawRetry};
 use crate::model::{
@@ -173,23 +173,6 @@ fn gateway_tls(
         }
     }
     ok.then_some(tls)
-}
-
-/// A whole number in `1..=max`.
-fn count(value: &Value, max: u64, path: &Path, report: &mut Report) -> Option<usize> {
-    match value.as_u64() {
-        Some(n) if (1..=max).contains(&n) => usize::try_from(n).ok(),
-        _ => {
-            report.error(
-                path.clone(),
-                format!(
-                    "expected a whole number from 1 to {max}, got {}",
-                    show(value)
-                ),
-            );
-            None
-        }
-    }
 }
 
 /// Most in-flight requests of a gateway, `MAX_CONCURRENCY` at most.

@@ -33,6 +33,7 @@ mod auth;
 mod check;
 mod gateway;
 mod lenient;
+mod limits;
 mod lines;
 mod path;
 pub mod raw;
@@ -51,6 +52,7 @@ use path::{Problem, Report};
 use raw::{RawConfig, RawGateway, RawRoute};
 
 pub use check::parse_admin_listen;
+pub use limits::Limits;
 
 /// Gateway of the embedded default config when neither `--gateway` nor `FLOWBRIDGE_GATEWAY` is
 /// given: the port a Jina Flow exported to Kubernetes listens on.
@@ -63,8 +65,8 @@ pub struct Config {
     /// The admin listener (`/metrics`, `/healthz`, `/readyz`); `None` when disabled
     /// (`admin_listen: ""` or `off`).
     pub admin_listen: Option<SocketAddr>,
-    /// Largest accepted request body, bytes (≥ 64 KiB).
-    pub max_body: usize,
+    /// `limits:`: body size, read deadlines, header and connection caps.
+    pub limits: Limits,
     pub unmatched: Unmatched,
     pub gateways: BTreeMap<String, GatewaySpec>,
     pub rules: RuleSet,

@@ -71,6 +71,16 @@ pub struct RawTls {
 pub struct RawLimits {
     /// Size (`4MiB`, or a plain number of bytes).
     pub max_body: Option<Value>,
+    /// Durations: the listener's read deadlines.
+    pub head_timeout: Option<Value>,
+    pub body_timeout: Option<Value>,
+    pub idle_timeout: Option<Value>,
+    /// Size: the largest request head.
+    pub max_header_bytes: Option<Value>,
+    /// Whole numbers.
+    pub max_headers: Option<Value>,
+    pub max_connections: Option<Value>,
+    pub max_h2_streams: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

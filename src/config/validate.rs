@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::Config;
-use super::check::{Context, duration, parse_admin_listen, size};
+use super::check::{Context, duration, parse_admin_listen};
 use super::gateway::gateway;
 use super::path::{Path, Report};
 use super::raw::{RawConfig, RawTls};
@@ -22,8 +22,6 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 /// the queue-proxy sidecar (autoscaler and user metrics; Serving reserves them with 8012, 8013,
 /// 8022 and 8008), which shares the pod's network namespace.
 pub const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:9095";
-/// `limits.max_body` default: 4 MiB.
-pub const DEFAULT_MAX_BODY: usize = 4 << 20;
 /// `shutdown_grace` default (Knative's default `terminationGracePeriodSeconds` is the revision
 /// timeout, 300 s; 30 s keeps a rolling update quick).
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -43,10 +41,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Context<'_>, report: &mut Report) -
             }
         };
 
-    let max_body = match raw.limits.as_ref().and_then(|l| l.max_body.as_ref()) {
-        None => Some(DEFAULT_MAX_BODY),
-        Some(v) => size(v, &root.key("limits").key("max_body"), report),
-    };
+    let limits = super::limits::limits(raw.limits.as_ref(), &root.key("limits"), report);
 
     let unmatched = match raw.unmatched.as_deref() {
         None | Some("accept") => Some(Unmatched::Accept),
@@ -122,7 +117,7 @@ pub(super) fn validate(raw: RawConfig, ctx: &Context<'_>, report: &mut Report) -
     Some(Config {
         listen: listen?,
         admin_listen: admin_listen?,
-        max_body: max_body?,
+        limits: limits?,
         unmatched: unmatched?,
         gateways,
         rules: RuleSet { routes },

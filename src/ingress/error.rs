@@ -9,6 +9,7 @@ use crate::auth::{AuthError, Reason};
 use crate::cloudevents::BindingError;
 use crate::flow::FlowError;
 use crate::pipeline::EventError;
+use crate::telemetry::metrics::Limit;
 use crate::text::truncate;
 
 /// Upper bound of the `message` text in an error body, in bytes.
@@ -23,6 +24,11 @@ pub enum IngressError {
     Binding(#[from] BindingError),
     #[error("request body exceeds limits.max_body ({limit} bytes)")]
     TooLarge { limit: usize },
+    #[error(
+        "the request body did not arrive within limits.body_timeout ({}s)",
+        limit.as_secs_f64()
+    )]
+    BodyTimeout { limit: std::time::Duration },
     #[error("could not read the request body: {0}")]
     BodyRead(String),
     /// The event was read; the pipeline failed it.
@@ -44,10 +50,11 @@ impl IngressError {
     /// Every [`IngressError::code`]: the `reason` series of `flowbridge_events_rejected_total`
     /// created at 0 at start (`every_code_is_listed` checks the two agree; a code missing here
     /// is still counted, from its first error on).
-    pub const CODES: [&'static str; 21] = [
+    pub const CODES: [&'static str; 22] = [
         "not_cloudevent",
         "invalid_event",
         "body_too_large",
+        "body_timeout",
         "body_unreadable",
         "no_route",
         "schema_mismatch",
@@ -76,6 +83,7 @@ impl IngressError {
             }
             IngressError::Binding(BindingError::Invalid(_)) => StatusCode::BAD_REQUEST,
             IngressError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            IngressError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             IngressError::BodyRead(_) => StatusCode::BAD_REQUEST,
             IngressError::Event(e) => event_status(e),
             IngressError::Auth { error, .. } => match error.reason {
@@ -94,6 +102,7 @@ impl IngressError {
             IngressError::Binding(BindingError::NotCloudEvent(_)) => "not_cloudevent",
             IngressError::Binding(BindingError::Invalid(_)) => "invalid_event",
             IngressError::TooLarge { .. } => "body_too_large",
+            IngressError::BodyTimeout { .. } => "body_timeout",
             IngressError::BodyRead(_) => "body_unreadable",
             IngressError::Event(e) => e.code(),
             IngressError::Auth { error, .. } => match error.reason {
@@ -116,6 +125,15 @@ impl IngressError {
             IngressError::Auth { error, .. } if error.reason == Reason::KeysUnavailable => {
                 Some(RETRY_AFTER_SECS)
             }
+            _ => None,
+        }
+    }
+
+    /// The server limit (`limits:`) this error enforces, for `flowbridge_limits_total`.
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            IngressError::TooLarge { .. } => Some(Limit::MaxBody),
+            IngressError::BodyTimeout { .. } => Some(Limit::BodyTimeout),
             _ => None,
         }
     }
@@ -160,6 +178,13 @@ pub fn error_response(error: &IngressError, prefix: &str) -> Response {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    if matches!(error, IngressError::BodyTimeout { .. }) {
+        // The rest of the body may still be on its way: this connection cannot carry another
+        // request (HTTP/1; HTTP/2 drops the header and resets only the stream).
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     if let IngressError::Auth { error: auth, .. } = error
         && error.status() == StatusCode::UNAUTHORIZED

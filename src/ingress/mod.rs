@@ -159,13 +159,13 @@ async fn authorized_body(
         }
     };
     let Some(verifier) = verifier else {
-        return read_body(headers, body, rt.config.max_body).await;
+        return read_body(headers, body, &rt.config.limits).await;
     };
     if !verifier.needs_body() {
         verifier.check(headers, b"").await.map_err(refuse)?;
-        return read_body(headers, body, rt.config.max_body).await;
+        return read_body(headers, body, &rt.config.limits).await;
     }
-    let bytes = read_body(headers, body, rt.config.max_body).await?;
+    let bytes = read_body(headers, body, &rt.config.limits).await?;
     verifier.check(headers, &bytes).await.map_err(refuse)?;
     Ok(bytes)
 }
@@ -216,9 +216,15 @@ async fn receive_webhook(
     }
 }
 
-/// Read at most `limit` bytes of body; 413 beyond (checked against `Content-Length` first, so an
-/// oversized body is refused without reading it).
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, IngressError> {
+/// Read at most `limits.max_body` bytes of body, 413 beyond (checked against `Content-Length`
+/// first, so an oversized body is refused without reading it), within `limits.body_timeout`
+/// (408: a body trickled byte by byte would hold the connection and the request forever).
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &crate::config::Limits,
+) -> Result<Bytes, IngressError> {
+    let limit = limits.max_body;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -226,7 +232,13 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(IngressError::TooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(limits.body_timeout, Limited::new(body, limit).collect());
+    let Ok(read) = read.await else {
+        return Err(IngressError::BodyTimeout {
+            limit: limits.body_timeout,
+        });
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             Err(IngressError::TooLarge { limit })
@@ -338,6 +350,9 @@ async fn receive(State(state): State<Arc<AppState>>, request: Request) -> Respon
 /// A delivery refused before any event was read: counted under route `_none`.
 fn log_rejection(metrics: &Metrics, e: IngressError) -> Response {
     metrics.rejected(e.code());
+    if let Some(limit) = e.limit() {
+        metrics.server.limit_hit(limit);
+    }
     metrics
         .route(metrics::NO_ROUTE)
         .answered(e.status().as_u16());

@@ -15,7 +15,7 @@ use crate::rules::mapping::{Expr, FieldError, Mapping, MappingSpec, ReplyData};
 fn minimal_config_gets_defaults() {
     let c = ok(&with_routes("  - name: r\n"));
     assert_eq!(c.listen, "0.0.0.0:8080".parse().expect("addr"));
-    assert_eq!(c.max_body, 4 << 20);
+    assert_eq!(c.limits.max_body, 4 << 20);
     assert_eq!(c.unmatched, Unmatched::Accept);
     let gw = &c.gateways["default"];
     assert_eq!(gw.name, "default");
@@ -73,7 +73,7 @@ routes:
         Err(e) => panic!("{e}"),
     };
     assert_eq!(c.listen, "127.0.0.1:9090".parse().expect("addr"));
-    assert_eq!(c.max_body, 8 << 20);
+    assert_eq!(c.limits.max_body, 8 << 20);
     assert_eq!(c.unmatched, Unmatched::Reject);
     assert_eq!(c.gateways["default"].timeout, Duration::from_secs(90));
     assert_eq!(c.gateways["default"].max_message_bytes, 128 << 20);
@@ -127,7 +127,7 @@ fn plain_integer_size_is_bytes() {
     let c = ok(&format!(
         "limits: {{max_body: 65536}}\n{GW}routes: [{{name: r}}]\n"
     ));
-    assert_eq!(c.max_body, 65536);
+    assert_eq!(c.limits.max_body, 65536);
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Top-level values (`listen`, `admin_listen`, `limits.max_body`, `unmatched`) and the
 //! listener's `tls:` (certificates made by the test CA, read at load).
 
+use std::time::Duration;
+
 use super::*;
 
 // ---------------------------------------------------------------- top-level values
@@ -51,6 +53,58 @@ fn max_body_below_64kib() {
         &format!("limits: {{max_body: 65535}}\n{GW}routes: [{{name: r}}]\n"),
         "limits.max_body: must be at least 64KiB",
     );
+}
+
+#[test]
+fn limits_defaults_and_every_key() {
+    let c = ok(&format!("{GW}routes: [{{name: r}}]\n"));
+    assert_eq!(c.limits, Limits::default());
+    assert_eq!(c.limits.head_timeout, Duration::from_secs(10));
+    assert_eq!(c.limits.body_timeout, Duration::from_secs(30));
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(120));
+    assert_eq!(c.limits.max_header_bytes, 64 << 10);
+    assert_eq!(c.limits.max_headers, 100);
+    assert_eq!(c.limits.max_connections, 10_000);
+    assert_eq!(c.limits.max_h2_streams, 256);
+    let c = ok(&format!(
+        "limits: {{max_body: 1MiB, head_timeout: 2s, body_timeout: 1m, idle_timeout: 500ms, \
+         max_header_bytes: 16KiB, max_headers: 40, max_connections: 50, max_h2_streams: 8}}\n\
+         {GW}routes: [{{name: r}}]\n"
+    ));
+    assert_eq!(
+        c.limits,
+        Limits {
+            max_body: 1 << 20,
+            head_timeout: Duration::from_secs(2),
+            body_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_millis(500),
+            max_header_bytes: 16 << 10,
+            max_headers: 40,
+            max_connections: 50,
+            max_h2_streams: 8,
+        }
+    );
+}
+
+#[test]
+fn bad_limits_are_all_reported() {
+    let text = format!(
+        "limits: {{head_timeout: 0s, body_timeout: 5, idle_timeout: soon, \
+         max_header_bytes: 1KiB, max_headers: 0, max_connections: -1, max_h2_streams: 100000}}\n\
+         {GW}routes: [{{name: r}}]\n"
+    );
+    let err = errors(&text).join("\n");
+    for expected in [
+        "limits.head_timeout: must be greater than 0",
+        "limits.body_timeout: 5 needs a unit, e.g. 5s",
+        "limits.idle_timeout: expected a duration",
+        "limits.max_header_bytes: must be from 8KiB to 16MiB, got 1024 bytes",
+        "limits.max_headers: expected a whole number from 1 to 10000, got 0",
+        "limits.max_connections: expected a whole number from 1 to 1048576, got -1",
+        "limits.max_h2_streams: expected a whole number from 1 to 65536, got 100000",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
 }
 
 #[test]

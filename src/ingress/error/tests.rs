@@ -24,6 +24,12 @@ fn status_table() {
         ),
         (IngressError::TooLarge { limit: 1 }, 413),
         (
+            IngressError::BodyTimeout {
+                limit: std::time::Duration::from_secs(1),
+            },
+            408,
+        ),
+        (
             IngressError::Event(EventError::NoRoute {
                 ty: "t".into(),
                 event_source: "s".into(),
@@ -175,6 +181,9 @@ fn every_code_is_listed() {
         IngressError::Binding(BindingError::NotCloudEvent("x".into())),
         IngressError::Binding(BindingError::Invalid("x".into())),
         IngressError::TooLarge { limit: 1 },
+        IngressError::BodyTimeout {
+            limit: std::time::Duration::from_secs(1),
+        },
         IngressError::BodyRead(m()),
         IngressError::Event(EventError::NoRoute {
             ty: "t".into(),
@@ -250,4 +259,27 @@ fn every_code_is_listed() {
     let listed: std::collections::BTreeSet<_> = IngressError::CODES.into_iter().collect();
     assert_eq!(codes, listed);
     assert_eq!(listed.len(), IngressError::CODES.len(), "listed twice");
+}
+
+#[test]
+fn a_body_timeout_closes_the_connection_and_counts_its_limit() {
+    let error = IngressError::BodyTimeout {
+        limit: std::time::Duration::from_millis(2500),
+    };
+    let response = error_response(&error, "");
+    assert_eq!(response.status(), 408);
+    assert_eq!(response.headers()["connection"], "close");
+    assert!(
+        error.to_string().contains("limits.body_timeout (2.5s)"),
+        "{error}"
+    );
+    assert_eq!(
+        error.limit(),
+        Some(crate::telemetry::metrics::Limit::BodyTimeout)
+    );
+    assert_eq!(
+        IngressError::TooLarge { limit: 1 }.limit(),
+        Some(crate::telemetry::metrics::Limit::MaxBody)
+    );
+    assert_eq!(IngressError::BodyRead("x".into()).limit(), None);
 }

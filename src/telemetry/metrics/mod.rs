@@ -31,6 +31,7 @@
 //! * `route`: the series of routes ([`RouteMetrics`]).
 //! * `gateway`: the series of gateways updated by their dispatchers ([`GatewayMetrics`]).
 //! * `endpoint`: auth failures by endpoint and requests by webhook.
+//! * `server`: the events listener's series ([`ServerMetrics`]: connections, limits, tasks).
 //! * `collector`: the scrape-time gauges ([`GatewayGauges`], [`LimitGauges`]).
 
 mod collector;
@@ -38,6 +39,7 @@ mod endpoint;
 mod gateway;
 mod route;
 mod series;
+mod server;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -51,6 +53,7 @@ pub use collector::{GatewayGauges, LimitGauges, StateGauges};
 pub use gateway::GatewayMetrics;
 pub use route::RouteMetrics;
 pub use series::{Counter, Histogram};
+pub use server::{Limit, ServerMetrics};
 
 use crate::auth::Reason;
 use endpoint::Endpoints;
@@ -176,6 +179,8 @@ pub struct Metrics {
     active: Mutex<(u64, String)>,
     generation: Gauge,
     info: Family<ConfigLabels, Gauge>,
+    /// The events listener: connections and server limits.
+    pub server: ServerMetrics,
 }
 
 impl Metrics {
@@ -226,7 +231,9 @@ impl Metrics {
             "flowbridge_config_reloads",
             "Config reloads (SIGHUP or a changed file), by outcome; a failed one keeps the active config",
         );
+        let server = ServerMetrics::register(r);
         let metrics = Metrics {
+            server,
             received: MODES
                 .map(|mode| received.get_or_create_owned(&ModeLabels { mode: mode.into() })),
             inferred: INFERRED.map(|(declared, read_as)| {
@@ -408,6 +415,7 @@ impl Metrics {
         cesql_errors: u64,
         state: Option<StateGauges>,
     ) -> String {
+        self.server.read_tasks();
         let mut out = String::with_capacity(16 << 10);
         let mut scrape = Registry::default();
         scrape.register_collector(Box::new(collector::Scrape {

@@ -22,10 +22,10 @@ What runs, all on loopback, each child in its own process group and killed when 
   first attempt. Every attempt's status is counted.
 * the sampler, once a second: flowbridge's RSS (VmRSS), open fds (/proc/PID/fd), threads, and
   tasks (the ``flowbridge_runtime_tasks`` gauge from /metrics; threads instead, marked as such,
-  when the binary does not export it), config generation, pending events, and the sender's
-  events/s, non-2xx/s and latency p50/p99 of that second. One CSV row per second (``soak.csv``),
-  then a chart (``soak.png``, matplotlib from the bench venv) with the restarts and reloads as
-  vertical lines.
+  when the binary does not export it), config generation, pending events, open connections
+  (``flowbridge_connections_open``), and the sender's events/s, non-2xx/s and latency p50/p99
+  of that second. One CSV row per second (``soak.csv``), then a chart (``soak.png``, matplotlib
+  from the bench venv) with the restarts and reloads as vertical lines.
 
 At the end the record file is compared with the sender's outcomes: *lost* = an event answered 2xx
 whose id the executor never recorded; *undelivered* = an event that never got a 2xx (gave up,
@@ -488,7 +488,7 @@ class Sender:
 CSV_FIELDS = [
     "t_s", "phase", "rss_mib", "fds", "tasks", "threads", "sent_per_s", "attempts_per_s", "ok_per_s",
     "non2xx_per_s", "transport_errors_per_s", "p50_ms", "p99_ms", "in_flight", "lag_s",
-    "pending_events", "gateway_cold", "config_generation", "marks",
+    "pending_events", "gateway_cold", "connections_open", "config_generation", "marks",
 ]
 
 
@@ -566,6 +566,7 @@ async def sampler(pid, admin_port, sender, marks, t0, warmup, duration, csv_path
                 "lag_s": round(sender.lag_s, 3),
                 "pending_events": metric_sum(m, "flowbridge_pending_events") if m else "",
                 "gateway_cold": metric_sum(m, "flowbridge_gateway_cold") if m else "",
+                "connections_open": m.get("flowbridge_connections_open", "") if m else "",
                 "config_generation": m.get("flowbridge_config_generation", "") if m else "",
                 "marks": "; ".join(x["text"] for x in marks.take()),
             }

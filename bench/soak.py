@@ -767,8 +767,6 @@ def chart(rows, marks, args, state, png):
               (tasks_label, [("tasks", "tasks")] if state.get("tasks_source") else [("threads", "threads")]),
               ("events/s", [("ok_per_s", "2xx/s"), ("non2xx_per_s", "non-2xx/s"),
                             ("transport_errors_per_s", "transport errors/s")])]
-    if state.get("tasks_source"):
-        panels[2][1].append(("threads", "threads"))
     for ax, (title, series) in zip(axes, panels):
         for key, label in series:
             ax.plot(t, num(key), label=label, linewidth=1)

@@ -14,6 +14,9 @@
 # 3. cargo clippy --all-targets -- -D warnings, and again with the feature null-gateway (the
 #    benchmarks' null gateway, examples/null_gateway.rs), so the bench harness keeps compiling.
 # 4. cargo test --no-fail-fast (unit, integration and doc tests).
+# 5. bench/soak.sh, its 2-minute variant (about 2.5 minutes): 200 events/s through the real Flow
+#    with three Flow restarts and five config reloads, on the debug binary the tests built; fails
+#    on lost events, RSS growth over 10 % or growing fds/tasks (FLOWBRIDGE_SKIP_SOAK=1 skips it).
 #
 # The integration tests share one real Jina Flow per test binary, which needs all tests of a
 # binary in one process: that is `cargo test`. cargo-nextest runs each test in its own process,
@@ -78,6 +81,12 @@ if [[ "${FLOWBRIDGE_TEST_RUNNER:-cargo}" == nextest ]]; then
     step doctests cargo test --doc
 else
     step tests cargo test --no-fail-fast
+fi
+if [[ "${FLOWBRIDGE_SKIP_SOAK:-0}" == 1 ]]; then
+    echo
+    echo "==> soak: skipped (FLOWBRIDGE_SKIP_SOAK=1)"
+else
+    step soak bench/soak.sh --minutes 2 --rate 200 --restart-every 25 --reload-every 20 --debug
 fi
 
 echo

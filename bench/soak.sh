@@ -4,7 +4,7 @@
 #
 #   bench/soak.sh                     # 1,000 events/s for 15 min, Flow restart every 5 min,
 #                                     # config reload every minute (about 17 minutes with setup)
-#   bench/soak.sh --minutes 2 --rate 200 --restart-every 25 --reload-every 20 --debug
+#   bench/soak.sh --minutes 2 --rate 200 --restart-every 25 --reload-every 20
 #                                     # the CI variant (about 2.5 minutes; see below)
 #
 # Options (all but --debug go to bench/soak.py, whose docstring says what runs and what is
@@ -31,8 +31,9 @@
 # binary does not export it.
 #
 # The CI variant (scripts/test.sh) measures the same things over 2 minutes at 200 events/s on the
-# debug binary: three Flow restarts (at 25, 50 and 75 s) and five reloads (every 20 s). Its
-# warm-up is the first 30 s and includes the first restart, so the one-time growth of the first
+# release binary (built by scripts/test.sh before the tests): three Flow restarts (at 25, 50 and
+# 75 s) and five reloads (every 20 s). Its warm-up is the first 30 s and includes the first
+# restart, so the one-time growth of the first
 # reconnect and catch-up burst (about 1.5 MiB on an 18 MiB release binary) is in the baseline; RSS
 # growth is then measured from 0.5 minutes to the end (the two later restarts, four reloads and
 # 18,000 events must not add 10 %), and the fd/task floors of the first and the last 22 s after

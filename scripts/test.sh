@@ -13,10 +13,13 @@
 # 2. cargo fmt --check
 # 3. cargo clippy --all-targets -- -D warnings, and again with the feature null-gateway (the
 #    benchmarks' null gateway, examples/null_gateway.rs), so the bench harness keeps compiling.
-# 4. cargo test --no-fail-fast (unit, integration and doc tests).
-# 5. bench/soak.sh, its 2-minute variant (about 2.5 minutes): 200 events/s through the real Flow
-#    with three Flow restarts and five config reloads, on the debug binary the tests built; fails
-#    on lost events, RSS growth over 10 % or growing fds/tasks (FLOWBRIDGE_SKIP_SOAK=1 skips it).
+# 4. cargo build --release --bin flowbridge: the binary users run, for the two runs whose figures
+#    are about it (tests/hostile.rs and the soak).
+# 5. cargo test --no-fail-fast (unit, integration and doc tests; tests/hostile.rs on the release
+#    binary).
+# 6. bench/soak.sh, its 2-minute variant (about 2.5 minutes): 200 events/s through the real Flow
+#    with three Flow restarts and five config reloads, on the release binary; fails on lost
+#    events, RSS growth over 10 % or growing fds/tasks (FLOWBRIDGE_SKIP_SOAK=1 skips it).
 #
 # The integration tests share one real Jina Flow per test binary, which needs all tests of a
 # binary in one process: that is `cargo test`. cargo-nextest runs each test in its own process,
@@ -74,6 +77,8 @@ step redis-env redis_env
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets -- -D warnings
 step clippy-bench cargo clippy --all-targets --features null-gateway -- -D warnings
+step release cargo build --release --quiet --bin flowbridge
+export FLOWBRIDGE_RELEASE_BIN="${CARGO_TARGET_DIR:-target}/release/flowbridge"
 if [[ "${FLOWBRIDGE_TEST_RUNNER:-cargo}" == nextest ]]; then
     command -v cargo-nextest >/dev/null 2>&1 ||
         { echo "FLOWBRIDGE_TEST_RUNNER=nextest but cargo-nextest is not installed" >&2; exit 1; }
@@ -86,7 +91,7 @@ if [[ "${FLOWBRIDGE_SKIP_SOAK:-0}" == 1 ]]; then
     echo
     echo "==> soak: skipped (FLOWBRIDGE_SKIP_SOAK=1)"
 else
-    step soak bench/soak.sh --minutes 2 --rate 200 --restart-every 25 --reload-every 20 --debug
+    step soak bench/soak.sh --minutes 2 --rate 200 --restart-every 25 --reload-every 20
 fi
 
 echo

@@ -291,7 +291,7 @@ pub async fn rapid_reset(port: u16, paced: bool) -> Outcome {
         failures,
         // The paced reset is flowbridge's own guard's (README, "Server limits"); the fast one is
         // refused by h2 itself (ENHANCE_YOUR_CALM) before flowbridge sees the requests.
-        limit: paced.then_some(("reset_flood", 1)),
+        limits: paced.then_some(("reset_flood", 1)).into_iter().collect(),
     }
 }
 
@@ -305,7 +305,7 @@ pub async fn flood(port: u16, one: Vec<u8>) -> Outcome {
             return Outcome {
                 summary: e.clone(),
                 failures: vec![e],
-                limit: None,
+                limits: Vec::new(),
             };
         }
     };
@@ -364,6 +364,6 @@ pub async fn flood(port: u16, one: Vec<u8>) -> Outcome {
             seen.describe()
         ),
         failures,
-        limit: None,
+        limits: Vec::new(),
     }
 }

@@ -82,7 +82,7 @@ pub async fn slowloris(port: u16) -> Outcome {
             spread(&closed)
         ),
         failures,
-        limit: Some(("head_timeout", SLOWLORIS as u64)),
+        limits: vec![("head_timeout", SLOWLORIS as u64)],
     }
 }
 
@@ -229,7 +229,7 @@ pub async fn trickled_body(port: u16) -> Outcome {
             spread(&closes)
         ),
         failures,
-        limit: Some(("body_timeout", TRICKLERS as u64)),
+        limits: vec![("body_timeout", TRICKLERS as u64)],
     }
 }
 
@@ -338,7 +338,7 @@ pub async fn oversized_heads(port: u16, head: Vec<u8>) -> Outcome {
             answers.iter().filter(|(_, c)| *c).count()
         ),
         failures,
-        limit: Some(("header_too_large", sent as u64)),
+        limits: vec![("header_too_large", sent as u64)],
     }
 }
 
@@ -352,7 +352,7 @@ pub async fn never_reads(port: u16) -> Outcome {
             return Outcome {
                 summary: e.clone(),
                 failures: vec![e],
-                limit: Some(("idle_timeout", 1)),
+                limits: vec![("idle_timeout", 1)],
             };
         }
     };
@@ -425,24 +425,36 @@ pub async fn never_reads(port: u16) -> Outcome {
     Outcome {
         summary,
         failures,
-        limit: Some(("idle_timeout", 1)),
+        limits: vec![("idle_timeout", 1)],
     }
 }
 
 // 9. idle keep-alive connections ---------------------------------------------------------------
 
 pub const IDLE_CONNECTIONS: usize = 5_000;
+/// `limits.max_connections`: the test config leaves the default.
+const MAX_CONNECTIONS: usize = 2048;
 /// Connections being opened (connect + one request) at once.
 const IDLE_OPENING: usize = 200;
 
-/// One connection: a `GET /healthz`, its answer, then idle until the server closes it. The
-/// status and how long after the answer it closed.
+/// How one idle connection ended.
+#[derive(Debug, Clone)]
+enum Idle {
+    /// Answered with this status, then closed this long after the answer.
+    Answered(u16, Duration),
+    /// Closed at once without an answer: over `limits.max_connections`.
+    Refused,
+}
+
+/// One connection: a `GET /healthz`, its answer, then idle until the server closes it; or,
+/// over `max_connections`, closed before any answer within a second of connecting.
 async fn idle_one(
     port: u16,
     opening: Arc<tokio::sync::Semaphore>,
     open: Arc<(AtomicUsize, AtomicUsize)>,
-) -> Result<(u16, Duration), String> {
+) -> Result<Idle, String> {
     let permit = opening.acquire_owned().await.unwrap();
+    let connected = Instant::now();
     let mut s = connect(port).await?;
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -451,18 +463,26 @@ async fn idle_one(
     let status = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match s.read(&mut buf).await {
+                Ok(0) | Err(_)
+                    if raw.is_empty() && connected.elapsed() < Duration::from_secs(1) =>
+                {
+                    return Ok(None);
+                }
                 Ok(0) => return Err("closed before the answer".to_string()),
                 Err(e) => return Err(format!("{} before the answer", e.kind())),
                 Ok(n) => raw.extend_from_slice(&buf[..n]),
             }
             if let Some(end) = complete_response(&raw) {
-                return Ok(parse_response(&raw[..end], false)?.status);
+                return Ok(Some(parse_response(&raw[..end], false)?.status));
             }
         }
     })
     .await
     .map_err(|_| "no answer within 10 s".to_string())??;
     drop(permit);
+    let Some(status) = status else {
+        return Ok(Idle::Refused);
+    };
     let answered = Instant::now();
     let now_open = open.0.fetch_add(1, Ordering::SeqCst) + 1;
     open.1.fetch_max(now_open, Ordering::SeqCst);
@@ -477,7 +497,7 @@ async fn idle_one(
     .await;
     open.0.fetch_sub(1, Ordering::SeqCst);
     match closed {
-        Ok(()) => Ok((status, answered.elapsed())),
+        Ok(()) => Ok(Idle::Answered(status, answered.elapsed())),
         Err(_) => Err(format!(
             "still open {} after the answer",
             secs(answered.elapsed())
@@ -503,7 +523,15 @@ pub async fn idle_connections(port: u16) -> Outcome {
             tally(&errors)
         ));
     }
-    let answers: Vec<(u16, Duration)> = results.into_iter().flatten().collect();
+    let ended: Vec<Idle> = results.into_iter().flatten().collect();
+    let refused = ended.iter().filter(|i| matches!(i, Idle::Refused)).count();
+    let answers: Vec<(u16, Duration)> = ended
+        .iter()
+        .filter_map(|i| match i {
+            Idle::Answered(status, after) => Some((*status, *after)),
+            Idle::Refused => None,
+        })
+        .collect();
     let not_200 = answers.iter().filter(|(s, _)| *s != 200).count();
     if not_200 > 0 {
         failures.push(format!("idle connections: {not_200} GET /healthz not 200"));
@@ -517,15 +545,24 @@ pub async fn idle_connections(port: u16) -> Outcome {
             spread(&closes)
         ));
     }
+    let at_most = open.1.load(Ordering::SeqCst);
+    if at_most > MAX_CONNECTIONS {
+        failures.push(format!(
+            "idle connections: {at_most} open at once, limits.max_connections is {MAX_CONNECTIONS}"
+        ));
+    }
     Outcome {
         summary: format!(
-            "{}/{IDLE_CONNECTIONS} answered then closed {} after the answer; at most {} open at once; all done in {}",
+            "{}/{IDLE_CONNECTIONS} answered then closed {} after the answer, {refused} refused at \
+             once (max_connections); at most {at_most} open at once; all done in {}",
             answers.len(),
             spread(&closes),
-            open.1.load(Ordering::SeqCst),
             secs(took)
         ),
         failures,
-        limit: Some(("idle_timeout", IDLE_CONNECTIONS as u64)),
+        limits: vec![
+            ("idle_timeout", answers.len() as u64),
+            ("max_connections", refused as u64),
+        ],
     }
 }

@@ -148,6 +148,34 @@ pub fn flowbridge_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_flowbridge")))
 }
 
+/// The release build of `flowbridge` (the one users run), for the tests whose figures are about
+/// it (memory ceilings, tests/hostile.rs): `FLOWBRIDGE_RELEASE_BIN` when set, else
+/// `cargo build --release --bin flowbridge` once per test process (a no-op when
+/// ./scripts/test.sh built it already; a few minutes from scratch).
+pub fn release_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("FLOWBRIDGE_RELEASE_BIN") {
+            return PathBuf::from(bin);
+        }
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--quiet", "--bin", "flowbridge"])
+            .current_dir(repo_root())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run cargo build --release: {e}"));
+        assert!(
+            status.success(),
+            "cargo build --release --bin flowbridge: {status}"
+        );
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("target"));
+        target.join("release").join("flowbridge")
+    })
+    .clone()
+}
+
 /// The repository root (where `Cargo.toml` is).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -603,11 +631,27 @@ impl FlowBridge {
         String::from_utf8_lossy(&scrape.body).into_owned()
     }
 
+    /// [`FlowBridge::start`] with the binary `bin` instead of [`flowbridge_bin`] (e.g.
+    /// [`release_bin`]).
+    pub fn start_bin(bin: &Path, config: &Path) -> FlowBridge {
+        let config = config.to_string_lossy().into_owned();
+        Self::spawn_bin(bin, &["--config", &config], &[], false)
+    }
+
     fn spawn(args: &[&str], envs: &[(&str, &str)], probe_admin: bool) -> FlowBridge {
+        Self::spawn_bin(&flowbridge_bin(), args, envs, probe_admin)
+    }
+
+    fn spawn_bin(
+        bin: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        probe_admin: bool,
+    ) -> FlowBridge {
         // `free_port` can race with another process taking the port before flowbridge binds it
         // (parallel tests, other work on the machine): start again on fresh ports.
         for _ in 0..3 {
-            let mut bridge = Self::spawn_once(args, envs);
+            let mut bridge = Self::spawn_once(bin, args, envs);
             let probe = if probe_admin {
                 bridge.admin_port
             } else {
@@ -621,7 +665,7 @@ impl FlowBridge {
         panic!("flowbridge serve {args:?}: every attempt found its port taken");
     }
 
-    fn spawn_once(args: &[&str], envs: &[(&str, &str)]) -> FlowBridge {
+    fn spawn_once(bin: &Path, args: &[&str], envs: &[(&str, &str)]) -> FlowBridge {
         let port = free_port();
         let admin_port = free_port();
         let dir = scratch_dir("flowbridge-");
@@ -631,7 +675,7 @@ impl FlowBridge {
         let err = out
             .try_clone()
             .unwrap_or_else(|e| panic!("cannot clone log handle {}: {e}", log.display()));
-        let child = Command::new(flowbridge_bin())
+        let child = Command::new(bin)
             .arg("serve")
             .args(args)
             .arg("--port")
@@ -643,7 +687,7 @@ impl FlowBridge {
             .stderr(Stdio::from(err))
             .process_group(0)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", flowbridge_bin().display()));
+            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
         FlowBridge {
             port,
             admin_port,

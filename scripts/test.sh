@@ -78,7 +78,7 @@ step fmt cargo fmt --check
 step clippy cargo clippy --all-targets -- -D warnings
 step clippy-bench cargo clippy --all-targets --features null-gateway -- -D warnings
 step release cargo build --release --quiet --bin flowbridge
-export FLOWBRIDGE_RELEASE_BIN="${CARGO_TARGET_DIR:-target}/release/flowbridge"
+export FLOWBRIDGE_RELEASE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/flowbridge"
 if [[ "${FLOWBRIDGE_TEST_RUNNER:-cargo}" == nextest ]]; then
     command -v cargo-nextest >/dev/null 2>&1 ||
         { echo "FLOWBRIDGE_TEST_RUNNER=nextest but cargo-nextest is not installed" >&2; exit 1; }

@@ -31,9 +31,16 @@ use crate::telemetry::metrics::Limit;
 
 /// After a limit shut a connection down gracefully, how long it may take to finish writing.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(1);
-/// A connection whose client cancelled more requests than this, and more than it let finish,
-/// floods (HTTP/2 rapid reset: open a stream, reset it, again): GOAWAY.
+/// A connection whose client cancelled more requests than this within [`RAPID`] of their start,
+/// and more than it let finish, floods (HTTP/2 rapid reset: open a stream, reset it, again):
+/// GOAWAY.
 const RESET_FLOOD_MIN: u64 = 100;
+/// A cancel this soon after the request began is a rapid reset; later, it is a client's own
+/// timeout (a proxy or a Broker giving up on a slow Flow), which is no flood.
+const RAPID: Duration = Duration::from_secs(1);
+/// The preface of an HTTP/2 connection (prior knowledge, h2c), up to where it differs from any
+/// HTTP/1 request line.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 /// No head started (the value of [`Activity::head_since`]).
 const NONE: u64 = u64::MAX;
 
@@ -49,12 +56,16 @@ pub struct Activity {
     idle_since: AtomicU64,
     /// When the first byte of the next HTTP/1 head arrived; [`NONE`] when none did.
     head_since: AtomicU64,
-    /// Requests answered, requests the client dropped before their answer, and request bodies
-    /// the client broke off (an HTTP/2 stream reset while its body was read: the request is
-    /// answered, with an error, but the client cancelled it).
+    /// Requests answered; requests the client dropped before their answer within [`RAPID`] of
+    /// their start; request bodies the client broke off within [`RAPID`] (an HTTP/2 stream
+    /// reset while its body was read: the request is answered, with an error, but the client
+    /// cancelled it).
     finished: AtomicU64,
     cancelled: AtomicU64,
     aborted: AtomicU64,
+    /// The connection's task, woken when its last request ends (an HTTP/2 stream ends in its
+    /// own task, and the idle deadline starts then).
+    waker: futures_util::task::AtomicWaker,
 }
 
 impl Activity {
@@ -69,6 +80,7 @@ impl Activity {
             finished: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             aborted: AtomicU64::new(0),
+            waker: futures_util::task::AtomicWaker::new(),
         })
     }
 
@@ -77,14 +89,14 @@ impl Activity {
     }
 
     fn at(&self, nanos: u64, after: Duration) -> Instant {
-        self.epoch + Duration::from_nanos(nanos) + after
+        let far = Duration::from_secs(86_400 * 365);
+        self.epoch
+            .checked_add(Duration::from_nanos(nanos).saturating_add(after.min(far)))
+            .unwrap_or_else(|| self.epoch + far)
     }
 
     /// Bytes arrived on the connection.
-    fn read(&self, bytes: &[u8], first: bool) {
-        if first && b"PRI * HTTP/2.0".starts_with(&bytes[..bytes.len().min(14)]) {
-            self.h2.store(true, Ordering::Relaxed);
-        }
+    fn read(&self) {
         if !self.h2.load(Ordering::Relaxed)
             && self.in_flight.load(Ordering::Relaxed) == 0
             && self.head_since.load(Ordering::Relaxed) == NONE
@@ -98,15 +110,27 @@ impl Activity {
         self.head_since.store(NONE, Ordering::Relaxed);
     }
 
-    fn end(&self, answered: bool) {
+    /// The preface of HTTP/2 was seen: bytes between requests are frames, not a head.
+    fn is_h2(&self) {
+        self.h2.store(true, Ordering::Relaxed);
+        self.head_since.store(NONE, Ordering::Relaxed);
+    }
+
+    fn end(&self, answered: bool, begun: Instant) {
         if answered {
             self.finished.fetch_add(1, Ordering::Relaxed);
-        } else {
+        } else if begun.elapsed() < RAPID {
             self.cancelled.fetch_add(1, Ordering::Relaxed);
         }
+        // Before the count: once it reads 0, the connection's task may read this.
+        self.idle_since.store(self.now(), Ordering::Relaxed);
         if self.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.idle_since.store(self.now(), Ordering::Relaxed);
+            self.waker.wake();
         }
+    }
+
+    fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) > 0
     }
 
     /// The next deadline and the limit it enforces; `None` while a request is in flight.
@@ -140,7 +164,9 @@ pin_project_lite::pin_project! {
         #[pin]
         io: I,
         activity: Arc<Activity>,
-        first: bool,
+        // How many bytes of [`H2_PREFACE`] the connection began with so far; `None` once it
+        // differed or matched whole.
+        sniffed: Option<usize>,
     }
 }
 
@@ -149,9 +175,23 @@ impl<I> Watched<I> {
         Watched {
             io,
             activity,
-            first: true,
+            sniffed: Some(0),
         }
     }
+}
+
+/// Follow the HTTP/2 preface through `bytes`: the new count of matched bytes, `None` when the
+/// connection is settled (`true`: it is HTTP/2).
+fn sniff(matched: usize, bytes: &[u8]) -> Result<usize, bool> {
+    let rest = &H2_PREFACE[matched..];
+    let n = rest.len().min(bytes.len());
+    if rest[..n] != bytes[..n] {
+        return Err(false);
+    }
+    if matched + n == H2_PREFACE.len() {
+        return Err(true);
+    }
+    Ok(matched + n)
 }
 
 impl<I: AsyncRead> AsyncRead for Watched<I> {
@@ -166,8 +206,19 @@ impl<I: AsyncRead> AsyncRead for Watched<I> {
         if let Poll::Ready(Ok(())) = poll
             && buf.filled().len() > before
         {
-            this.activity.read(&buf.filled()[before..], *this.first);
-            *this.first = false;
+            let bytes = &buf.filled()[before..];
+            if let Some(matched) = *this.sniffed {
+                *this.sniffed = match sniff(matched, bytes) {
+                    Ok(more) => Some(more),
+                    Err(h2) => {
+                        if h2 {
+                            this.activity.is_h2();
+                        }
+                        None
+                    }
+                };
+            }
+            this.activity.read();
         }
         poll
     }
@@ -219,13 +270,19 @@ impl<S: Service<hyper::Request<WatchedBody>>> Service<hyper::Request<Incoming>> 
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
         self.activity.begin();
+        let begun = Instant::now();
         let activity = self.activity.clone();
-        let request = request.map(|inner| WatchedBody { inner, activity });
+        let request = request.map(|inner| WatchedBody {
+            inner,
+            activity,
+            begun,
+        });
         InFlight {
             inner: self.inner.call(request),
             guard: Guard {
                 activity: self.activity.clone(),
                 answered: false,
+                begun,
             },
         }
     }
@@ -237,6 +294,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Incoming,
         activity: Arc<Activity>,
+        begun: Instant,
     }
 }
 
@@ -250,7 +308,9 @@ impl hyper::body::Body for WatchedBody {
     ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, hyper::Error>>> {
         let this = self.project();
         let poll = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Err(_))) = &poll {
+        if let Poll::Ready(Some(Err(_))) = &poll
+            && this.begun.elapsed() < RAPID
+        {
             this.activity.aborted.fetch_add(1, Ordering::Relaxed);
         }
         poll
@@ -270,11 +330,12 @@ impl hyper::body::Body for WatchedBody {
 struct Guard {
     activity: Arc<Activity>,
     answered: bool,
+    begun: Instant,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.activity.end(self.answered);
+        self.activity.end(self.answered, self.begun);
     }
 }
 
@@ -362,10 +423,23 @@ pub async fn drive<C: Connection>(
         }
     };
     if limit != Limit::HeadTimeout {
-        // HTTP/1 closes an idle connection at once, HTTP/2 sends GOAWAY first. A half-read head
-        // has no request to finish: that connection is closed outright.
+        // HTTP/1 closes an idle connection at once, HTTP/2 sends GOAWAY first (a rapid-reset
+        // connection may have honest streams in flight too). A half-read head has no request
+        // to finish: that connection is closed outright.
         conn.as_mut().graceful_shutdown();
-        let _ = tokio::time::timeout(CLOSE_GRACE, conn).await;
+        loop {
+            if tokio::time::timeout(CLOSE_GRACE, conn.as_mut())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            // Requests still in flight finish (their gateway's timeout bounds them); a
+            // connection with none left that is still open is not reading its answers.
+            if !activity.busy() {
+                break;
+            }
+        }
     }
     Ended::Limit(limit)
 }
@@ -385,6 +459,7 @@ fn poll_conn<C: Connection>(
     mut sleep: Pin<&mut Sleep>,
     armed: &mut Option<Instant>,
 ) -> Poll<Step> {
+    activity.waker.register(cx.waker());
     if let Poll::Ready(result) = conn.poll(cx) {
         return Poll::Ready(Step::Done(result));
     }
@@ -401,5 +476,42 @@ fn poll_conn<C: Connection>(
     match sleep.poll(cx) {
         Poll::Ready(()) => Poll::Ready(Step::Limit(limit)),
         Poll::Pending => Poll::Pending,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preface_is_told_from_http1_byte_by_byte() {
+        assert_eq!(sniff(0, b"P"), Ok(1));
+        assert_eq!(sniff(1, b"RI * HT"), Ok(8));
+        assert_eq!(sniff(8, b"TP/2.0\r\n\r\nSM"), Err(true));
+        assert_eq!(sniff(0, b"PRI * HTTP/2.0\r\n"), Err(true));
+        assert_eq!(sniff(0, b"POST / HTTP/1.1\r\n"), Err(false));
+        assert_eq!(sniff(1, b"OST"), Err(false));
+        assert_eq!(sniff(0, b"GET"), Err(false));
+    }
+
+    #[tokio::test]
+    async fn a_late_cancel_is_no_flood_and_an_early_one_is() {
+        let limits = Limits::default();
+        let late = Activity::new(true);
+        for _ in 0..300 {
+            late.begin();
+            late.end(false, Instant::now() - RAPID);
+        }
+        assert!(!late.floods(), "a client's own timeouts are no rapid reset");
+        let rapid = Activity::new(true);
+        for _ in 0..101 {
+            rapid.begin();
+            rapid.end(false, Instant::now());
+        }
+        assert!(rapid.floods());
+        assert!(
+            rapid.deadline(&limits).is_some(),
+            "idle once the last ended"
+        );
     }
 }

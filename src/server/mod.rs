@@ -11,9 +11,10 @@
 //! * `body_timeout` and `max_body` are the ingress's (it reads the body);
 //! * and after a storm of connections, the memory they freed is given back ([`trim`]).
 //!
-//! Each is counted in `flowbridge_limits_total{limit}`. On shutdown the loop stops accepting,
-//! tells every connection to finish its requests and close (HTTP/2: GOAWAY), and returns once
-//! all are closed — the caller bounds that with `shutdown_grace`.
+//! Each is counted in `flowbridge_limits_total{limit}`, but for what h2 answers by itself on an
+//! HTTP/2 stream (a 431, REFUSED_STREAM), which never reaches flowbridge. On shutdown the loop
+//! stops accepting, tells every connection to finish its requests and close (HTTP/2: GOAWAY),
+//! and returns once all are closed — the caller bounds that with `shutdown_grace`.
 //!
 //! Our own loop, not `axum::serve`: that one cannot set hyper's limits nor watch a connection's
 //! requests.
@@ -83,9 +84,14 @@ pub async fn serve(
         }
         trim.opened(open + 1);
         let _ = tcp.set_nodelay(true);
-        let acceptor = match runtime.config.tls.as_ref() {
-            Some(t) if tls => Some(tokio_rustls::TlsAcceptor::from(t.config.clone())),
-            _ => None,
+        let acceptor = match (tls, runtime.config.tls.as_ref()) {
+            (true, Some(t)) => Some(tokio_rustls::TlsAcceptor::from(t.config.clone())),
+            (false, _) => None,
+            // A TLS listener never serves plain HTTP (a reload keeps `tls` on; this is a guard).
+            (true, None) => {
+                server.connections_open.dec();
+                continue;
+            }
         };
         let connection = Served {
             app: app.clone(),
@@ -107,14 +113,9 @@ pub async fn serve(
                             let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                             connection.run(stream, h2).await;
                         }
-                        Ok(Err(e)) => {
-                            debug!(peer = %peer, error = %e, "TLS handshake failed");
-                            connection.closed();
-                        }
-                        Err(_) => {
-                            debug!(peer = %peer, "TLS handshake timed out");
-                            connection.closed();
-                        }
+                        // Dropping `connection` counts it closed.
+                        Ok(Err(e)) => debug!(peer = %peer, error = %e, "TLS handshake failed"),
+                        Err(_) => debug!(peer = %peer, "TLS handshake timed out"),
                     }
                 });
             }
@@ -135,13 +136,15 @@ struct Served {
     trim: Arc<trim::Trim>,
 }
 
-impl Served {
-    /// The connection is gone: one fewer open.
-    fn closed(&self) {
+/// The connection is gone, however it ended (a handler's panic included): one fewer open.
+impl Drop for Served {
+    fn drop(&mut self) {
         let open = self.state.metrics.server.connections_open.dec() - 1;
         self.trim.closed(open);
     }
+}
 
+impl Served {
     /// Serve the connection until it ends; `h2` when ALPN chose HTTP/2.
     async fn run<I>(mut self, io: I, h2: bool)
     where
@@ -156,7 +159,6 @@ impl Served {
         );
         let conn = std::pin::pin!(conn);
         let ended = conn::drive(conn, &activity, &self.limits, &mut self.stopping).await;
-        self.closed();
         let server = &self.state.metrics.server;
         match ended {
             Ended::Done(Ok(())) => {}

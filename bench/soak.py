@@ -44,17 +44,18 @@ import hashlib
 import json
 import math
 import os
-import random
 import secrets
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from pathlib import Path
+
+# Beside this file (a script's own directory is on the import path).
+from soak_report import analyse, chart, metric_sum, read_record, table
+from soak_sender import EVENT_TYPE, Second, Sender
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILDREN = []
@@ -226,11 +227,6 @@ def parse_metrics(text):
     return out
 
 
-def metric_sum(metrics, name):
-    """Sum of every series of `name` (any labels), or None when there is none."""
-    values = [v for k, v in metrics.items() if k == name or k.startswith(name + "{")]
-    return sum(values) if values else None
-
 
 def scrape(port, timeout=3.0):
     """GET /metrics on the admin port (blocking), or {} when it does not answer."""
@@ -285,7 +281,6 @@ def proc_status(pid):
 # ---------------------------------------------------------------------------------------------
 # Config and reloads
 
-EVENT_TYPE = "dev.flowbridge.soak"
 
 
 def config_text(n, trigger, listen, admin, flow_port):
@@ -311,175 +306,6 @@ def write_atomically(path, text):
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-# ---------------------------------------------------------------------------------------------
-# Sender
-
-PENDING, OK, GAVE_UP = 1, 2, 3
-
-
-class Second:
-    """The sender's counters for the current sampling second (reset by the sampler)."""
-
-    def __init__(self):
-        self.sent = self.attempts = self.ok = self.non2xx = self.transport = 0
-        self.latencies = []
-
-
-async def read_response(reader):
-    """One HTTP/1.1 response: (status, headers, keep_alive); the body is read and dropped."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            k, v = line.split(":", 1)
-            headers[k.strip().lower()] = v.strip()
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                while await reader.readuntil(b"\r\n") != b"\r\n":
-                    pass
-                break
-            await reader.readexactly(size + 2)
-    else:
-        n = int(headers.get("content-length", "0"))
-        if n:
-            await reader.readexactly(n)
-    return status, headers, headers.get("connection", "").lower() != "close"
-
-
-class Sender:
-    def __init__(self, port, rate, total, connections, prefix, give_up_s, attempt_timeout_s):
-        self.port, self.rate, self.total = port, rate, total
-        self.connections, self.prefix = connections, prefix
-        self.give_up_s, self.attempt_timeout_s = give_up_s, attempt_timeout_s
-        body = b'{"text":"soak","n":1}'
-        self.head = (
-            f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"ce-specversion: 1.0\r\nce-type: {EVENT_TYPE}\r\nce-source: /bench/soak\r\n"
-            f"Content-Length: {len(body)}\r\nce-id: "
-        ).encode()
-        self.body = body
-        self.outcome = bytearray(total)  # 0: not sent yet, PENDING, OK, GAVE_UP
-        self.next = 0
-        self.t0 = None
-        self.second = Second()
-        self.status = Counter()  # every attempt's HTTP status
-        self.transport = Counter()  # every attempt that got no HTTP answer, by kind
-        self.first_transport_error = None
-        self.retries = 0
-        self.retried_events = 0
-        self.max_attempts = 0
-        self.lag_s = 0.0  # how late the latest send started
-        self.max_lag_s = 0.0
-        self.sent_by_end = None  # events sent when the planned duration was over
-        self.in_flight = 0
-        self.finished = False  # every event sent and answered (or given up)
-
-    async def run(self, t0):
-        self.t0 = t0
-        # Connections stay open until every worker is done (a worker that runs out of events
-        # early must not lower flowbridge's open fds before the planned end).
-        self.open_conns = set()
-        workers = [asyncio.create_task(self.worker()) for _ in range(self.connections)]
-        try:
-            await asyncio.gather(*workers)
-            self.finished = True
-        finally:
-            for w in workers:
-                w.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            for conn in self.open_conns:
-                conn[1].close()
-
-    async def worker(self):
-        conn = None
-        loop = asyncio.get_running_loop()
-        try:
-            while self.next < self.total:
-                k = self.next
-                self.next += 1
-                delay = self.t0 + k / self.rate - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                    self.lag_s = 0.0
-                else:
-                    self.lag_s = -delay
-                    self.max_lag_s = max(self.max_lag_s, self.lag_s)
-                if conn is not None:
-                    self.open_conns.discard(conn)
-                conn = await self.deliver(k, conn)
-                if conn is not None:
-                    self.open_conns.add(conn)
-        except asyncio.CancelledError:
-            if conn is not None:
-                conn[1].close()
-            raise
-
-    async def deliver(self, k, conn):
-        """Send event k until it gets a 2xx (or give up); returns the connection to reuse."""
-        req = self.head + f"{self.prefix}-{k}".encode() + b"\r\n\r\n" + self.body
-        first = time.monotonic()
-        self.outcome[k] = PENDING
-        self.in_flight += 1
-        self.second.sent += 1
-        attempt = 0
-        try:
-            while True:
-                attempt += 1
-                self.max_attempts = max(self.max_attempts, attempt)
-                self.second.attempts += 1
-                status, headers = None, {}
-                started = time.monotonic()
-                try:
-                    if conn is None:
-                        conn = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), 5)
-
-                    async def exchange(reader, writer):
-                        writer.write(req)
-                        await writer.drain()
-                        return await read_response(reader)
-
-                    status, headers, keep = await asyncio.wait_for(exchange(*conn), self.attempt_timeout_s)
-                    if not keep:
-                        conn[1].close()
-                        conn = None
-                except (OSError, EOFError, ValueError, IndexError, asyncio.TimeoutError,
-                        asyncio.IncompleteReadError, asyncio.LimitOverrunError) as e:
-                    kind = ("timeout" if isinstance(e, asyncio.TimeoutError)
-                            else "connect" if conn is None else "io")
-                    self.transport[kind] += 1
-                    self.first_transport_error = self.first_transport_error or f"{kind}: {e!r}"
-                    self.second.transport += 1
-                    if conn is not None:
-                        conn[1].close()
-                        conn = None
-                if status is not None:
-                    self.status[status] += 1
-                    self.second.latencies.append(time.monotonic() - started)
-                    if 200 <= status < 300:
-                        self.second.ok += 1
-                        self.outcome[k] = OK
-                        if attempt > 1:
-                            self.retried_events += 1
-                        return conn
-                    self.second.non2xx += 1
-                if time.monotonic() - first > self.give_up_s:
-                    self.outcome[k] = GAVE_UP
-                    return conn
-                self.retries += 1
-                backoff = random.uniform(0, min(2.0, 0.1 * 2 ** (attempt - 1)))
-                try:
-                    backoff = max(backoff, float(headers.get("retry-after", 0)))
-                except ValueError:
-                    pass
-                await asyncio.sleep(backoff)
-        finally:
-            self.in_flight -= 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,207 +422,6 @@ def every(period, duration, margin, t0, stop_event, action):
 
 def planned(period, duration, margin):
     return int((duration - margin) // period) if period > 0 and duration > margin else 0
-
-
-# ---------------------------------------------------------------------------------------------
-# Analysis
-
-
-def read_record(path, prefix, total):
-    """How many times the executor recorded each event (capped at 255), plus foreign lines."""
-    counts = bytearray(total)
-    foreign = 0
-    tag = (prefix + "-").encode()
-    with open(path, "rb") as f:
-        for line in f:
-            line = line.strip()
-            if not line.startswith(tag):
-                foreign += bool(line)
-                continue
-            try:
-                k = int(line[len(tag):])
-            except ValueError:
-                foreign += 1
-                continue
-            if 0 <= k < total and counts[k] < 255:
-                counts[k] += 1
-    return counts, foreign
-
-
-def window(rows, lo, hi, key):
-    """Values of `key` sampled in [lo, hi] s while the load ran (warm-up included, drain not)."""
-    return [r[key] for r in rows if lo <= r["t_s"] <= hi and r["phase"] != "drain" and r[key] != ""]
-
-
-def analyse(args, rows, sender, counts, foreign, marks, restarts, reloads, final, state, planned_n):
-    duration = args.minutes * 60
-    warmup = args.warmup_minutes * 60
-    res = {"checks": []}
-
-    def check(name, value, target, met):
-        res["checks"].append({"metric": name, "value": value, "target": target, "met": met})
-
-    # RSS: median of ±5 s around the end of the warm-up vs median of the last 10 s of the load.
-    rss_start = window(rows, warmup - 5, warmup + 5, "rss_mib")
-    rss_end = window(rows, duration - 10, duration, "rss_mib")
-    if rss_start and rss_end:
-        a, b = statistics.median(rss_start), statistics.median(rss_end)
-        growth = (b - a) / a * 100
-        res.update(rss_start_mib=a, rss_end_mib=b, rss_growth_pct=growth)
-        check(f"RSS at minute {args.warmup_minutes:g} → end (median of 10 s each)",
-              f"{a:.1f} → {b:.1f} MiB ({growth:+.1f} %)", f"≤ +{args.rss_growth_max:g} %",
-              growth <= args.rss_growth_max)
-    else:
-        check("RSS samples", "missing", "present", False)
-    rss_all = window(rows, warmup, duration, "rss_mib")
-    if rss_all:
-        res["rss_max_mib"] = max(rss_all)
-
-    # fds and tasks: the floor (minimum) of the first and the last window after warm-up.
-    span = duration - warmup
-    w = min(60.0, span / 4)
-    task_name = "tasks" if state.get("tasks_source") == "flowbridge_runtime_tasks" else \
-        "threads (flowbridge_runtime_tasks not exported by this binary)"
-    for key, label, slack_abs, slack_rel in (("fds", "open fds", 2, 0.02),
-                                             ("tasks", task_name, 3, 0.05)):
-        after = window(rows, warmup, duration, key)
-        first = window(rows, warmup, warmup + w, key)
-        last = window(rows, duration - w, duration, key)
-        if not (after and first and last):
-            check(label, "no samples", "flat", False)
-            continue
-        slack = max(slack_abs, math.ceil(slack_rel * min(first)))
-        res[f"{key}_min"], res[f"{key}_max"] = min(after), max(after)
-        res[f"{key}_floor_first"], res[f"{key}_floor_last"] = min(first), min(last)
-        check(f"{label}: min/max after warm-up; floor first {w:.0f} s → last {w:.0f} s",
-              f"{min(after)}/{max(after)}; {min(first)} → {min(last)}",
-              f"flat (floor +≤ {slack})", min(last) <= min(first) + slack)
-
-    # Events.
-    ok = sum(1 for o in sender.outcome if o == OK)
-    gave_up = sum(1 for o in sender.outcome if o == GAVE_UP)
-    unfinished = sum(1 for o in sender.outcome if o == PENDING)
-    unsent = sender.total - sender.next
-    lost = sum(1 for o, c in zip(sender.outcome, counts) if o == OK and c == 0)
-    duplicates = sum(c - 1 for c in counts if c > 1)
-    recorded_not_ok = sum(1 for o, c in zip(sender.outcome, counts) if o != OK and c > 0)
-    non2xx = {str(s): n for s, n in sorted(sender.status.items()) if not 200 <= s < 300}
-    res.update(events_planned=sender.total, events_sent=sender.next, events_2xx=ok,
-               gave_up=gave_up, unfinished=unfinished, unsent=unsent, lost=lost,
-               retried_events=sender.retried_events, retries=sender.retries,
-               max_attempts=sender.max_attempts, attempt_status={str(k): v for k, v in
-                                                                 sorted(sender.status.items())},
-               transport_errors=dict(sender.transport),
-               first_transport_error=sender.first_transport_error,
-               flow_duplicates=duplicates, recorded_not_2xx=recorded_not_ok, foreign_records=foreign,
-               max_lag_s=sender.max_lag_s, sent_by_end=sender.sent_by_end)
-    sent_by_end = sender.sent_by_end or 0
-    sent_share = sent_by_end / max(1, sender.total)
-    check("load kept: events sent by the end of the run / planned",
-          f"{sent_by_end:,} / {sender.total:,} ({sent_share:.1%}), max lag {sender.max_lag_s:.1f} s",
-          "≥ 95 %", sent_share >= 0.95)
-    check("events: sent / 2xx / needed a retry",
-          f"{sender.next:,} / {ok:,} / {sender.retried_events:,}", "—", None)
-    attempts_non2xx = sum(non2xx.values()) + sum(sender.transport.values())
-    by_kind = lambda counts: f" {counts}" if counts else ""
-    check("attempts answered non-2xx (then retried) / transport errors",
-          f"{sum(non2xx.values()):,}{by_kind(non2xx)} / {sum(sender.transport.values()):,}"
-          f"{by_kind(dict(sender.transport))}", "reported", None)
-    res["attempts_failed"] = attempts_non2xx
-    check("lost: answered 2xx, never recorded by the executor", f"{lost:,}", "0", lost == 0)
-    check("undelivered: gave up / unfinished / never sent", f"{gave_up} / {unfinished} / {unsent}",
-          "0 / 0 / 0", gave_up + unfinished + unsent == 0)
-    check("executor saw an event more than once (at-least-once, after a retry)", f"{duplicates:,}",
-          "reported", None)
-
-    # Restarts and reloads.
-    downs = ", ".join(f"{r['down_s']:.1f} s{' (SIGKILL)' if r.get('killed') else ''}"
-                      for r in restarts if r.get("down_s") is not None)
-    check("Flow restarts done (time without a Flow each; SIGKILL: no exit within 15 s of SIGTERM)",
-          f"{sum(1 for r in restarts if r.get('ok'))} / {planned_n['restarts']}" + (f": {downs}" if downs else ""),
-          f"{planned_n['restarts']}", sum(1 for r in restarts if r.get("ok")) == planned_n["restarts"])
-    applied = sum(1 for r in reloads if r.get("applied"))
-    slowest = max((r["apply_s"] for r in reloads if r.get("applied")), default=0)
-    generation = final.get("flowbridge_config_generation")
-    check("config reloads applied (generation advanced, new hash active)",
-          f"{applied} / {planned_n['reloads']} (slowest {slowest:.1f} s), final generation "
-          + (f"{generation:.0f}" if generation is not None else "?"),
-          f"{planned_n['reloads']}", applied == planned_n["reloads"])
-    failures = metric_sum(final, 'flowbridge_config_reloads_total{outcome="failure"}') or 0
-    check("config reloads failed (flowbridge_config_reloads_total{outcome=\"failure\"})", f"{failures:.0f}",
-          "0", failures == 0)
-    alive = "flowbridge_died_at" not in state
-    check("flowbridge alive to the end, no panic in its log",
-          "yes" if alive and not state.get("panics") else
-          f"died at {state.get('flowbridge_died_at')}" if not alive else f"{state['panics']} panic line(s)",
-          "yes", alive and not state.get("panics"))
-    res["restarts"], res["reloads"] = restarts, reloads
-    res["ok"] = all(c["met"] is not False for c in res["checks"])
-    return res
-
-
-def table(checks):
-    rows = [[c["metric"], c["value"], c["target"], {True: "yes", False: "NO", None: "—"}[c["met"]]]
-            for c in checks]
-    header = ["metric", "value", "target", "met?"]
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] +
-                     [line(r) for r in rows])
-
-
-# ---------------------------------------------------------------------------------------------
-# Chart
-
-
-def chart(rows, marks, args, state, png):
-    """RSS, fds, tasks and events/s over time; restarts (red) and reloads (blue) as lines."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as e:
-        return f"skipped: matplotlib is not importable ({e}); the CSV has every sample"
-    t = [r["t_s"] for r in rows]
-    num = lambda key: [float(r[key]) if r[key] != "" else float("nan") for r in rows]
-    tasks_label = ("tokio tasks" if state.get("tasks_source") == "flowbridge_runtime_tasks"
-                   else "threads (no tasks gauge)")
-    fig, axes = plt.subplots(4, 1, figsize=(12, 11), sharex=True)
-    panels = [("RSS (MiB)", [("rss_mib", "RSS")]), ("open fds", [("fds", "fds")]),
-              (tasks_label, [("tasks", "tasks")] if state.get("tasks_source") else [("threads", "threads")]),
-              ("events/s", [("ok_per_s", "2xx/s"), ("non2xx_per_s", "non-2xx/s"),
-                            ("transport_errors_per_s", "transport errors/s")])]
-    for ax, (title, series) in zip(axes, panels):
-        for key, label in series:
-            ax.plot(t, num(key), label=label, linewidth=1)
-        ax.set_ylabel(title)
-        ax.grid(alpha=0.3)
-        ax.axvspan(0, args.warmup_minutes * 60, color="grey", alpha=0.12)
-        for m in marks:
-            if m["kind"] == "restart":
-                ax.axvline(m["t"], color="red", linestyle="--", linewidth=0.9)
-            elif m["kind"] == "flow_ready":
-                ax.axvline(m["t"], color="red", linestyle=":", linewidth=0.9)
-            elif m["kind"] == "reload":
-                ax.axvline(m["t"], color="tab:blue", linestyle=":", linewidth=0.8, alpha=0.7)
-        if len(series) > 1:
-            ax.legend(loc="upper left", fontsize=8)
-    lat = axes[3].twinx()
-    lat.plot(t, num("p99_ms"), color="purple", linewidth=0.8, alpha=0.6, label="p99 ms")
-    lat.set_ylabel("p99 latency (ms)")
-    lat.set_yscale("log")
-    lat.legend(loc="upper right", fontsize=8)
-    for ax in axes:
-        ax.axvline(args.minutes * 60, color="black", linewidth=0.8)
-    axes[-1].set_xlabel("seconds (grey: warm-up; red dashed: Flow stopped, red dotted: Flow ready; "
-                        "blue dotted: config reload; black: planned end, then drain)")
-    fig.suptitle(f"flowbridge soak: {args.rate:g} events/s for {args.minutes:g} min, Flow restart every "
-                 f"{args.restart_every:g} s, config reload every {args.reload_every:g} s")
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-    return str(png)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,8 +45,9 @@
 #    matplotlib for the chart, pinned by bench/soak-requirements.txt (cached; without it the
 #    soak still runs and says the chart was skipped).
 # 3. cargo build [--release] --bin flowbridge (CARGO_TARGET_DIR is honoured).
-# 4. bench/soak.py; every child runs in its own process group and is killed when the soak
-#    ends, is interrupted (Ctrl-C, SIGTERM) or fails.
+# 4. bench/soak.py (children, sampling, restarts and reloads; its sender is bench/soak_sender.py,
+#    its analysis, table and chart bench/soak_report.py); every child runs in its own process
+#    group and is killed when the soak ends, is interrupted (Ctrl-C, SIGTERM) or fails.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -491,25 +491,32 @@ fn dump_samples(t0: Instant, samples: &[Sample], rows: &[Row]) -> std::path::Pat
     path
 }
 
-/// Hundreds of connections at once, answered and closed, before any baseline is taken: the
-/// first such crowd grows what stays grown (tokio's I/O registration slab, the allocator's
-/// arenas, the blocking thread of the memory trim) — a high mark, not a leak, which the first
-/// case would otherwise be measured against (the broken-gateway suite warms up the same way).
+/// Hundreds of connections at once before any baseline is taken — a crowd answered and closed,
+/// then a crowd of half-sent heads closed by `head_timeout`: the first such crowds grow what
+/// stays grown (tokio's I/O registration slab, the allocator's arenas, the blocking thread of the
+/// memory trim) — a high mark, not a leak, which the first case would otherwise be measured
+/// against (the broken-gateway suite warms up the same way).
 fn warm_up(port: u16) {
     use std::io::{Read, Write};
-    let mut crowd: Vec<std::net::TcpStream> = (0..600)
-        .map(|_| {
-            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                .expect("write");
-            s
-        })
-        .collect();
-    let mut buf = [0u8; 512];
-    for s in &mut crowd {
-        let _ = s.read(&mut buf);
+    for head in [
+        &b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &b"POST / HTTP/1.1\r\nHost: x\r\n"[..],
+    ] {
+        let mut crowd: Vec<std::net::TcpStream> = (0..600)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                s.write_all(head).expect("write");
+                s.set_read_timeout(Some(HEAD_TIMEOUT + SLACK))
+                    .expect("read timeout");
+                s
+            })
+            .collect();
+        let mut buf = [0u8; 512];
+        for s in &mut crowd {
+            let _ = s.read(&mut buf);
+        }
+        drop(crowd);
     }
-    drop(crowd);
     std::thread::sleep(Duration::from_secs(1));
 }
 

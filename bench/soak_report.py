@@ -128,7 +128,7 @@ def analyse(args, rows, sender, counts, foreign, marks, restarts, reloads, final
     # Restarts and reloads.
     downs = ", ".join(f"{r['down_s']:.1f} s{' (SIGKILL)' if r.get('killed') else ''}"
                       for r in restarts if r.get("down_s") is not None)
-    check("Flow restarts done (time without a Flow each; SIGKILL: no exit within 15 s of SIGTERM)",
+    check("Flow restarts done (time without a Flow each; SIGKILL: no exit within 5 s of SIGTERM)",
           f"{sum(1 for r in restarts if r.get('ok'))} / {planned_n['restarts']}" + (f": {downs}" if downs else ""),
           f"{planned_n['restarts']}", sum(1 for r in restarts if r.get("ok")) == planned_n["restarts"])
     applied = sum(1 for r in reloads if r.get("applied"))

@@ -83,7 +83,7 @@ fn raise_open_files(max_connections: usize) {
                     open_files = limit,
                     max_connections,
                     "the open-files limit (ulimit -n) is below limits.max_connections + 64; \
-                     connections beyond it are refused by the kernel, not counted"
+                     accepting beyond it fails (EMFILE, logged) until descriptors free up"
                 );
             } else {
                 debug!(open_files = limit, "open-files limit");

@@ -121,15 +121,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size {text:?} is too large"))
 }
 
-pub(super) fn size(value: &Value, path: &Path, report: &mut Report) -> Option<usize> {
-    let parsed = match value {
+/// A size as written: `4MiB` ([`parse_size`]) or a whole number of bytes.
+pub(super) fn size_bytes(value: &Value) -> Result<u64, String> {
+    match value {
         Value::String(s) => parse_size(s),
         Value::Number(n) => n.as_u64().ok_or_else(|| {
             format!("expected a whole number of bytes or a size such as 4MiB, got {n}")
         }),
         _ => Err("expected a size such as 4MiB, 64KiB, 1MB or a number of bytes".to_string()),
-    };
-    let bytes = match parsed {
+    }
+}
+
+pub(super) fn size(value: &Value, path: &Path, report: &mut Report) -> Option<usize> {
+    let bytes = match size_bytes(value) {
         Ok(b) => b,
         Err(msg) => {
             report.error(path.clone(), msg);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
-use super::check::{count, duration, parse_size, size};
+use super::check::{count, duration, size, size_bytes};
 use super::path::{Path, Report};
 use super::raw::RawLimits;
 
@@ -139,14 +139,7 @@ pub(super) fn limits(raw: Option<&RawLimits>, path: &Path, report: &mut Report) 
 
 /// A size from 8 KiB to 16 MiB.
 fn header_bytes(value: &Value, path: &Path, report: &mut Report) -> Option<usize> {
-    let parsed = match value {
-        Value::String(s) => parse_size(s),
-        Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| format!("expected a size such as 64KiB or a number of bytes, got {n}")),
-        _ => Err("expected a size such as 64KiB or a number of bytes".to_string()),
-    };
-    match parsed {
+    match size_bytes(value) {
         Ok(b) if (MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&b) => usize::try_from(b).ok(),
         Ok(b) => {
             report.error(

@@ -44,15 +44,11 @@ fn connect(bridge: &FlowBridge) -> TcpStream {
 }
 
 fn limit_count(bridge: &FlowBridge, limit: &str) -> u64 {
-    let needle = format!("flowbridge_limits_total{{limit=\"{limit}\"}} ");
-    bridge
-        .metrics()
-        .lines()
-        .find_map(|l| l.strip_prefix(&needle).map(str::to_string))
-        .unwrap_or_else(|| panic!("no {needle} in /metrics"))
-        .trim()
-        .parse()
-        .expect("a count")
+    let count = gauge(
+        bridge,
+        &format!("flowbridge_limits_total{{limit=\"{limit}\"}}"),
+    );
+    u64::try_from(count).expect("a count")
 }
 
 /// The count of `limit` once it reached `want` (the server counts just after it closed the
@@ -72,6 +68,7 @@ fn wait_count(bridge: &FlowBridge, limit: &str, want: u64) {
     }
 }
 
+/// The value of the series `name` (with its labels) on `/metrics`.
 fn gauge(bridge: &FlowBridge, name: &str) -> i64 {
     bridge
         .metrics()

@@ -187,6 +187,9 @@ pub struct GatewaySpec {
     pub max_pending: usize,
     pub batch: BatchSpec,
     pub retry: RetrySpec,
+    /// The Flow's Knative autoscaling (`autoscale:`), when it has one: delivery then shares
+    /// bursts between free slots so that the autoscaler sees the demand (`dispatch`).
+    pub autoscale: Option<Autoscale>,
     /// TLS settings of a `grpcs://`, `https://` or `wss://` gateway (ignored otherwise).
     pub tls: GatewayTls,
 }
@@ -288,9 +291,29 @@ impl GatewaySpec {
             max_pending: 10_000,
             batch: BatchSpec::default(),
             retry: RetrySpec::default(),
+            autoscale: None,
             docarray: DocarrayMode::Auto,
             tls: GatewayTls::default(),
         }
+    }
+}
+
+/// The Knative autoscaling of the Flow behind a gateway (`autoscale:`): the annotations
+/// `flowbridge knative` writes on the Flow's Services.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Autoscale {
+    /// `autoscaling.knative.dev/target`: concurrent requests per replica.
+    pub target: f64,
+    /// `autoscaling.knative.dev/max-scale` (0: unlimited).
+    pub max_scale: u32,
+}
+
+impl Autoscale {
+    /// Requests in flight at which every replica the Flow may have is at its target: more only
+    /// queue inside the replicas. `None` when max-scale is unlimited.
+    pub fn saturation(&self) -> Option<usize> {
+        (self.max_scale > 0)
+            .then(|| (f64::from(self.max_scale) * self.target).ceil().max(1.0) as usize)
     }
 }
 

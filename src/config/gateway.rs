@@ -109,6 +109,7 @@ pub(super) fn gateway(
         max_pending: max_pending?,
         batch: batch?,
         retry: retry?,
+        autoscale: None,
         docarray: docarray?,
         tls: tls?,
     })

@@ -42,7 +42,11 @@ pub(super) async fn take(shared: &Shared) {
                 }
             }
             Policy::Closed => {
-                let failed: Vec<_> = shared.lock().queue.drain(..).collect();
+                let failed: Vec<_> = {
+                    let mut state = shared.lock();
+                    state.queued_docs = 0;
+                    state.queue.drain(..).collect()
+                };
                 let message = format!("the shared rate budget is unavailable: {error}");
                 for pending in failed {
                     let _ = pending.answer.send(Err(FlowError::StateUnavailable {

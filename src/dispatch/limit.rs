@@ -55,6 +55,9 @@ pub const WINDOW: Duration = Duration::from_secs(30);
 pub const INITIAL: usize = 1;
 /// Size classes: documents rounded down to a power of two, 1 … 2^15 and more.
 const CLASSES: usize = 16;
+/// The per-request share of a request's cost that [`Limiter::efficient_batch`] accepts, against
+/// its per-document work.
+pub const OVERHEAD: f64 = 0.25;
 /// Weight of a new sample in the smoothed latency ratio.
 const SMOOTHING: f64 = 0.3;
 
@@ -92,6 +95,19 @@ impl Reason {
     }
 }
 
+/// What [`Limiter::efficiency`] knows of the Flow's cost per request against per document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Efficiency {
+    /// Not enough sizes seen yet.
+    Unknown,
+    /// Latency does not grow with documents: several requests cost more than one and finish
+    /// no sooner.
+    Flat,
+    /// Requests of at least this many documents keep the per-request cost within
+    /// [`OVERHEAD`] of the work on documents.
+    AtLeast(usize),
+}
+
 /// How a request ended, as far as the limit is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -101,6 +117,10 @@ pub enum Outcome {
     Timeout,
     /// Anything else (unreachable, a broken answer): says nothing about load.
     Other,
+    /// Answered, but sent while an autoscaled Flow may have been waking from zero (Knative's
+    /// activator holds requests until a replica is up): its latency is the cold start's, not
+    /// the Flow's.
+    Waking,
 }
 
 /// The no-load latency of one size class: the smallest latency of the current and the previous
@@ -111,16 +131,28 @@ pub enum Outcome {
 /// unloaded samples are the few sent while the limit was low, which a percentile would drown.
 #[derive(Debug, Clone, Copy, Default)]
 struct MinWindow {
-    current: Option<f64>,
-    previous: Option<f64>,
+    current: Option<Point>,
+    previous: Option<Point>,
     started: Option<Instant>,
     /// The current window has a sample sent with (almost) nothing else in flight.
     unloaded: bool,
 }
 
+/// A latency sample and the documents of its request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Point {
+    seconds: f64,
+    docs: usize,
+}
+
 impl MinWindow {
     fn get(&self) -> Option<f64> {
-        min_of(self.current, self.previous)
+        self.point().map(|p| p.seconds)
+    }
+
+    /// The fastest sample remembered.
+    fn point(&self) -> Option<Point> {
+        faster(self.current, self.previous)
     }
 
     /// A sample; `unloaded` when it was sent with at most the minimum limit in flight. Only a
@@ -128,14 +160,14 @@ impl MinWindow {
     /// latency includes queueing, and forgetting the minimum then would take queueing for the
     /// Flow's own speed (and let the limit creep up). A Flow that really became slower shows a
     /// high ratio, the limit falls to its minimum, and unloaded samples re-learn it.
-    fn record(&mut self, now: Instant, seconds: f64, unloaded: bool) {
+    fn record(&mut self, now: Instant, sample: Point, unloaded: bool) {
         match self.started {
             Some(started) if now.duration_since(started) < WINDOW => {}
             Some(_) => {
                 self.previous = if self.unloaded {
                     self.current
                 } else {
-                    min_of(self.current, self.previous)
+                    faster(self.current, self.previous)
                 };
                 self.current = None;
                 self.unloaded = false;
@@ -143,8 +175,15 @@ impl MinWindow {
             }
             None => self.started = Some(now),
         }
-        self.current = min_of(self.current, Some(seconds));
+        self.current = faster(self.current, Some(sample));
         self.unloaded |= unloaded;
+    }
+}
+
+fn faster(a: Option<Point>, b: Option<Point>) -> Option<Point> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.seconds < a.seconds { b } else { a }),
+        (a, b) => a.or(b),
     }
 }
 
@@ -199,6 +238,38 @@ impl Limiter {
     pub fn no_load(&self, docs: usize) -> Option<f64> {
         let class = class_of(docs);
         min_of(self.classes[class].get(), self.borrowed(class))
+    }
+
+    /// How small a request may be when work can be shared between requests (an autoscaled
+    /// Flow), from the fastest request of each size class seen (`latency ≈ a + b·docs` through
+    /// the smallest and the largest).
+    ///
+    /// A class slower than a larger one is left out: latency does not fall with documents, so
+    /// that sample waited for something else (a cold start behind Knative's activator).
+    pub fn efficiency(&self) -> Efficiency {
+        let mut points: Vec<Point> = self.classes.iter().filter_map(MinWindow::point).collect();
+        let mut fastest = f64::INFINITY;
+        for p in points.iter_mut().rev() {
+            if p.seconds > fastest {
+                p.docs = 0;
+            }
+            fastest = fastest.min(p.seconds);
+        }
+        points.retain(|p| p.docs > 0);
+        let (Some(&small), Some(&large)) = (points.first(), points.last()) else {
+            return Efficiency::Unknown;
+        };
+        if large.docs < small.docs.saturating_mul(2) {
+            return Efficiency::Unknown;
+        }
+        let per_doc = (large.seconds - small.seconds) / (large.docs - small.docs) as f64;
+        // Latency that grows by less than 5 % over at least twice the documents: flat.
+        if large.seconds <= small.seconds * 1.05 || per_doc <= 0.0 {
+            return Efficiency::Flat;
+        }
+        let per_request = (small.seconds - per_doc * small.docs as f64).max(0.0);
+        let docs = (per_request / (OVERHEAD * per_doc)).ceil().max(1.0);
+        Efficiency::AtLeast(docs.min(u32::MAX as f64) as usize)
     }
 
     /// The bound smaller classes put on a class: latency grows at most linearly with documents,
@@ -300,7 +371,14 @@ impl Limiter {
         let class = class_of(docs);
         let bound = self.borrowed(class);
         let sample = bound.map_or(seconds, |b| b.min(seconds));
-        self.classes[class].record(now, sample, unloaded);
+        self.classes[class].record(
+            now,
+            Point {
+                seconds: sample,
+                docs,
+            },
+            unloaded,
+        );
         let no_load = self.no_load(docs)?;
         let ratio = smooth(self.ratio, seconds / no_load);
         self.ratio = Some(ratio);

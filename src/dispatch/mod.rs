@@ -58,7 +58,7 @@ use crate::telemetry::metrics::{GatewayGauges, GatewayMetrics};
 use crate::telemetry::trace::{EventSpan, FlowCall, FlowOutcome, FlowSpan};
 use batch::{Candidate, Caps};
 use bucket::TokenBucket;
-use limit::{Limiter, Outcome};
+use limit::{Efficiency, Limiter, Outcome};
 
 /// The outcome an event waits for.
 type EventResult = Result<FlowResponse, FlowError>;
@@ -89,6 +89,12 @@ struct Cold {
 
 struct State {
     queue: VecDeque<Pending>,
+    /// Documents of the events in `queue`.
+    queued_docs: usize,
+    /// When the last request in flight ended (`None`: none yet).
+    quiet_since: Option<Instant>,
+    /// An autoscaled Flow may be waking from zero: no request answered since it was quiet.
+    waking: bool,
     in_flight: usize,
     /// The in-flight limit (fixed or adaptive).
     limiter: Limiter,
@@ -148,8 +154,9 @@ impl std::fmt::Debug for Shared {
 
 /// What the driver does next.
 enum Step {
-    /// Send these events as one request: a probe of a cold gateway?, requests in flight with it.
-    Send(Vec<Pending>, bool, usize),
+    /// Send these events as one request: a probe of a cold gateway?, requests in flight with
+    /// it, sent while an autoscaled Flow may be waking from zero?
+    Send(Vec<Pending>, bool, usize, bool),
     Wait(Option<Instant>),
     /// Take a request's worth of the shared rate budget (a Redis round trip) before sending.
     Token,
@@ -178,6 +185,9 @@ impl Dispatcher {
         let spec = &client.spec;
         let state = State {
             queue: VecDeque::new(),
+            queued_docs: 0,
+            quiet_since: None,
+            waking: false,
             in_flight: 0,
             limiter: Limiter::new(spec.concurrency),
             cold: None,
@@ -272,6 +282,7 @@ impl Dispatcher {
                     max_pending: spec.max_pending,
                 });
             }
+            state.queued_docs += ids.len();
             state.queue.push_back(Pending {
                 key,
                 head,
@@ -307,8 +318,8 @@ async fn drive(shared: Arc<Shared>) {
     loop {
         let step = plan(&shared, &mut shared.lock(), Instant::now());
         match step {
-            Step::Send(batch, probe, in_flight) => {
-                tokio::spawn(send(shared.clone(), batch, probe, in_flight));
+            Step::Send(batch, probe, in_flight, waking) => {
+                tokio::spawn(send(shared.clone(), batch, probe, in_flight, waking));
             }
             Step::Wait(Some(until)) => {
                 tokio::select! {
@@ -323,6 +334,35 @@ async fn drive(shared: Arc<Shared>) {
     }
 }
 
+impl State {
+    /// Requests that may be in flight now: the limiter's limit; for an autoscaled Flow (an
+    /// `autoscale:` gateway with an adaptive limit) at least as many as the waiting documents
+    /// fill requests of the Flow's efficient size ([`Limiter::efficiency`]), up to the
+    /// limit's maximum. Knative's autoscaler counts requests, not documents: a backlog the
+    /// current replicas cannot take shows as requests waiting in them, and it adds replicas.
+    fn allowed(&self, spec: &crate::model::GatewaySpec) -> usize {
+        let limit = self.limiter.limit();
+        let (Some(_), crate::model::Concurrency::Auto { max, .. }) =
+            (spec.autoscale, spec.concurrency)
+        else {
+            return limit;
+        };
+        match self.limiter.efficiency() {
+            Efficiency::AtLeast(docs) => {
+                let demand = self.in_flight + self.queued_docs / docs.max(1);
+                limit.max(demand.min(max))
+            }
+            Efficiency::Flat | Efficiency::Unknown => limit,
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Pending> {
+        let p = self.queue.pop_front()?;
+        self.queued_docs -= p.ids.len();
+        Some(p)
+    }
+}
+
 /// Decide the next step under the lock.
 fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
     let spec = &shared.client.spec;
@@ -332,9 +372,9 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
     // Events past their queue deadline, or whose sender went away, leave the front.
     while let Some(front) = state.queue.front() {
         if front.answer.is_closed() {
-            state.queue.pop_front();
+            state.pop_front();
         } else if front.deadline <= now {
-            if let Some(expired) = state.queue.pop_front() {
+            if let Some(expired) = state.pop_front() {
                 let why = match &state.cold {
                     Some(cold) => format!(
                         "not reachable within connect_timeout ({}): {}",
@@ -362,7 +402,8 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
     let (front_deadline, front_enqueued, front_alone) =
         (front.deadline, front.enqueued, front.alone);
     let wait_until = |t: Instant| Step::Wait(Some(t.min(front_deadline)));
-    if state.in_flight >= state.limiter.limit() {
+    let allowed = state.allowed(spec);
+    if state.in_flight >= allowed {
         return wait_until(front_deadline);
     }
     let probe = match &state.cold {
@@ -371,10 +412,27 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
         Some(_) => true,
         None => false,
     };
-    let caps = Caps {
+    let mut caps = Caps {
         max_docs: spec.batch.max_docs,
         max_bytes: spec.batch.max_bytes,
     };
+    if spec.autoscale.is_some() {
+        // An autoscaled Flow: what waits is shared between the free slots rather than sent all
+        // in the first (`State::allowed` says why there are more).
+        let free = allowed - state.in_flight;
+        let least = match state.limiter.efficiency() {
+            Efficiency::Flat => usize::MAX,
+            // A backlog of half a batch or more goes in two halves: the second size class the
+            // estimate needs. Less is not worth a request more.
+            Efficiency::Unknown if state.queued_docs >= spec.batch.max_docs / 2 => {
+                state.queued_docs.div_ceil(2)
+            }
+            Efficiency::Unknown => usize::MAX,
+            Efficiency::AtLeast(docs) => docs,
+        };
+        let share = state.queued_docs.div_ceil(free).max(least);
+        caps.max_docs = caps.max_docs.min(share);
+    }
     let chosen = {
         let candidates: Vec<Candidate<'_>> = state
             .queue
@@ -408,6 +466,7 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
     let mut batch = Vec::with_capacity(chosen.len());
     for index in chosen.into_iter().rev() {
         if let Some(p) = state.queue.remove(index) {
+            state.queued_docs -= p.ids.len();
             batch.push(p);
         }
     }
@@ -422,11 +481,31 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
     stats.events += batch.len() as u64;
     stats.docs += docs as u64;
     stats.max_events = stats.max_events.max(batch.len() as u64);
-    Step::Send(batch, probe, state.in_flight)
+    // An autoscaled Flow idle for a stable window may be at zero replicas: until a request
+    // is answered, latencies include its cold start.
+    if spec.autoscale.is_some()
+        && state.in_flight == 1
+        && state
+            .quiet_since
+            .is_none_or(|t| now.duration_since(t) >= QUIET)
+    {
+        state.waking = true;
+    }
+    Step::Send(batch, probe, state.in_flight, state.waking)
 }
 
+/// How long an autoscaled Flow may be idle before its next request may meet a cold start:
+/// Knative's stable window, after which its autoscaler may want zero replicas.
+const QUIET: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Send one batch and hand out the results; requeue it when the gateway did not accept it.
-async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool, in_flight: usize) {
+async fn send(
+    shared: Arc<Shared>,
+    batch: Vec<Pending>,
+    probe: bool,
+    in_flight: usize,
+    waking: bool,
+) {
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let client = &shared.client;
     let gateway = &client.spec.name;
@@ -483,7 +562,14 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool, in_flight: 
     }
     let mut state = shared.lock();
     state.in_flight -= 1;
+    if state.in_flight == 0 {
+        state.quiet_since = Some(Instant::now());
+    }
     let sample = match &result {
+        Ok(_) | Err(SendError::Failed(FlowError::Executor { .. })) if waking => {
+            state.waking = false;
+            Outcome::Waking
+        }
         Ok(_) | Err(SendError::Failed(FlowError::Executor { .. })) => Outcome::Answered,
         Err(SendError::Failed(FlowError::Deadline { .. })) => Outcome::Timeout,
         Err(_) => Outcome::Other,
@@ -510,6 +596,7 @@ async fn send(shared: Arc<Shared>, batch: Vec<Pending>, probe: bool, in_flight: 
                 cause,
             });
             for pending in batch.into_iter().rev() {
+                state.queued_docs += pending.ids.len();
                 state.queue.push_front(pending);
             }
         }

@@ -84,6 +84,9 @@ pub(crate) enum Transport {
     Grpc(GrpcGateway),
     Http(HttpGateway),
     Ws(WsGateway),
+    /// A modelled gateway called in-process (simulations; `flow::testing::model`).
+    #[cfg(any(test, feature = "test-util"))]
+    InProcess(Arc<dyn super::testing::InProcess>),
 }
 
 impl FlowClient {
@@ -114,6 +117,21 @@ impl FlowClient {
             known: Arc::new(tokio::sync::Mutex::new(None)),
             closed,
         })
+    }
+
+    /// A client whose requests go to `gateway`, a model called in-process instead of a server
+    /// (simulations; `spec.url` is only a name). It speaks docarray v1.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn in_process(
+        spec: &GatewaySpec,
+        gateway: Arc<dyn super::testing::InProcess>,
+    ) -> FlowClient {
+        FlowClient {
+            spec: spec.clone(),
+            transport: Transport::InProcess(gateway),
+            known: Arc::new(tokio::sync::Mutex::new(None)),
+            closed: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// Check one event's documents for the wire (errors name the document: `docs[2].blob`);
@@ -197,6 +215,14 @@ impl FlowClient {
             Transport::Http(http) => http.ask().await,
             Transport::Ws(ws) => ws.ask().await,
             Transport::Grpc(grpc) => grpc.ask().await,
+            #[cfg(any(test, feature = "test-util"))]
+            Transport::InProcess(_) => Ok(Gateway {
+                format: DocFormat::V1,
+                protocol: "grpc",
+                docarray: None,
+                jina: None,
+                paths: None,
+            }),
         }
     }
 
@@ -270,6 +296,11 @@ impl FlowClient {
                         .await
                 }
                 Transport::Ws(ws) => ws.attempt(gateway.format, request()?, metadata, want).await,
+                #[cfg(any(test, feature = "test-util"))]
+                Transport::InProcess(model) => {
+                    let docs = docs.iter().map(|&d| d.clone()).collect();
+                    model.call(head, docs, request_id).await
+                }
             }
         };
         let result = match tokio::time::timeout(timeout, attempt).await {

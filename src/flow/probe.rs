@@ -90,6 +90,8 @@ pub async fn probe(spec: &GatewaySpec) -> ProbeReport {
                  /dry_run); not checked"
                     .into(),
             ),
+            #[cfg(any(test, feature = "test-util"))]
+            Transport::InProcess(_) => Err("a modelled gateway has no endpoints to list".into()),
             Transport::Grpc(grpc) => {
                 let mut discovery = JinaDiscoverEndpointsRpcClient::new(grpc.channel().clone());
                 let mut request = tonic::Request::new(());

@@ -7,9 +7,14 @@
 //!   a record of what it received ([`Seen`]).
 //! * [`null`] — the benchmarks' null gateway (feature `null-gateway`, which turns on
 //!   `test-util`): answers every Call at once with its request.
+//! * [`model`] — a gateway that is a Rust value ([`InProcess`]): the client calls it instead of
+//!   a server, for simulations under a paused clock.
 
 mod fake;
+pub mod model;
 pub mod null;
+
+pub use model::{InProcess, Reply};
 
 pub use fake::{
     Docarray, Mode, Seen, SeenRequest, free_port, serve_as, serve_on, start, start_as, start_tls,

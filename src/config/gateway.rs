@@ -1,6 +1,6 @@
 //! Validation of one `gateways.<name>` entry: its URL (`grpc://`, `grpcs://`, `http://`,
 //! `https://`, `ws://`, `wss://`), timeouts, message size, delivery settings (`concurrency`,
-//! `rate`, `max_pending`, `batch`, `retry`), `docarray` and TLS (`ca_file`, read now, and
+//! `rate`, `max_pending`, `batch`, `retry`, `autoscale`), `docarray` and TLS (`ca_file`, read now, and
 //! `tls_server_name`). Knows nothing of routes or auth.
 
 use std::time::Duration;
@@ -11,7 +11,7 @@ use super::check::{NAME_RULE, count, duration, is_valid_name, show, size};
 use super::path::{Path, Report};
 use super::raw::{RawBatch, RawGateway, RawRetry};
 use crate::model::{
-    BatchSpec, Concurrency, DocarrayMode, GRPC_CODES, GatewaySpec, GatewayTls, RetrySpec,
+    Autoscale, BatchSpec, Concurrency, DocarrayMode, GRPC_CODES, GatewaySpec, GatewayTls, RetrySpec,
 };
 
 /// `gateways.*.timeout` default.
@@ -63,8 +63,17 @@ pub(super) fn gateway(
         None => Some(defaults.connect_timeout),
         Some(v) => duration(v, &path.key("connect_timeout"), report),
     };
+    let autoscale = match &raw.autoscale {
+        None | Some(Value::Null) => Some(None),
+        Some(v) => autoscale(v, &path.key("autoscale"), report).map(Some),
+    };
     let concurrency = match &raw.concurrency {
-        None => Some(defaults.concurrency),
+        // An autoscaled Flow takes, by default, up to the requests that keep every replica it
+        // may have at its target.
+        None => Some(match autoscale.flatten().and_then(|a| a.saturation()) {
+            Some(max) => Concurrency::Auto { min: 1, max },
+            None => defaults.concurrency,
+        }),
         Some(v) => concurrency(v, &path.key("concurrency"), report),
     };
     let rate = match &raw.rate {
@@ -109,7 +118,7 @@ pub(super) fn gateway(
         max_pending: max_pending?,
         batch: batch?,
         retry: retry?,
-        autoscale: None,
+        autoscale: autoscale?,
         docarray: docarray?,
         tls: tls?,
     })
@@ -225,6 +234,73 @@ fn concurrency(value: &Value, path: &Path, report: &mut Report) -> Option<Concur
             None
         }
     }
+}
+
+/// `autoscale: {target, max_scale}`: the Knative annotations of the Flow's gateway Service
+/// (`autoscaling.knative.dev/target`, `…/max-scale`), as `flowbridge knative` writes them.
+fn autoscale(value: &Value, path: &Path, report: &mut Report) -> Option<Autoscale> {
+    let Value::Mapping(m) = value else {
+        report.error(
+            path.clone(),
+            format!(
+                "expected {{target: N, max_scale: N}} (the Flow's Knative concurrency target \
+                 and max-scale), got {}",
+                show(value)
+            ),
+        );
+        return None;
+    };
+    let mut ok = true;
+    for key in m.keys() {
+        if !matches!(key.as_str(), Some("target" | "max_scale")) {
+            report.error(
+                path.key(key.as_str().unwrap_or("?")),
+                "unknown key; autoscale takes target and max_scale",
+            );
+            ok = false;
+        }
+    }
+    let target = match m.get("target") {
+        None => {
+            report.error(
+                path.key("target"),
+                "required: the Flow's autoscaling.knative.dev/target (concurrent requests per \
+                 replica)",
+            );
+            None
+        }
+        Some(v) => match v.as_f64() {
+            Some(t) if t.is_finite() && t > 0.0 => Some(t),
+            _ => {
+                report.error(
+                    path.key("target"),
+                    format!(
+                        "expected a positive number of requests per replica, got {}",
+                        show(v)
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let max_scale = match m.get("max_scale") {
+        None => Some(0),
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= 100_000 => Some(n as u32),
+            _ => {
+                report.error(
+                    path.key("max_scale"),
+                    format!(
+                        "expected a whole number of replicas from 0 (unlimited) to 100000, got {}",
+                        show(v)
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let (target, max_scale) = (target?, max_scale?);
+    ok.then_some(Autoscale { target, max_scale })
 }
 
 /// Requests per second: a positive number.

@@ -101,6 +101,8 @@ pub struct RawGateway {
     pub max_pending: Option<Value>,
     pub batch: Option<RawBatch>,
     pub retry: Option<RawRetry>,
+    /// `{target, max_scale}`: the Flow's Knative autoscaling.
+    pub autoscale: Option<Value>,
     /// `v1`, `v2` or `auto` (default): the gateway's docarray document format.
     pub docarray: Option<Value>,
     /// `grpcs://` only: PEM bundle trusted instead of the system roots.

@@ -268,3 +268,52 @@ fn concurrency_is_auto_by_default_with_bounds_or_fixed() {
         assert!(err.starts_with(prefix), "expected {prefix:?}, got {err:?}");
     }
 }
+
+// ---------------------------------------------------------------- autoscale
+
+#[test]
+fn autoscale_sets_the_default_concurrency_bound() {
+    let gw = |extra: &str| {
+        ok(&format!(
+            "gateways:\n  default: {{url: \"grpc://h:1\"{extra}}}\nroutes: [{{name: r}}]\n"
+        ))
+        .gateways["default"]
+            .clone()
+    };
+    let g = gw(", autoscale: {target: 2, max_scale: 10}");
+    assert_eq!(
+        g.autoscale,
+        Some(crate::model::Autoscale {
+            target: 2.0,
+            max_scale: 10
+        })
+    );
+    // Every replica at its target: 10 × 2 requests.
+    assert_eq!(g.concurrency, Concurrency::Auto { min: 1, max: 20 });
+    // An explicit concurrency stays; unlimited max-scale keeps the default bound.
+    let g = gw(", autoscale: {target: 2, max_scale: 10}, concurrency: 4");
+    assert_eq!(g.concurrency, Concurrency::Fixed(4));
+    let g = gw(", autoscale: {target: 0.5}");
+    assert_eq!(g.concurrency, Concurrency::Auto { min: 1, max: 64 });
+    assert_eq!(gw("").autoscale, None);
+    let errs = errors(
+        "gateways:\n  a: {url: \"grpc://h:1\", autoscale: 2}\n  \
+         b: {url: \"grpc://h:2\", autoscale: {max_scale: 3}}\n  \
+         c: {url: \"grpc://h:3\", autoscale: {target: -1, max_scale: many, min_scale: 0}}\n\
+         routes: [{name: r, gateway: a}]\n",
+    );
+    let expected = [
+        "gateways.a.autoscale: expected {target: N, max_scale: N}",
+        "gateways.b.autoscale.target: required: the Flow's autoscaling.knative.dev/target",
+        "gateways.c.autoscale.min_scale: unknown key; autoscale takes target and max_scale",
+        "gateways.c.autoscale.target: expected a positive number of requests per replica, got -1",
+        "gateways.c.autoscale.max_scale: expected a whole number of replicas from 0",
+    ];
+    assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+    for prefix in expected {
+        assert!(
+            errs.iter().any(|e| e.starts_with(prefix)),
+            "expected {prefix:?} in {errs:#?}"
+        );
+    }
+}

@@ -160,3 +160,38 @@ fn a_first_sample_of_a_bigger_class_is_capped_by_the_smaller_ones() {
     l.on_sample(now, Duration::from_secs(1), 64, 1, Outcome::Answered);
     assert_eq!(l.no_load(64), Some(0.002 * 128.0));
 }
+
+/// Per-request against per-document cost, from the fastest request of each size class.
+#[test]
+fn efficiency_from_the_smallest_and_largest_classes() {
+    let now = Instant::now();
+    let mut l = auto(1, 20);
+    assert_eq!(l.efficiency(), Efficiency::Unknown);
+    // 20 ms + 2 ms per document.
+    l.on_sample(now, 22 * MS, 1, 1, Outcome::Answered);
+    assert_eq!(l.efficiency(), Efficiency::Unknown);
+    l.on_sample(now, 520 * MS, 250, 1, Outcome::Answered);
+    // a / (0.25 · b) = 20 / 0.5 = 40 documents.
+    assert_eq!(l.efficiency(), Efficiency::AtLeast(40));
+
+    // Latency that does not grow with documents (the seed's 3 s executor).
+    let mut flat = auto(1, 20);
+    flat.on_sample(now, 3000 * MS, 2, 1, Outcome::Answered);
+    flat.on_sample(now, 3001 * MS, 20, 1, Outcome::Answered);
+    assert_eq!(flat.efficiency(), Efficiency::Flat);
+}
+
+/// A small request that waited for a cold start (slower than a larger one) is left out, and
+/// requests sent while an autoscaled Flow was waking teach nothing.
+#[test]
+fn cold_samples_do_not_count() {
+    let now = Instant::now();
+    let mut l = auto(1, 20);
+    l.on_sample(now, 15_000 * MS, 1, 1, Outcome::Answered);
+    l.on_sample(now, 520 * MS, 250, 1, Outcome::Answered);
+    assert_eq!(l.efficiency(), Efficiency::Unknown);
+    let mut w = auto(1, 20);
+    w.on_sample(now, 15_000 * MS, 500, 1, Outcome::Waking);
+    assert_eq!(w.no_load(500), None);
+    assert_eq!(w.limit(), 1);
+}

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The autoscaling simulator, one command (docs/benchmarks.md "Autoscaling", docs/delivery.md):
 # every scenario of bench/autoscale/scenarios/ with the direct per-event client and with
-# flowbridge, the table (markdown) on stdout, JSON and PNG charts in the output directory.
+# flowbridge, the table (markdown) on stdout, JSON and PNG charts in the output directory
+# (the charts elsewhere with --charts DIR).
 #
 #   bench/autoscale.sh                    # all scenarios → target/autoscale/ (about 2 minutes,
 #                                         # most of it the 100k events/s one)
-#   bench/autoscale.sh --out docs         # the charts docs/benchmarks.md shows
+#   bench/autoscale.sh --charts docs      # the charts docs/benchmarks.md shows
 #   bench/autoscale.sh bench/autoscale/scenarios/1-seed.yaml   # one scenario
 #   bench/autoscale.sh --no-autoscale     # flowbridge not told the Flow's target and max-scale
 #   bench/autoscale.sh --trust            # the model against the real Flow (needs the Jina venv)
@@ -20,11 +21,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { echo "autoscale: $*" >&2; }
 
 out=target/autoscale
+charts=
 trust=0
 sim_args=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
     --out) out="$2"; shift 2 ;;
+    --charts) charts="$2"; shift 2 ;;
     --trust) trust=1; shift ;;
     *) sim_args+=("$1"); shift ;;
     esac
@@ -56,4 +59,4 @@ if [[ ! -x "$bench_venv/bin/python" ]] || ! "$bench_venv/bin/python" -c 'import 
     "$bench_venv/bin/python" -m pip install --disable-pip-version-check --no-input --quiet \
         --no-deps -r bench/soak-requirements.txt
 fi
-"$bench_venv/bin/python" bench/autoscale/chart.py "$out"
+"$bench_venv/bin/python" bench/autoscale/chart.py "$out" --out "${charts:-$out}"

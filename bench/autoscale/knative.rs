@@ -4,7 +4,9 @@
 //!
 //! * **A replica** (one pod: Jina gateway and executor together) takes `cold_start` from
 //!   creation to ready, then serves `slots` requests at a time (a Jina executor: one), each for
-//!   `per_request + per_doc × documents`; others wait in it, first come first served. Every
+//!   `per_request + per_doc × documents`; others wait in it, first come first served. Before
+//!   that, each request spends `overhead_request + overhead_doc × documents` on its own (the
+//!   gateway and the network, which overlap with other requests' service). Every
 //!   request in it counts as concurrency, waiting or not (`pkg/queue/handler.go`: a
 //!   revision with `containerConcurrency: 0` has no queue-proxy breaker).
 //! * **Routing.** With `containerConcurrency: 0` the activator picks the less loaded of two
@@ -41,6 +43,12 @@ pub struct FlowModel {
     pub per_doc: Duration,
     /// Requests served at once by one replica.
     pub slots: usize,
+    /// Time each request also spends outside the slots (Jina's gateway, the network: it overlaps
+    /// with other requests' service).
+    #[serde(with = "super::duration")]
+    pub overhead_request: Duration,
+    #[serde(with = "super::duration")]
+    pub overhead_doc: Duration,
     /// How long a removed pod lives on after its last request.
     #[serde(with = "super::duration")]
     pub drain: Duration,
@@ -53,6 +61,8 @@ impl Default for FlowModel {
             per_request: Duration::from_millis(20),
             per_doc: Duration::from_micros(200),
             slots: 1,
+            overhead_request: Duration::ZERO,
+            overhead_doc: Duration::ZERO,
             drain: Duration::from_secs(30),
         }
     }
@@ -61,6 +71,10 @@ impl Default for FlowModel {
 impl FlowModel {
     pub fn service_time(&self, docs: usize) -> Duration {
         self.per_request + self.per_doc * docs as u32
+    }
+
+    pub fn overhead(&self, docs: usize) -> Duration {
+        self.overhead_request + self.overhead_doc * docs as u32
     }
 }
 
@@ -234,6 +248,7 @@ impl Revision {
             }
             notified.await;
         };
+        tokio::time::sleep(self.flow.overhead(docs)).await;
         let _slot = slots.acquire().await;
         tokio::time::sleep(self.flow.service_time(docs)).await;
         Ok(())

@@ -84,7 +84,7 @@ pub enum Phase {
     /// One event; the phase ends with its answer.
     Single {},
     /// `senders` senders, each sending its next event when the previous one is answered (and
-    /// `think` later), for `duration` or `events` each.
+    /// `think` plus up to `jitter` later, uniformly), for `duration` or `events` each.
     Closed {
         senders: usize,
         #[serde(default, with = "super::duration::option")]
@@ -93,6 +93,8 @@ pub enum Phase {
         events: Option<u64>,
         #[serde(default, with = "super::duration")]
         think: Duration,
+        #[serde(default, with = "super::duration")]
+        jitter: Duration,
     },
     /// Open loop: events arrive at `from` per second rising linearly to `to`, for `duration`,
     /// whatever the answers.
@@ -314,11 +316,13 @@ impl Run {
                 duration,
                 events,
                 think,
+                jitter,
             } => {
                 let end = duration.map(|d| Instant::now() + d);
                 let mut tasks = Vec::new();
-                for _ in 0..senders {
+                for sender in 0..senders {
                     let run = Arc::clone(self);
+                    let mut rng = fastrand::Rng::with_seed(sender as u64);
                     tasks.push(tokio::spawn(async move {
                         let mut sent = 0;
                         while end.is_none_or(|e| Instant::now() < e)
@@ -326,7 +330,7 @@ impl Run {
                         {
                             run.deliver().await;
                             sent += 1;
-                            tokio::time::sleep(think).await;
+                            tokio::time::sleep(think + jitter.mul_f64(rng.f64())).await;
                         }
                     }));
                 }

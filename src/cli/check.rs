@@ -22,16 +22,24 @@ pub(super) fn check(args: &ConfigArgs) -> ExitCode {
     }
     for (name, g) in &config.gateways {
         let rate = g.rate.map_or("unlimited".to_string(), |r| format!("{r}/s"));
-        let mut tls = String::new();
+        let mut extra = String::new();
         if let Some(ca) = &g.tls.ca_file {
-            tls.push_str(&format!(", ca_file {}", ca.display()));
+            extra.push_str(&format!(", ca_file {}", ca.display()));
         }
         if let Some(name) = &g.tls.server_name {
-            tls.push_str(&format!(", tls_server_name {name}"));
+            extra.push_str(&format!(", tls_server_name {name}"));
+        }
+        if let Some(a) = &g.autoscale {
+            let max = if a.max_scale == 0 {
+                "unlimited".to_string()
+            } else {
+                a.max_scale.to_string()
+            };
+            extra.push_str(&format!(", autoscale target {} max_scale {max}", a.target));
         }
         println!(
             "gateway {name}: {}, timeout {}, connect_timeout {}, concurrency {}, rate {rate}, \
-             max_pending {}, batch max_docs {} max_bytes {} linger {}, retry {} backoff {}..{}{tls}",
+             max_pending {}, batch max_docs {} max_bytes {} linger {}, retry {} backoff {}..{}{extra}",
             g.url,
             humantime::format_duration(g.timeout),
             humantime::format_duration(g.connect_timeout),

@@ -138,6 +138,12 @@ fn knative(args: &KnativeArgs) -> ExitCode {
     for note in &conversion.notes {
         eprintln!("flowbridge knative: {note}");
     }
+    if let Some(entry) = options.flowbridge_autoscale() {
+        eprintln!(
+            "flowbridge knative: in flowbridge's config, give this Flow's gateway `{entry}` \
+             (scale-aware delivery, docs/delivery.md)"
+        );
+    }
     match &args.output {
         Some(dir) => {
             if let Err(e) = knative::write(&conversion, dir) {

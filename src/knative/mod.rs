@@ -80,6 +80,18 @@ pub struct Options {
 }
 
 impl Options {
+    /// The `autoscale:` entry of flowbridge's gateway for this Flow (scale-aware delivery,
+    /// docs/delivery.md), when its Services scale on concurrency (flowbridge's rules count
+    /// requests in flight; an `rps` target says nothing about them).
+    pub fn flowbridge_autoscale(&self) -> Option<String> {
+        (self.metric == Metric::Concurrency).then(|| {
+            format!(
+                "autoscale: {{target: {}, max_scale: {}}}",
+                self.target, self.max_scale
+            )
+        })
+    }
+
     /// Defaults of the CLI: scale 0..10, concurrency target 2 (as the seed demo), 300 s.
     pub fn new(namespace: impl Into<String>) -> Options {
         Options {

@@ -160,3 +160,16 @@ fn write_refuses_a_non_empty_directory() {
     let e = write(&c, out.path()).unwrap_err().to_string();
     assert!(e.contains("not empty"), "{e}");
 }
+
+#[test]
+fn flowbridge_autoscale_entry_follows_the_annotations() {
+    let mut o = Options::new("demo");
+    o.max_scale = 10;
+    o.target = 2;
+    assert_eq!(
+        o.flowbridge_autoscale().as_deref(),
+        Some("autoscale: {target: 2, max_scale: 10}")
+    );
+    o.metric = Metric::Rps;
+    assert_eq!(o.flowbridge_autoscale(), None);
+}

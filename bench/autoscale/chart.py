@@ -35,7 +35,7 @@ def draw(report, out):
         axes[3].plot(list(range(1, len(lat) + 1)), lat, ".", color=c, ms=2)
     axes[0].set_ylabel("ready replicas")
     axes[0].legend(loc="upper right", fontsize=8)
-    axes[1].set_ylabel("requests in flight\nat the Flow")
+    axes[1].set_ylabel("requests in flight\nat the Flow (1 s mean)")
     axes[2].set_ylabel("docs per\nFlow request")
     axes[2].set_yscale("log")
     axes[3].set_ylabel("event latency p50\nper second (s)")

@@ -106,8 +106,9 @@ pub struct Sample {
     /// Pods alive (starting, ready or draining).
     pub pods: u32,
     pub ready: u32,
-    /// Requests in the revision (pods and activator) at the end of the second.
-    pub in_flight: u32,
+    /// Requests in the revision (pods and activator), averaged over the second: the
+    /// concurrency Knative's autoscaler is given.
+    pub in_flight: f32,
     /// Requests started by a pod during the second, and their documents.
     pub requests: u32,
     pub docs: u64,
@@ -203,7 +204,8 @@ impl Revision {
 
     /// One request of `docs` documents through the activator to a pod; returns when a pod
     /// answered it. Dropping the future is the client going away: the request leaves the
-    /// activator or its pod at once (as the queue-proxy counts it).
+    /// activator, or stops counting at its pod at once (as the queue-proxy counts it) while the
+    /// pod still does the work.
     pub async fn request(self: &Arc<Self>, docs: usize) -> Result<(), Refused> {
         {
             let mut inner = self.lock();
@@ -248,9 +250,17 @@ impl Revision {
             }
             notified.await;
         };
-        tokio::time::sleep(self.flow.overhead(docs)).await;
-        let _slot = slots.acquire().await;
-        tokio::time::sleep(self.flow.service_time(docs)).await;
+        // The replica works on a request it got whether or not its client still waits (a Jina
+        // executor does not notice a cancelled call): the work holds the slot on its own.
+        let (done, answered) = tokio::sync::oneshot::channel();
+        let (overhead, service) = (self.flow.overhead(docs), self.flow.service_time(docs));
+        tokio::spawn(async move {
+            tokio::time::sleep(overhead).await;
+            let _slot = slots.acquire_owned().await;
+            tokio::time::sleep(service).await;
+            let _ = done.send(());
+        });
+        let _ = answered.await;
         Ok(())
     }
 
@@ -352,7 +362,7 @@ impl Revision {
             let mut sample = std::mem::take(&mut inner.second);
             sample.pods = inner.pods.len() as u32;
             sample.ready = ready;
-            sample.in_flight = inner.total as u32;
+            sample.in_flight = concurrency as f32;
             sample.desired = inner.desired;
             sample.panicking = inner.panicking;
             inner.samples.push(sample);
@@ -414,7 +424,7 @@ impl Drop for InRevision<'_> {
     }
 }
 
-/// The less loaded of two random ready pods (one when only one is ready).
+/// The less loaded of two different random ready pods (the one when only one is ready).
 fn pick(inner: &mut Inner) -> Option<usize> {
     let ready: Vec<usize> = inner
         .pods
@@ -427,8 +437,10 @@ fn pick(inner: &mut Inner) -> Option<usize> {
         0 => None,
         1 => Some(ready[0]),
         n => {
-            let a = ready[inner.rng.usize(..n)];
-            let b = ready[inner.rng.usize(..n)];
+            // Two different pods (`randomChoice2Policy` draws the second from the others).
+            let i = inner.rng.usize(..n);
+            let j = (i + 1 + inner.rng.usize(..n - 1)) % n;
+            let (a, b) = (ready[i], ready[j]);
             Some(if inner.pods[b].in_flight < inner.pods[a].in_flight {
                 b
             } else {

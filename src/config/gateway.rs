@@ -67,14 +67,20 @@ pub(super) fn gateway(
         None | Some(Value::Null) => Some(None),
         Some(v) => autoscale(v, &path.key("autoscale"), report).map(Some),
     };
+    // An adaptive limit without its own `max` goes, for an autoscaled Flow, up to the requests
+    // that keep every replica it may have at its target.
+    let default_max = autoscale
+        .flatten()
+        .and_then(|a| a.saturation())
+        .map_or(Concurrency::DEFAULT_MAX, |m| {
+            m.min(MAX_CONCURRENCY as usize)
+        });
     let concurrency = match &raw.concurrency {
-        // An autoscaled Flow takes, by default, up to the requests that keep every replica it
-        // may have at its target.
-        None => Some(match autoscale.flatten().and_then(|a| a.saturation()) {
-            Some(max) => Concurrency::Auto { min: 1, max },
-            None => defaults.concurrency,
+        None => Some(Concurrency::Auto {
+            min: 1,
+            max: default_max,
         }),
-        Some(v) => concurrency(v, &path.key("concurrency"), report),
+        Some(v) => concurrency(v, default_max, &path.key("concurrency"), report),
     };
     let rate = match &raw.rate {
         None | Some(Value::Null) => Some(None),
@@ -188,11 +194,20 @@ fn gateway_tls(
 /// Most in-flight requests of a gateway, `MAX_CONCURRENCY` at most.
 const MAX_CONCURRENCY: u64 = 100_000;
 
-/// `concurrency:` — `auto` (adaptive, 1 to the default max), `{min, max}` (adaptive between
-/// them, either optional) or a whole number (fixed).
-fn concurrency(value: &Value, path: &Path, report: &mut Report) -> Option<Concurrency> {
+/// `concurrency:` — `auto` (adaptive, 1 to `default_max`: 64, or an autoscaled Flow's
+/// `max_scale × target`), `{min, max}` (adaptive between them, either optional) or a whole
+/// number (fixed).
+fn concurrency(
+    value: &Value,
+    default_max: usize,
+    path: &Path,
+    report: &mut Report,
+) -> Option<Concurrency> {
     match value {
-        Value::String(s) if s.trim() == "auto" => Some(Concurrency::DEFAULT),
+        Value::String(s) if s.trim() == "auto" => Some(Concurrency::Auto {
+            min: 1,
+            max: default_max,
+        }),
         Value::Mapping(m) => {
             let mut ok = true;
             for key in m.keys() {
@@ -209,11 +224,7 @@ fn concurrency(value: &Value, path: &Path, report: &mut Report) -> Option<Concur
                 Some(v) => count(v, MAX_CONCURRENCY, &path.key(key), report),
             };
             let min = bound("min", 1, report);
-            let max = bound(
-                "max",
-                Concurrency::DEFAULT_MAX.max(min.unwrap_or(1)),
-                report,
-            );
+            let max = bound("max", default_max.max(min.unwrap_or(1)), report);
             let (min, max) = (min?, max?);
             if min > max {
                 report.error(path.key("min"), format!("min {min} is above max {max}"));

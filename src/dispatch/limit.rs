@@ -55,7 +55,7 @@ pub const WINDOW: Duration = Duration::from_secs(30);
 pub const INITIAL: usize = 1;
 /// Size classes: documents rounded down to a power of two, 1 … 2^15 and more.
 const CLASSES: usize = 16;
-/// The per-request share of a request's cost that [`Limiter::efficient_batch`] accepts, against
+/// The per-request share of a request's cost that [`Limiter::efficiency`] accepts, against
 /// its per-document work.
 pub const OVERHEAD: f64 = 0.25;
 /// Weight of a new sample in the smoothed latency ratio.
@@ -143,6 +143,8 @@ struct MinWindow {
 struct Point {
     seconds: f64,
     docs: usize,
+    /// Not measured: the bound smaller classes put on the class, which was lower.
+    capped: bool,
 }
 
 impl MinWindow {
@@ -245,9 +247,16 @@ impl Limiter {
     /// the smallest and the largest).
     ///
     /// A class slower than a larger one is left out: latency does not fall with documents, so
-    /// that sample waited for something else (a cold start behind Knative's activator).
+    /// that sample waited for something else (a cold start behind Knative's activator). So is a
+    /// class whose fastest value is the bound borrowed from smaller ones (not a measurement), and
+    /// a fit whose per-request part comes out negative (the large sample queued) is no answer.
     pub fn efficiency(&self) -> Efficiency {
-        let mut points: Vec<Point> = self.classes.iter().filter_map(MinWindow::point).collect();
+        let mut points: Vec<Point> = self
+            .classes
+            .iter()
+            .filter_map(MinWindow::point)
+            .filter(|p| !p.capped)
+            .collect();
         let mut fastest = f64::INFINITY;
         for p in points.iter_mut().rev() {
             if p.seconds > fastest {
@@ -267,7 +276,12 @@ impl Limiter {
         if large.seconds <= small.seconds * 1.05 || per_doc <= 0.0 {
             return Efficiency::Flat;
         }
-        let per_request = (small.seconds - per_doc * small.docs as f64).max(0.0);
+        let per_request = small.seconds - per_doc * small.docs as f64;
+        // Latency growing faster than linearly from the small to the large size: the large one
+        // queued, and the line says nothing.
+        if per_request < 0.0 {
+            return Efficiency::Unknown;
+        }
         let docs = (per_request / (OVERHEAD * per_doc)).ceil().max(1.0);
         Efficiency::AtLeast(docs.min(u32::MAX as f64) as usize)
     }
@@ -376,6 +390,7 @@ impl Limiter {
             Point {
                 seconds: sample,
                 docs,
+                capped: sample < seconds,
             },
             unloaded,
         );

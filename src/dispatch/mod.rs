@@ -26,9 +26,10 @@
 //!   request has `timeout` ([`FlowError::Deadline`], 504). An event whose HTTP request went away
 //!   (the sender gave up) is dropped from the queue instead of being sent.
 //!
-//! Results fan out per event: each gets the Flow's response with only its own documents, or
-//! the error of its request (an executor error fails only the events of that request).
+//! * **Autoscaled Flows** (`autoscale:`): [`scale`] lets a backlog show to Knative.
 //!
+//! Results fan out per event (`answer`): each gets the Flow's response with only its own
+//! documents, or the error of its request (an executor error fails only that request's events).
 //! Each queued event carries its trace span (empty when tracing is off); the Flow request's span
 //! ([`crate::telemetry::trace::FlowSpan`]) is the child of the first event's span and links to
 //! all of them, and its context goes to the gateway as gRPC metadata.
@@ -36,11 +37,13 @@
 //! [`dedup`] holds the per-route redelivery window used by ingress; [`window`] puts it and the
 //! window shared through Redis ([`crate::state`]) behind one type.
 
+mod answer;
 pub mod batch;
 pub mod bucket;
 mod budget;
 pub mod dedup;
 pub mod limit;
+pub mod scale;
 pub mod window;
 
 use std::collections::VecDeque;
@@ -58,7 +61,7 @@ use crate::telemetry::metrics::{GatewayGauges, GatewayMetrics};
 use crate::telemetry::trace::{EventSpan, FlowCall, FlowOutcome, FlowSpan};
 use batch::{Candidate, Caps};
 use bucket::TokenBucket;
-use limit::{Efficiency, Limiter, Outcome};
+use limit::{Limiter, Outcome};
 
 /// The outcome an event waits for.
 type EventResult = Result<FlowResponse, FlowError>;
@@ -335,24 +338,19 @@ async fn drive(shared: Arc<Shared>) {
 }
 
 impl State {
-    /// Requests that may be in flight now: the limiter's limit; for an autoscaled Flow (an
-    /// `autoscale:` gateway with an adaptive limit) at least as many as the waiting documents
-    /// fill requests of the Flow's efficient size ([`Limiter::efficiency`]), up to the
-    /// limit's maximum. Knative's autoscaler counts requests, not documents: a backlog the
-    /// current replicas cannot take shows as requests waiting in them, and it adds replicas.
+    /// Requests that may be in flight now: the limiter's limit, or for an autoscaled Flow
+    /// (`autoscale:` and an adaptive limit) what [`scale::allowed`] lets demand show.
     fn allowed(&self, spec: &crate::model::GatewaySpec) -> usize {
         let limit = self.limiter.limit();
-        let (Some(_), crate::model::Concurrency::Auto { max, .. }) =
-            (spec.autoscale, spec.concurrency)
-        else {
-            return limit;
-        };
-        match self.limiter.efficiency() {
-            Efficiency::AtLeast(docs) => {
-                let demand = self.in_flight + self.queued_docs / docs.max(1);
-                limit.max(demand.min(max))
-            }
-            Efficiency::Flat | Efficiency::Unknown => limit,
+        match (spec.autoscale, spec.concurrency) {
+            (Some(_), crate::model::Concurrency::Auto { max, .. }) => scale::allowed(
+                limit,
+                max,
+                self.limiter.efficiency(),
+                self.in_flight,
+                self.queued_docs,
+            ),
+            _ => limit,
         }
     }
 
@@ -386,7 +384,7 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
                          rate {:?})",
                         humantime::format_duration(spec.connect_timeout),
                         spec.concurrency,
-                        state.limiter.limit(),
+                        state.allowed(spec),
                         spec.rate
                     ),
                 };
@@ -417,21 +415,12 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
         max_bytes: spec.batch.max_bytes,
     };
     if spec.autoscale.is_some() {
-        // An autoscaled Flow: what waits is shared between the free slots rather than sent all
-        // in the first (`State::allowed` says why there are more).
-        let free = allowed - state.in_flight;
-        let least = match state.limiter.efficiency() {
-            Efficiency::Flat => usize::MAX,
-            // A backlog of half a batch or more goes in two halves: the second size class the
-            // estimate needs. Less is not worth a request more.
-            Efficiency::Unknown if state.queued_docs >= spec.batch.max_docs / 2 => {
-                state.queued_docs.div_ceil(2)
-            }
-            Efficiency::Unknown => usize::MAX,
-            Efficiency::AtLeast(docs) => docs,
-        };
-        let share = state.queued_docs.div_ceil(free).max(least);
-        caps.max_docs = caps.max_docs.min(share);
+        caps.max_docs = scale::share(
+            state.limiter.efficiency(),
+            allowed - state.in_flight,
+            state.queued_docs,
+            caps.max_docs,
+        );
     }
     let chosen = {
         let candidates: Vec<Candidate<'_>> = state
@@ -481,22 +470,16 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
     stats.events += batch.len() as u64;
     stats.docs += docs as u64;
     stats.max_events = stats.max_events.max(batch.len() as u64);
-    // An autoscaled Flow idle for a stable window may be at zero replicas: until a request
-    // is answered, latencies include its cold start.
     if spec.autoscale.is_some()
-        && state.in_flight == 1
-        && state
-            .quiet_since
-            .is_none_or(|t| now.duration_since(t) >= QUIET)
+        && scale::waking(
+            state.in_flight,
+            state.quiet_since.map(|t| now.duration_since(t)),
+        )
     {
         state.waking = true;
     }
     Step::Send(batch, probe, state.in_flight, state.waking)
 }
-
-/// How long an autoscaled Flow may be idle before its next request may meet a cold start:
-/// Knative's stable window, after which its autoscaler may want zero replicas.
-const QUIET: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Send one batch and hand out the results; requeue it when the gateway did not accept it.
 async fn send(
@@ -558,7 +541,7 @@ async fn send(
     match &result {
         Err(SendError::NotAccepted(_)) => metrics.retries.inc(),
         Ok(_) => metrics.request_done("ok", seconds),
-        Err(SendError::Failed(e)) => metrics.request_done(outcome(e), seconds),
+        Err(SendError::Failed(e)) => metrics.request_done(answer::outcome(e), seconds),
     }
     let mut state = shared.lock();
     state.in_flight -= 1;
@@ -606,73 +589,10 @@ async fn send(
             }
             state.backoff.reset();
             drop(state);
-            answer(batch, other, &request_id, gateway);
+            answer::answer(batch, other, &request_id, gateway);
         }
     }
     shared.wake.notify_one();
-}
-
-/// The `outcome` label of a failed Flow request.
-fn outcome(error: &FlowError) -> &'static str {
-    match error {
-        FlowError::Executor { .. } => "executor_error",
-        FlowError::Unavailable { .. }
-        | FlowError::Overloaded { .. }
-        | FlowError::StateUnavailable { .. } => "unavailable",
-        FlowError::Deadline { .. } => "timeout",
-        FlowError::Gateway { .. } | FlowError::InvalidRequest { .. } | FlowError::Config { .. } => {
-            "gateway_error"
-        }
-    }
-}
-
-/// Give every event of a batch its result.
-fn answer(
-    mut batch: Vec<Pending>,
-    result: Result<FlowResponse, SendError>,
-    request_id: &str,
-    gateway: &str,
-) {
-    match result {
-        Ok(response) => {
-            let sent: Vec<Vec<String>> = batch
-                .iter_mut()
-                .map(|p| std::mem::take(&mut p.ids))
-                .collect();
-            let FlowResponse {
-                request_id: rid,
-                docs,
-                parameters,
-            } = response;
-            let parts = batch::split(&sent, docs);
-            for (pending, part) in batch.into_iter().zip(parts) {
-                let answer = match part {
-                    Ok(docs) => Ok(FlowResponse {
-                        request_id: rid.clone(),
-                        docs,
-                        parameters: parameters.clone(),
-                    }),
-                    Err(message) => Err(FlowError::Gateway {
-                        gateway: gateway.to_owned(),
-                        message: format!("request {request_id}: {message}"),
-                    }),
-                };
-                let _ = pending.answer.send(answer);
-            }
-        }
-        Err(error) => {
-            let error = match error {
-                SendError::Failed(e) => e,
-                SendError::NotAccepted(cause) => FlowError::Unavailable {
-                    gateway: gateway.to_owned(),
-                    message: cause,
-                },
-            };
-            for pending in batch {
-                let _ = pending.answer.send(Err(error.clone()));
-            }
-        }
-    }
 }
 
 #[cfg(test)]

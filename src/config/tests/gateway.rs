@@ -290,9 +290,24 @@ fn autoscale_sets_the_default_concurrency_bound() {
     );
     // Every replica at its target: 10 × 2 requests.
     assert_eq!(g.concurrency, Concurrency::Auto { min: 1, max: 20 });
-    // An explicit concurrency stays; unlimited max-scale keeps the default bound.
+    // `auto` and a `min` alone take the same bound; an explicit max or number stays;
+    // unlimited max-scale keeps the default bound; the bound stops at 100,000.
+    let g = gw(", autoscale: {target: 2, max_scale: 10}, concurrency: auto");
+    assert_eq!(g.concurrency, Concurrency::Auto { min: 1, max: 20 });
+    let g = gw(", autoscale: {target: 2, max_scale: 10}, concurrency: {min: 4}");
+    assert_eq!(g.concurrency, Concurrency::Auto { min: 4, max: 20 });
+    let g = gw(", autoscale: {target: 2, max_scale: 10}, concurrency: {max: 8}");
+    assert_eq!(g.concurrency, Concurrency::Auto { min: 1, max: 8 });
     let g = gw(", autoscale: {target: 2, max_scale: 10}, concurrency: 4");
     assert_eq!(g.concurrency, Concurrency::Fixed(4));
+    let g = gw(", autoscale: {target: 50, max_scale: 10000}");
+    assert_eq!(
+        g.concurrency,
+        Concurrency::Auto {
+            min: 1,
+            max: 100_000
+        }
+    );
     let g = gw(", autoscale: {target: 0.5}");
     assert_eq!(g.concurrency, Concurrency::Auto { min: 1, max: 64 });
     assert_eq!(gw("").autoscale, None);

@@ -60,8 +60,8 @@ pub fn share(efficiency: Efficiency, free: usize, queued_docs: usize, max_docs: 
         .max(1)
 }
 
-/// Whether a request sent now, with `in_flight` requests (itself included) and the last quiet
-/// moment `quiet_since` (`None`: nothing sent yet), may meet a cold start.
+/// Whether a request sent now, with `in_flight` requests (itself included), `quiet_for` after
+/// the last request in flight ended (`None`: none has yet), may meet a cold start.
 pub fn waking(in_flight: usize, quiet_for: Option<Duration>) -> bool {
     in_flight == 1 && quiet_for.is_none_or(|q| q >= QUIET)
 }

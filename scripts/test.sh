@@ -9,7 +9,8 @@
 #    Then the JavaScript CloudEvents SDK for tests/interop/js/send_js.mjs (`npm ci`, pinned by
 #    its package-lock.json; skipped when node_modules is already there). Then redis-server for
 #    tests/shared_state.rs (Debian's package with apt-get when missing; the tests start their
-#    own on a free loopback port).
+#    own on a free loopback port), and Debian's prometheus package for `promtool`
+#    (tests/prometheus.rs checks the alert rules and a scrape with it).
 # 2. cargo fmt --check
 # 3. cargo clippy --all-targets -- -D warnings, and again with the feature null-gateway (the
 #    benchmarks' null gateway, examples/null_gateway.rs), so the bench harness keeps compiling.
@@ -74,6 +75,20 @@ redis_env() {
         { echo "apt-get could not install redis-server" >&2; return 1; }
 }
 step redis-env redis_env
+prometheus_env() {
+    if command -v promtool >/dev/null 2>&1; then
+        echo "prometheus-env: $(promtool --version 2>&1 | head -1)"
+        return
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        { echo "promtool not found and no apt-get: install Prometheus 2.x (its promtool)" >&2; return 1; }
+    local sudo=()
+    if [[ "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo=(sudo); fi
+    "${sudo[@]}" apt-get update -qq || true
+    "${sudo[@]}" apt-get install -y -qq prometheus ||
+        { echo "apt-get could not install prometheus" >&2; return 1; }
+}
+step prometheus-env prometheus_env
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets -- -D warnings
 step clippy-bench cargo clippy --all-targets --features null-gateway -- -D warnings

@@ -235,6 +235,7 @@ impl Dispatcher {
             in_flight: state.in_flight as u64,
             cold: state.cold.is_some(),
             overloaded: state.stats.overloaded,
+            timeout: self.shared.client.spec.timeout.as_secs_f64(),
             limit: Some(state.limiter.gauges()),
         }
     }

@@ -24,6 +24,8 @@ pub struct GatewayGauges {
     pub in_flight: u64,
     pub cold: bool,
     pub overloaded: u64,
+    /// The gateway's `timeout` in seconds (alerts compare Flow latency with it).
+    pub timeout: f64,
     /// The concurrency limit and what it learnt (`None` in tests that build gauges by hand).
     pub limit: Option<LimitGauges>,
 }
@@ -221,6 +223,18 @@ impl Collector for Scrape {
             MetricType::Gauge,
             |g| g.pending,
         )
+        .encode(e)?;
+        Samples {
+            name: "flowbridge_gateway_timeout",
+            help: "The gateway's timeout: the deadline of one Flow request once sent.",
+            unit: Some(Unit::Seconds),
+            kind: MetricType::Gauge,
+            samples: self
+                .gauges
+                .iter()
+                .map(|g| (vec![("gateway", g.gateway.as_str())], g.timeout))
+                .collect(),
+        }
         .encode(e)?;
         self.per_gateway(
             "flowbridge_gateway_cold",

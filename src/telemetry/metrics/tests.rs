@@ -45,6 +45,7 @@ fn counters_render_with_labels_and_types() {
             in_flight: 1,
             cold: true,
             overloaded: 7,
+            timeout: 60.0,
         }],
         9,
     );
@@ -76,6 +77,10 @@ fn counters_render_with_labels_and_types() {
             "1",
         ),
         ("flowbridge_gateway_cold{gateway=\"default\"}", "1"),
+        (
+            "flowbridge_gateway_timeout_seconds{gateway=\"default\"}",
+            "60.0",
+        ),
         (
             "flowbridge_events_overloaded_total{gateway=\"default\"}",
             "7",

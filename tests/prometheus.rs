@@ -1,8 +1,10 @@
 //! The alert rules of `deploy/prometheus/` checked with Prometheus' own `promtool` (Debian's
 //! `prometheus` package; `./scripts/test.sh` installs it when missing): the rules file is valid,
 //! every alert passes its unit tests (`flowbridge.rules.test.yml`: fires when it should, stays
-//! silent when it should not), the PrometheusRule carries the same groups, and a scrape of
-//! flowbridge in front of the real Flow passes `promtool check metrics`.
+//! silent when it should not), the PrometheusRule carries the same groups, a scrape of
+//! flowbridge in front of the real Flow passes `promtool check metrics`, and a real Prometheus
+//! server scraping that flowbridge answers every Grafana panel (`deploy/grafana/`) and every
+//! alert expression with the series and labels they expect.
 
 // Test code: panicking on a broken fixture is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -137,4 +139,279 @@ routes:
     assert!(text.contains("flowbridge_gateway_timeout_seconds{gateway=\"main\"} 20.0"));
     let out = promtool(&["check", "metrics"], Some(&text));
     assert!(!out.contains("problem"), "{out}");
+}
+
+/// A `prometheus` server on a free loopback port scraping `targets` every second and loading
+/// the alert rules; stopped (its process group) on drop.
+struct Prometheus {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(admin_port: u16) -> Prometheus {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        let rules = repo_root().join("deploy/prometheus/flowbridge.rules.yml");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+                 rule_files: [{rules:?}]\n\
+                 scrape_configs:\n  - job_name: flowbridge\n    static_configs:\n      \
+                 - targets: [\"127.0.0.1:{admin_port}\"]\n"
+            ),
+        )
+        .unwrap();
+        let port = support::free_port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start prometheus ({e}); install it (Debian: apt-get install \
+                     prometheus; ./scripts/test.sh does)"
+                )
+            });
+        let p = Prometheus {
+            port,
+            child,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !(support::port_accepts(port)
+            && http_request(port, "GET", "/-/ready", &[], b"").status == 200)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "prometheus not ready in 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        p
+    }
+
+    /// `GET /api/v1/query`: the result vector (panics when the query fails).
+    fn query(&self, expr: &str) -> Vec<serde_json::Value> {
+        let q = percent_encoding::utf8_percent_encode(expr, percent_encoding::NON_ALPHANUMERIC);
+        let r = http_request(
+            self.port,
+            "GET",
+            &format!("/api/v1/query?query={q}"),
+            &[],
+            b"",
+        );
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["status"], "success", "{expr}: {body}");
+        body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: signalling the process group this test started.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The expressions of the Grafana dashboard (with its variables at "All" and a 30 s rate
+/// window), each with the labels its legend names.
+fn dashboard_targets() -> Vec<(String, String, Vec<String>)> {
+    let text = std::fs::read_to_string(repo_root().join("deploy/grafana/flowbridge.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut out = Vec::new();
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "30s")
+                .replace("\"$namespace\"", "\".*\"")
+                .replace("\"$service\"", "\".*\"")
+                .replace("\"$route\"", "\".*\"")
+                .replace("\"$gateway\"", "\".*\"");
+            assert!(!expr.contains('$') || expr.contains("${1}"), "{expr}");
+            let legend = target["legendFormat"].as_str().unwrap_or("");
+            let labels = legend
+                .split("{{")
+                .skip(1)
+                .filter_map(|s| s.split_once("}}").map(|(l, _)| l.to_string()))
+                .collect();
+            out.push((panel["title"].as_str().unwrap().to_string(), expr, labels));
+        }
+    }
+    out
+}
+
+/// Every dashboard panel and every alert expression, through a real Prometheus scraping
+/// flowbridge in front of the real Flow after events of every outcome: each panel returns series
+/// with the labels of its legend, each alert evaluates, and every metric they read exists.
+#[test]
+fn dashboard_and_alerts_query_a_real_prometheus() {
+    let flow = shared_flow();
+    let config = support::write_config(&format!(
+        r#"
+unmatched: reject
+gateways:
+  main: {{url: "{}", timeout: 20s}}
+routes:
+  - name: ok
+    gateway: main
+    dedup: 5m
+    filters:
+      - exact: {{type: prom.ok}}
+  - name: raise
+    gateway: main
+    filters:
+      - exact: {{type: prom.raise}}
+    parameters: '{{"raise": true}}'
+webhooks:
+  - name: hook
+    source: /prometheus/hook
+    type: prom.ok
+    auth:
+      bearer:
+        tokens_from:
+          - {{env: PROM_TEST_TOKEN}}
+"#,
+        flow.grpc_url()
+    ));
+    let config_arg = config.to_string_lossy().into_owned();
+    let bridge = FlowBridge::start_with(
+        &["--config", &config_arg],
+        &[("PROM_TEST_TOKEN", "s3cret-token-for-the-test")],
+    );
+    let prometheus = Prometheus::start(bridge.admin_port);
+    let send = |ty: &str, id: &str| {
+        http_request(
+            bridge.port,
+            "POST",
+            "/",
+            &[
+                ("ce-specversion", "1.0"),
+                ("ce-id", id),
+                ("ce-type", ty),
+                ("ce-source", "/prometheus/test"),
+                ("content-type", "application/json"),
+            ],
+            br#"{"text": "query me"}"#,
+        )
+        .status
+    };
+    // Every outcome: ok, a redelivery answered from the dedup window, an executor error,
+    // unmatched, not a CloudEvent, and a webhook call without its token.
+    let id = unique("prom");
+    for _ in 0..3 {
+        assert_eq!(send("prom.ok", &unique("prom")), 202);
+    }
+    assert_eq!(send("prom.ok", &id), 202);
+    assert_eq!(send("prom.ok", &id), 202);
+    assert_eq!(send("prom.raise", &unique("prom")), 502);
+    assert_eq!(send("prom.nobody", &unique("prom")), 422);
+    assert_eq!(
+        http_request(bridge.port, "POST", "/", &[], b"{}").status,
+        415
+    );
+    assert_eq!(
+        http_request(bridge.port, "POST", "/webhooks/hook", &[], b"{}").status,
+        401
+    );
+    // Wait until Prometheus has scraped the counters twice after the events (rates need two
+    // samples).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let seen =
+            prometheus.query("count_over_time(flowbridge_dedup_redeliveries_total[30s]) >= 2");
+        if !seen.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "prometheus did not scrape flowbridge twice in 30 s: {:?}",
+            prometheus.query("up")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+
+    let mut failures = Vec::new();
+    for (title, expr, labels) in dashboard_targets() {
+        let result = prometheus.query(&expr);
+        if result.is_empty() {
+            failures.push(format!("panel {title:?}: no series for {expr}"));
+            continue;
+        }
+        for series in &result {
+            for label in &labels {
+                if series["metric"].get(label).is_none() {
+                    failures.push(format!(
+                        "panel {title:?}: a series without label {label}: {series}"
+                    ));
+                }
+            }
+        }
+    }
+    let rules: serde_norway::Value = serde_norway::from_str(
+        &std::fs::read_to_string(repo_root().join("deploy/prometheus/flowbridge.rules.yml"))
+            .unwrap(),
+    )
+    .unwrap();
+    for rule in rules["groups"][0]["rules"].as_sequence().unwrap() {
+        let name = rule["alert"].as_str().unwrap();
+        let expr = rule["expr"].as_str().unwrap();
+        // Evaluates (query() asserts success); nothing fires in this calm test.
+        let _ = prometheus.query(expr);
+        for m in metric_names(expr) {
+            if prometheus
+                .query(&format!("count({{__name__=\"{m}\"}})"))
+                .is_empty()
+            {
+                failures.push(format!("alert {name}: metric {m} has no series"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The rules loaded into the server too.
+    let r = http_request(prometheus.port, "GET", "/api/v1/rules", &[], b"");
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let loaded = body["data"]["groups"][0]["rules"].as_array().unwrap().len();
+    assert_eq!(loaded, 6, "{body}");
+}
+
+/// The `flowbridge_*` metric names an expression reads.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while let Some(at) = expr[i..].find("flowbridge_") {
+        let start = i + at;
+        let mut end = start;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+            end += 1;
+        }
+        let name = expr[start..end].to_string();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+        i = end;
+    }
+    names
 }

@@ -10,7 +10,8 @@
 #    its package-lock.json; skipped when node_modules is already there). Then redis-server for
 #    tests/shared_state.rs (Debian's package with apt-get when missing; the tests start their
 #    own on a free loopback port), and Debian's prometheus package for `promtool`
-#    (tests/prometheus.rs checks the alert rules and a scrape with it).
+#    (tests/prometheus.rs checks the alert rules and a scrape with it), and tmux
+#    (tests/top.rs drives `flowbridge top` in it).
 # 2. cargo fmt --check
 # 3. cargo clippy --all-targets -- -D warnings, and again with the feature null-gateway (the
 #    benchmarks' null gateway, examples/null_gateway.rs), so the bench harness keeps compiling.
@@ -89,6 +90,18 @@ prometheus_env() {
         { echo "apt-get could not install prometheus" >&2; return 1; }
 }
 step prometheus-env prometheus_env
+tmux_env() {
+    if command -v tmux >/dev/null 2>&1; then
+        echo "tmux-env: $(tmux -V)"
+        return
+    fi
+    command -v apt-get >/dev/null 2>&1 ||
+        { echo "tmux not found and no apt-get: install tmux (tests/top.rs drives flowbridge top in it)" >&2; return 1; }
+    local sudo=()
+    if [[ "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo=(sudo); fi
+    "${sudo[@]}" apt-get install -y -qq tmux || { echo "apt-get could not install tmux" >&2; return 1; }
+}
+step tmux-env tmux_env
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets -- -D warnings
 step clippy-bench cargo clippy --all-targets --features null-gateway -- -D warnings

@@ -63,3 +63,4 @@ pub mod state;
 pub mod telemetry;
 pub mod text;
 pub mod tls;
+pub mod top;

@@ -25,6 +25,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("text", &[]),
     ("model", &[]),
     ("tls", &[]),
+    // `flowbridge top`: reads a server's /metrics over HTTP, imports nothing of it.
+    ("top", &[]),
     ("cloudevents", &["model", "text"]),
     ("rules", &["model", "cloudevents", "text"]),
     ("auth", &["model", "tls", "text"]),

@@ -57,6 +57,12 @@ pub enum Command {
         after_help = "Examples:\n  flowbridge load http://127.0.0.1:8080 --concurrency 64 --duration 30s\n  flowbridge load http://127.0.0.1:8080 --rate 1000 --duration 15s --json   # open loop\n\nWithout --rate every worker sends its next event when the previous one is answered (closed loop).\nWith --rate R, sends are scheduled R per second and at most --concurrency are in flight;\nthe summary says whether the rate was kept. A progress line goes to stderr every second."
     )]
     Load(LoadArgs),
+    /// A live view of a running flowbridge from its /metrics: per route events/s by status
+    /// class, per gateway requests in flight / limit, docs per request, p50/p99, queue, cold.
+    #[command(
+        after_help = "Examples:\n  flowbridge top                          # http://127.0.0.1:9095\n  flowbridge top http://10.0.0.7:9095\n  flowbridge top --once | grep orders     # one plain table (two scrapes a second apart)\n\nq, Esc or Ctrl-C quits."
+    )]
+    Top(TopArgs),
 }
 
 #[derive(Debug, Args)]
@@ -234,4 +240,17 @@ pub(super) fn load(args: &ConfigArgs, port: Option<u16>) -> Result<Config, ExitC
         }
         ExitCode::from(EXIT_CONFIG)
     })
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The admin listener of the flowbridge to watch (http:// only).
+    #[arg(default_value = "http://127.0.0.1:9095")]
+    pub url: String,
+    /// Print one plain table and exit (two scrapes `--interval` apart).
+    #[arg(long)]
+    pub once: bool,
+    /// Time between scrapes.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
 }

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `explain`, `send`, `knative` and `load` (clap derive, env
+//! The command line: `serve`, `check`, `explain`, `send`, `knative`, `load` and `top` (clap derive, env
 //! fallbacks). Each verb parses its arguments, calls into the library and turns the outcome into
 //! an exit code (0 ok, 1 failure, 64 usage/config error as in sysexits `EX_USAGE`).
 //!
@@ -7,12 +7,14 @@
 //! * `args`: the clap types, exit codes and the shared config loading;
 //! * `check`: `check` (the config, one line per gateway and route) and `check --probe`;
 //! * `explain`: `explain`, which route an event takes and the request it becomes;
-//! * `send`: `send`, one CloudEvent posted and its answer printed.
+//! * `send`: `send`, one CloudEvent posted and its answer printed;
+//! * `top`: `top`, the live view of a running flowbridge (`crate::top`).
 
 mod args;
 mod check;
 mod explain;
 mod send;
+mod top;
 
 use std::process::ExitCode;
 
@@ -52,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Send(args) => with_runtime(send::send(args)),
         Command::Knative(args) => knative(&args),
         Command::Load(args) => with_runtime(load_test(args)),
+        Command::Top(args) => top::top(&args),
     }
 }
 

@@ -442,19 +442,18 @@ const IDLE_OPENING: usize = 200;
 enum Idle {
     /// Answered with this status, then closed this long after the answer.
     Answered(u16, Duration),
-    /// Closed at once without an answer: over `limits.max_connections`.
+    /// Closed without any byte of an answer: over `limits.max_connections`.
     Refused,
 }
 
 /// One connection: a `GET /healthz`, its answer, then idle until the server closes it; or,
-/// over `max_connections`, closed before any answer within a second of connecting.
+/// over `max_connections`, closed before any byte of an answer.
 async fn idle_one(
     port: u16,
     opening: Arc<tokio::sync::Semaphore>,
     open: Arc<(AtomicUsize, AtomicUsize)>,
 ) -> Result<Idle, String> {
     let permit = opening.acquire_owned().await.unwrap();
-    let connected = Instant::now();
     let mut s = connect(port).await?;
     s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -463,11 +462,10 @@ async fn idle_one(
     let status = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match s.read(&mut buf).await {
-                Ok(0) | Err(_)
-                    if raw.is_empty() && connected.elapsed() < Duration::from_secs(1) =>
-                {
-                    return Ok(None);
-                }
+                // Closed (or reset) before any byte of an answer: refused. How soon is not a
+                // criterion (a busy server accepts the storm's connections late); the server's
+                // own `max_connections` count must cover every one (checked by the harness).
+                Ok(0) | Err(_) if raw.is_empty() => return Ok(None),
                 Ok(0) => return Err("closed before the answer".to_string()),
                 Err(e) => return Err(format!("{} before the answer", e.kind())),
                 Ok(n) => raw.extend_from_slice(&buf[..n]),

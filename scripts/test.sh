@@ -62,46 +62,30 @@ js_env() {
     npm ci --prefix tests/interop/js --no-audit --no-fund
 }
 step js-env js_env
-redis_env() {
-    if command -v redis-server >/dev/null 2>&1; then
-        echo "redis-env: $(redis-server --version)"
+# A tool from a Debian package: print its version when it is there, else install the package
+# with apt-get (through sudo when not root).
+#   debian_tool TOOL PACKAGE HINT VERSION-COMMAND...
+debian_tool() {
+    local tool="$1" package="$2" hint="$3"
+    shift 3
+    if command -v "$tool" >/dev/null 2>&1; then
+        echo "$tool: $("$@" 2>&1 | head -1)"
         return
     fi
     command -v apt-get >/dev/null 2>&1 ||
-        { echo "redis-server not found and no apt-get: install Redis 6.2+ (or Valkey's redis-server)" >&2; return 1; }
+        { echo "$tool not found and no apt-get: $hint" >&2; return 1; }
     local sudo=()
     if [[ "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo=(sudo); fi
     "${sudo[@]}" apt-get update -qq || true
-    "${sudo[@]}" apt-get install -y -qq redis-server ||
-        { echo "apt-get could not install redis-server" >&2; return 1; }
+    "${sudo[@]}" apt-get install -y -qq "$package" ||
+        { echo "apt-get could not install $package" >&2; return 1; }
 }
-step redis-env redis_env
-prometheus_env() {
-    if command -v promtool >/dev/null 2>&1; then
-        echo "prometheus-env: $(promtool --version 2>&1 | head -1)"
-        return
-    fi
-    command -v apt-get >/dev/null 2>&1 ||
-        { echo "promtool not found and no apt-get: install Prometheus 2.x (its promtool)" >&2; return 1; }
-    local sudo=()
-    if [[ "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo=(sudo); fi
-    "${sudo[@]}" apt-get update -qq || true
-    "${sudo[@]}" apt-get install -y -qq prometheus ||
-        { echo "apt-get could not install prometheus" >&2; return 1; }
-}
-step prometheus-env prometheus_env
-tmux_env() {
-    if command -v tmux >/dev/null 2>&1; then
-        echo "tmux-env: $(tmux -V)"
-        return
-    fi
-    command -v apt-get >/dev/null 2>&1 ||
-        { echo "tmux not found and no apt-get: install tmux (tests/top.rs drives flowbridge top in it)" >&2; return 1; }
-    local sudo=()
-    if [[ "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo=(sudo); fi
-    "${sudo[@]}" apt-get install -y -qq tmux || { echo "apt-get could not install tmux" >&2; return 1; }
-}
-step tmux-env tmux_env
+step redis-env debian_tool redis-server redis-server \
+    "install Redis 6.2+ (or Valkey's redis-server)" redis-server --version
+step prometheus-env debian_tool promtool prometheus \
+    "install Prometheus 2.x (its promtool)" promtool --version
+step tmux-env debian_tool tmux tmux \
+    "install tmux (tests/top.rs drives flowbridge top in it)" tmux -V
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets -- -D warnings
 step clippy-bench cargo clippy --all-targets --features null-gateway -- -D warnings

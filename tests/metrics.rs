@@ -73,22 +73,7 @@ fn parse(text: &str) -> BTreeMap<String, f64> {
 }
 
 fn binary(bridge: &FlowBridge, id: &str, ty: &str, extra: &[(&str, &str)]) -> u16 {
-    let mut headers = vec![
-        ("ce-specversion", "1.0"),
-        ("ce-id", id),
-        ("ce-type", ty),
-        ("ce-source", "/metrics/test"),
-        ("content-type", "application/json"),
-    ];
-    headers.extend_from_slice(extra);
-    http_request(
-        bridge.port,
-        "POST",
-        "/",
-        &headers,
-        br#"{"text": "count me"}"#,
-    )
-    .status
+    support::post_event(bridge.port, id, ty, extra)
 }
 
 #[test]

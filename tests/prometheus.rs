@@ -14,7 +14,7 @@ mod support;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use support::{FlowBridge, http_request, repo_root, shared_flow, unique};
+use support::{FlowBridge, http_request, post_event, repo_root, shared_flow, unique};
 
 /// `promtool ARGS…` in `deploy/prometheus/`, feeding `stdin`; its combined output, or a panic
 /// naming what failed.
@@ -87,9 +87,9 @@ fn the_prometheus_rule_has_the_same_groups() {
     assert_eq!(crd["spec"]["groups"], rules["groups"]);
 }
 
-#[test]
-fn a_scrape_passes_promtool_check_metrics() {
-    let flow = shared_flow();
+/// flowbridge in front of the real Flow with a route that answers, one whose executor raises
+/// (both `unmatched: reject`), a dedup window, and a webhook behind a bearer token.
+fn start_bridge() -> FlowBridge {
     let config = support::write_config(&format!(
         r#"
 unmatched: reject
@@ -98,6 +98,7 @@ gateways:
 routes:
   - name: ok
     gateway: main
+    dedup: 5m
     filters:
       - exact: {{type: prom.ok}}
   - name: raise
@@ -105,26 +106,28 @@ routes:
     filters:
       - exact: {{type: prom.raise}}
     parameters: '{{"raise": true}}'
+webhooks:
+  - name: hook
+    source: /prometheus/hook
+    type: prom.ok
+    auth:
+      bearer:
+        tokens_from:
+          - {{env: PROM_TEST_TOKEN}}
 "#,
-        flow.grpc_url()
+        shared_flow().grpc_url()
     ));
-    let bridge = FlowBridge::start(&config);
-    let send = |ty: &str| {
-        http_request(
-            bridge.port,
-            "POST",
-            "/",
-            &[
-                ("ce-specversion", "1.0"),
-                ("ce-id", &unique("prom")),
-                ("ce-type", ty),
-                ("ce-source", "/prometheus/test"),
-                ("content-type", "application/json"),
-            ],
-            br#"{"text": "scrape me"}"#,
-        )
-        .status
-    };
+    let config = config.to_string_lossy().into_owned();
+    FlowBridge::start_with(
+        &["--config", &config],
+        &[("PROM_TEST_TOKEN", "s3cret-token-for-the-test")],
+    )
+}
+
+#[test]
+fn a_scrape_passes_promtool_check_metrics() {
+    let bridge = start_bridge();
+    let send = |ty: &str| post_event(bridge.port, &unique("prom"), ty, &[]);
     // Events of every outcome: ok, executor error, unmatched, not a CloudEvent (no content type).
     assert_eq!(send("prom.ok"), 202);
     assert_eq!(send("prom.raise"), 502);
@@ -267,56 +270,9 @@ fn dashboard_targets() -> Vec<(String, String, Vec<String>)> {
 /// with the labels of its legend, each alert evaluates, and every metric they read exists.
 #[test]
 fn dashboard_and_alerts_query_a_real_prometheus() {
-    let flow = shared_flow();
-    let config = support::write_config(&format!(
-        r#"
-unmatched: reject
-gateways:
-  main: {{url: "{}", timeout: 20s}}
-routes:
-  - name: ok
-    gateway: main
-    dedup: 5m
-    filters:
-      - exact: {{type: prom.ok}}
-  - name: raise
-    gateway: main
-    filters:
-      - exact: {{type: prom.raise}}
-    parameters: '{{"raise": true}}'
-webhooks:
-  - name: hook
-    source: /prometheus/hook
-    type: prom.ok
-    auth:
-      bearer:
-        tokens_from:
-          - {{env: PROM_TEST_TOKEN}}
-"#,
-        flow.grpc_url()
-    ));
-    let config_arg = config.to_string_lossy().into_owned();
-    let bridge = FlowBridge::start_with(
-        &["--config", &config_arg],
-        &[("PROM_TEST_TOKEN", "s3cret-token-for-the-test")],
-    );
+    let bridge = start_bridge();
     let prometheus = Prometheus::start(bridge.admin_port);
-    let send = |ty: &str, id: &str| {
-        http_request(
-            bridge.port,
-            "POST",
-            "/",
-            &[
-                ("ce-specversion", "1.0"),
-                ("ce-id", id),
-                ("ce-type", ty),
-                ("ce-source", "/prometheus/test"),
-                ("content-type", "application/json"),
-            ],
-            br#"{"text": "query me"}"#,
-        )
-        .status
-    };
+    let send = |ty: &str, id: &str| post_event(bridge.port, id, ty, &[]);
     // Every outcome: ok, a redelivery answered from the dedup window, an executor error,
     // unmatched, not a CloudEvent, and a webhook call without its token.
     let id = unique("prom");

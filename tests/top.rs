@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{FlowBridge, flowbridge_bin, http_request, shared_flow, unique};
+use support::{FlowBridge, flowbridge_bin, post_event, shared_flow, unique};
 
 fn bridge() -> FlowBridge {
     let flow = shared_flow();
@@ -37,20 +37,7 @@ fn sender(port: u16, ty: &'static str, stop: Arc<AtomicBool>) -> std::thread::Jo
     std::thread::spawn(move || {
         let mut sent = 0;
         while !stop.load(Ordering::Relaxed) {
-            let status = http_request(
-                port,
-                "POST",
-                "/",
-                &[
-                    ("ce-specversion", "1.0"),
-                    ("ce-id", &unique("top")),
-                    ("ce-type", ty),
-                    ("ce-source", "/top/test"),
-                    ("content-type", "application/json"),
-                ],
-                br#"{"text": "watch me"}"#,
-            )
-            .status;
+            let status = post_event(port, &unique("top"), ty, &[]);
             assert!(status == 202 || status == 422, "{status}");
             sent += 1;
             std::thread::sleep(Duration::from_millis(5));

@@ -874,6 +874,20 @@ impl HttpResponse {
     }
 }
 
+/// POST one binary-mode CloudEvent (`ce-source: /test`, a small JSON body, plus `extra`
+/// headers) to `/` on `port`; its status.
+pub fn post_event(port: u16, id: &str, ty: &str, extra: &[(&str, &str)]) -> u16 {
+    let mut headers = vec![
+        ("ce-specversion", "1.0"),
+        ("ce-id", id),
+        ("ce-type", ty),
+        ("ce-source", "/test"),
+        ("content-type", "application/json"),
+    ];
+    headers.extend_from_slice(extra);
+    http_request(port, "POST", "/", &headers, br#"{"text": "hello"}"#).status
+}
+
 /// A blocking HTTP/1.1 request to `127.0.0.1:port` (`Connection: close`; `Content-Length` set
 /// from `body`). Panics on I/O errors.
 pub fn http_request(

@@ -61,7 +61,7 @@ use crate::telemetry::metrics::{GatewayGauges, GatewayMetrics};
 use crate::telemetry::trace::{EventSpan, FlowCall, FlowOutcome, FlowSpan};
 use batch::{Candidate, Caps};
 use bucket::TokenBucket;
-use limit::{Limiter, Outcome};
+use limit::{Efficiency, Limiter, Outcome};
 
 /// The outcome an event waits for.
 type EventResult = Result<FlowResponse, FlowError>;
@@ -339,20 +339,15 @@ async fn drive(shared: Arc<Shared>) {
 }
 
 impl State {
-    /// Requests that may be in flight now: the limiter's limit, or for an autoscaled Flow
-    /// (`autoscale:` and an adaptive limit) what [`scale::allowed`] lets demand show.
-    fn allowed(&self, spec: &crate::model::GatewaySpec) -> usize {
-        let limit = self.limiter.limit();
-        match (spec.autoscale, spec.concurrency) {
-            (Some(_), crate::model::Concurrency::Auto { max, .. }) => scale::allowed(
-                limit,
-                max,
-                self.limiter.efficiency(),
-                self.in_flight,
-                self.queued_docs,
-            ),
-            _ => limit,
-        }
+    /// Requests that may be in flight now ([`scale::in_flight`]).
+    fn allowed(&self, spec: &crate::model::GatewaySpec, efficiency: Option<Efficiency>) -> usize {
+        scale::in_flight(
+            spec,
+            &self.limiter,
+            efficiency,
+            self.in_flight,
+            self.queued_docs,
+        )
     }
 
     fn pop_front(&mut self) -> Option<Pending> {
@@ -385,7 +380,7 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
                          rate {:?})",
                         humantime::format_duration(spec.connect_timeout),
                         spec.concurrency,
-                        state.allowed(spec),
+                        state.allowed(spec, scale::efficiency(spec, &state.limiter)),
                         spec.rate
                     ),
                 };
@@ -401,7 +396,8 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
     let (front_deadline, front_enqueued, front_alone) =
         (front.deadline, front.enqueued, front.alone);
     let wait_until = |t: Instant| Step::Wait(Some(t.min(front_deadline)));
-    let allowed = state.allowed(spec);
+    let efficiency = scale::efficiency(spec, &state.limiter);
+    let allowed = state.allowed(spec, efficiency);
     if state.in_flight >= allowed {
         return wait_until(front_deadline);
     }
@@ -415,9 +411,9 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
         max_docs: spec.batch.max_docs,
         max_bytes: spec.batch.max_bytes,
     };
-    if spec.autoscale.is_some() {
+    if let Some(efficiency) = efficiency {
         caps.max_docs = scale::share(
-            state.limiter.efficiency(),
+            efficiency,
             allowed - state.in_flight,
             state.queued_docs,
             caps.max_docs,

@@ -3,7 +3,7 @@
 //!
 //! Knative's autoscaler counts requests in flight, not documents. The latency limit alone packs a
 //! backlog into a few big requests, which the replicas there are take without queueing, so
-//! Knative never adds one. Here:
+//! Knative never adds one. Here ([`efficiency`] and [`in_flight`] apply them to a gateway):
 //!
 //! * [`allowed`] — while the waiting documents fill more requests of the Flow's efficient size
 //!   ([`Efficiency`]) than the limit allows, that many may be in flight, up to the limit's
@@ -18,11 +18,35 @@
 
 use std::time::Duration;
 
-use super::limit::Efficiency;
+use super::limit::{Efficiency, Limiter};
+use crate::model::{Concurrency, GatewaySpec};
 
 /// How long an autoscaled Flow may be idle before its next request may meet a cold start:
 /// Knative's stable window (60 s), after which its autoscaler may want zero replicas.
 pub const QUIET: Duration = Duration::from_secs(60);
+
+/// What `limiter` knows of the Flow's efficient request size; `None` for a gateway without
+/// `autoscale:`, where nothing uses it (so it is not computed).
+pub fn efficiency(spec: &GatewaySpec, limiter: &Limiter) -> Option<Efficiency> {
+    spec.autoscale.map(|_| limiter.efficiency())
+}
+
+/// Requests a gateway may have in flight: the limiter's limit, or for an autoscaled Flow with
+/// an adaptive limit (`efficiency` from [`efficiency`]) what [`allowed`] lets demand show.
+pub fn in_flight(
+    spec: &GatewaySpec,
+    limiter: &Limiter,
+    efficiency: Option<Efficiency>,
+    in_flight: usize,
+    queued_docs: usize,
+) -> usize {
+    match (efficiency, spec.concurrency) {
+        (Some(e), Concurrency::Auto { max, .. }) => {
+            allowed(limiter.limit(), max, e, in_flight, queued_docs)
+        }
+        _ => limiter.limit(),
+    }
+}
 
 /// Requests that may be in flight: the latency `limit`, or more while `queued_docs` fill more
 /// requests of the efficient size, up to `max`.

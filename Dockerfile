@@ -6,7 +6,9 @@
 #     kind.local/flowbridge:0.1.0
 #
 # The port, user, entrypoint, config path and env names here must agree with the code defaults
-# and k8s/ (tests/packaging.rs checks that).
+# and k8s/ (tests/packaging.rs checks that). scripts/image.sh builds the same image without a
+# Docker engine (buildah, FROM scratch); tests/image.rs checks its config against this file's
+# final stage.
 
 FROM rust:1.95-bookworm AS build
 # musl-gcc compiles ring's C/assembly for the musl target; protoc comes from protoc-bin-vendored.

@@ -10,13 +10,15 @@
 #    its package-lock.json; skipped when node_modules is already there). Then redis-server for
 #    tests/shared_state.rs (Debian's package with apt-get when missing; the tests start their
 #    own on a free loopback port), and Debian's prometheus package for `promtool`
-#    (tests/prometheus.rs checks the alert rules and a scrape with it), and tmux
-#    (tests/top.rs drives `flowbridge top` in it).
+#    (tests/prometheus.rs checks the alert rules and a scrape with it), tmux
+#    (tests/top.rs drives `flowbridge top` in it), and buildah, skopeo and umoci
+#    (tests/image.rs builds the container image and unpacks it).
 # 2. cargo fmt --check
 # 3. cargo clippy --all-targets -- -D warnings, and again with the feature null-gateway (the
 #    benchmarks' null gateway, examples/null_gateway.rs), so the bench harness keeps compiling.
 # 4. cargo build --release --bin flowbridge: the binary users run, for the two runs whose figures
-#    are about it (tests/hostile.rs and the soak).
+#    are about it (tests/hostile.rs and the soak); then the image's static binary
+#    (scripts/image.sh --binary-only) for tests/image.rs.
 # 5. cargo test --no-fail-fast (unit, integration and doc tests; tests/hostile.rs on the release
 #    binary).
 # 6. bench/soak.sh, its 2-minute variant (about 2.5 minutes): 200 events/s through the real Flow
@@ -86,11 +88,24 @@ step prometheus-env debian_tool promtool prometheus \
     "install Prometheus 2.x (its promtool)" promtool --version
 step tmux-env debian_tool tmux tmux \
     "install tmux (tests/top.rs drives flowbridge top in it)" tmux -V
+step buildah-env debian_tool buildah buildah \
+    "install buildah (tests/image.rs builds the image with scripts/image.sh)" buildah --version
+step skopeo-env debian_tool skopeo skopeo \
+    "install skopeo (tests/image.rs reads the image archive with it)" skopeo --version
+step umoci-env debian_tool umoci umoci \
+    "install umoci (tests/image.rs unpacks the image with it)" umoci --version
 step fmt cargo fmt --check
 step clippy cargo clippy --all-targets -- -D warnings
 step clippy-bench cargo clippy --all-targets --features null-gateway -- -D warnings
 step release cargo build --release --quiet --bin flowbridge
 export FLOWBRIDGE_RELEASE_BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/flowbridge"
+# The image's static binary, built once here for tests/image.rs.
+static_binary() {
+    FLOWBRIDGE_STATIC_BIN="$(./scripts/image.sh --binary-only)"
+    export FLOWBRIDGE_STATIC_BIN
+    echo "static binary: $FLOWBRIDGE_STATIC_BIN"
+}
+step static static_binary
 if [[ "${FLOWBRIDGE_TEST_RUNNER:-cargo}" == nextest ]]; then
     command -v cargo-nextest >/dev/null 2>&1 ||
         { echo "FLOWBRIDGE_TEST_RUNNER=nextest but cargo-nextest is not installed" >&2; exit 1; }

@@ -14,6 +14,7 @@ use clap::CommandFactory;
 use serde_json::Value;
 
 use k8s_schema::{Schemas, yaml_docs};
+use support::dockerfile::{self, final_stage, instr};
 
 fn root() -> PathBuf {
     support::repo_root()
@@ -21,47 +22,6 @@ fn root() -> PathBuf {
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-/// Dockerfile instructions of the final stage (after the last FROM), continuation lines joined.
-fn final_stage() -> Vec<(String, String)> {
-    let text = read("Dockerfile").replace("\\\n", " ");
-    let mut stage = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (instr, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-        let instr = instr.to_ascii_uppercase();
-        if instr == "FROM" {
-            stage.clear();
-        }
-        stage.push((instr, rest.trim().to_string()));
-    }
-    stage
-}
-
-fn instr(stage: &[(String, String)], name: &str) -> Vec<String> {
-    stage
-        .iter()
-        .filter(|(i, _)| i == name)
-        .map(|(_, r)| r.clone())
-        .collect()
-}
-
-/// `ENV A=1 B=2` lines of a stage as pairs.
-fn docker_env(stage: &[(String, String)]) -> Vec<(String, String)> {
-    instr(stage, "ENV")
-        .iter()
-        .flat_map(|l| {
-            l.split_whitespace()
-                .map(|kv| {
-                    let (k, v) = kv.split_once('=').unwrap();
-                    (k.to_string(), v.to_string())
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 fn flowbridge_ksvc() -> Value {
@@ -82,7 +42,7 @@ fn port_user_entrypoint_config_path_and_env_names_agree() {
     let port = default_port();
     assert_eq!(port, 8080);
     let stage = final_stage();
-    let env = docker_env(&stage);
+    let env = dockerfile::env(&stage);
     let env_of = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
 
     // The CLI reads exactly these env names.

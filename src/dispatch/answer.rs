@@ -1,10 +1,15 @@
-//! The end of a Flow request: every event of the batch gets its result — its own documents
-//! from the Flow's answer ([`batch::split`]), or the request's error — and the `outcome` label
-//! of a failed request for the metrics.
+//! The end of an event's stay in the queue. After a Flow request, every event of the batch gets
+//! its result — its own documents from the Flow's answer ([`batch::split`]), or the request's
+//! error — and the `outcome` label of a failed request is named for the metrics. An event past
+//! its queue deadline gets a 503 that says why ([`expired`]). Either way, how long the event
+//! waited in the queue goes to `flowbridge_queue_wait_seconds`.
 
-use super::{Pending, batch};
+use tokio::time::Instant;
+
+use super::{Pending, Shared, State, batch, scale};
 use crate::flow::{FlowError, SendError};
 use crate::model::FlowResponse;
+use crate::telemetry::metrics::GatewayMetrics;
 
 /// The `outcome` label of a failed Flow request.
 pub(super) fn outcome(error: &FlowError) -> &'static str {
@@ -20,13 +25,19 @@ pub(super) fn outcome(error: &FlowError) -> &'static str {
     }
 }
 
-/// Give every event of a batch its result.
+/// Give every event of a batch its result, from the request `(request_id, gateway)` sent at
+/// `sent`.
 pub(super) fn answer(
     mut batch: Vec<Pending>,
     result: Result<FlowResponse, SendError>,
-    request_id: &str,
-    gateway: &str,
+    (request_id, gateway): (&str, &str),
+    sent: Instant,
+    metrics: &GatewayMetrics,
 ) {
+    for pending in &batch {
+        let waited = sent.saturating_duration_since(pending.enqueued);
+        metrics.queue_wait.observe(waited.as_secs_f64());
+    }
     match result {
         Ok(response) => {
             let sent: Vec<Vec<String>> = batch
@@ -67,4 +78,27 @@ pub(super) fn answer(
             }
         }
     }
+}
+
+/// Answer an event that waited in the queue past its deadline (`connect_timeout`): the gateway
+/// was cold, or no slot came free.
+pub(super) fn expired(shared: &Shared, state: &State, pending: Pending, now: Instant) {
+    let spec = &shared.client.spec;
+    let why = match &state.cold {
+        Some(cold) => format!(
+            "not reachable within connect_timeout ({}): {}",
+            humantime::format_duration(spec.connect_timeout),
+            cold.cause
+        ),
+        None => format!(
+            "no free slot within connect_timeout ({}; concurrency {}, limit now {}, rate {:?})",
+            humantime::format_duration(spec.connect_timeout),
+            spec.concurrency,
+            state.allowed(spec, scale::efficiency(spec, &state.limiter)),
+            spec.rate
+        ),
+    };
+    let waited = now.saturating_duration_since(pending.enqueued);
+    shared.metrics.queue_wait.observe(waited.as_secs_f64());
+    let _ = pending.answer.send(Err(shared.client.unavailable(why)));
 }

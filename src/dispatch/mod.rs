@@ -84,6 +84,8 @@ struct Pending {
 
 /// The gateway did not accept the last request.
 struct Cold {
+    /// When the first request it refused was sent.
+    since: Instant,
     next_probe: Instant,
     /// A probe request is in flight.
     probing: bool,
@@ -369,22 +371,7 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
             state.pop_front();
         } else if front.deadline <= now {
             if let Some(expired) = state.pop_front() {
-                let why = match &state.cold {
-                    Some(cold) => format!(
-                        "not reachable within connect_timeout ({}): {}",
-                        humantime::format_duration(spec.connect_timeout),
-                        cold.cause
-                    ),
-                    None => format!(
-                        "no free slot within connect_timeout ({}; concurrency {}, limit now {}, \
-                         rate {:?})",
-                        humantime::format_duration(spec.connect_timeout),
-                        spec.concurrency,
-                        state.allowed(spec, scale::efficiency(spec, &state.limiter)),
-                        spec.rate
-                    ),
-                };
-                let _ = expired.answer.send(Err(shared.client.unavailable(why)));
+                answer::expired(shared, state, expired, now);
             }
         } else {
             break;
@@ -547,7 +534,9 @@ async fn send(
     }
     let sample = match &result {
         Ok(_) | Err(SendError::Failed(FlowError::Executor { .. })) if waking => {
-            state.waking = false;
+            if std::mem::take(&mut state.waking) {
+                metrics.cold_ended("waking", seconds);
+            }
             Outcome::Waking
         }
         Ok(_) | Err(SendError::Failed(FlowError::Executor { .. })) => Outcome::Answered,
@@ -571,6 +560,7 @@ async fn send(
                 debug!(gateway = %gateway, cause = %cause, retry_in_ms = pause.as_millis() as u64, "gateway still not reachable");
             }
             state.cold = Some(Cold {
+                since: state.cold.as_ref().map_or(started, |c| c.since),
                 next_probe: Instant::now() + pause,
                 probing: false,
                 cause,
@@ -581,12 +571,13 @@ async fn send(
             }
         }
         other => {
-            if state.cold.take().is_some() {
+            if let Some(cold) = state.cold.take() {
+                metrics.cold_ended("unavailable", cold.since.elapsed().as_secs_f64());
                 info!(gateway = %gateway, waiting = state.queue.len(), "gateway reachable again");
             }
             state.backoff.reset();
             drop(state);
-            answer::answer(batch, other, &request_id, gateway);
+            answer::answer(batch, other, (&request_id, gateway), started, metrics);
         }
     }
     shared.wake.notify_one();

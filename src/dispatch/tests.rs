@@ -328,6 +328,44 @@ async fn events_for_a_cold_gateway_wait_and_leave_together_when_it_appears() {
 }
 
 #[tokio::test]
+async fn a_cold_spell_and_the_queue_waits_are_measured() {
+    let addr = free_port().await;
+    let mut spec = GatewaySpec::with_defaults("fake", &format!("grpc://{addr}"));
+    spec.connect_timeout = Duration::from_secs(10);
+    spec.retry.initial_backoff = Duration::from_millis(20);
+    spec.retry.max_backoff = Duration::from_millis(100);
+    let metrics = Arc::new(GatewayMetrics::new());
+    let d = Arc::new(Dispatcher::with_metrics(
+        FlowClient::new(&spec).unwrap(),
+        metrics.clone(),
+    ));
+    let tasks: Vec<_> = (0..3)
+        .map(|i| spawn_submit(&d, event(&[&format!("w{i}")], json!({}))))
+        .collect();
+    wait_until("the gateway was found cold", || d.stats().requests >= 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let _seen: Arc<Seen> = serve_on(listener, Mode::Echo).await;
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let [unavailable, waking] = &metrics.cold;
+    assert_eq!(unavailable.count(), 1, "one cold spell");
+    assert!(unavailable.sum() >= 0.2, "{}", unavailable.sum());
+    assert_eq!(waking.count(), 0, "not an autoscale gateway");
+    assert_eq!(
+        metrics.queue_wait.count(),
+        3,
+        "each event once, not per attempt"
+    );
+    assert!(metrics.queue_wait.sum() >= 3.0 * 0.2);
+    // Warm now: one more event waits briefly and starts no cold spell.
+    d.submit(event(&["w3"], json!({}))).await.unwrap();
+    assert_eq!(metrics.queue_wait.count(), 4);
+    assert_eq!(unavailable.count(), 1);
+}
+
+#[tokio::test]
 async fn a_gateway_that_never_appears_fails_after_connect_timeout() {
     let addr = free_port().await;
     let d = dispatcher(addr, |s| s.connect_timeout = Duration::from_millis(300));

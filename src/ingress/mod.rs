@@ -27,7 +27,7 @@ use crate::model::CloudEvent;
 use crate::pipeline::{self, Outcome, Pipeline};
 use crate::reply;
 use crate::runtime::Runtime;
-use crate::telemetry::metrics::{self, Metrics};
+use crate::telemetry::metrics::{self, Format, Metrics};
 use crate::telemetry::trace::Incoming;
 use error::{IngressError, error_response};
 
@@ -64,7 +64,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The router for the admin port: `GET /metrics` (Prometheus text format) and the probes.
+/// The router for the admin port: `GET /metrics` (OpenMetrics or the Prometheus text format,
+/// as the `Accept` header asks) and the probes.
 pub fn admin_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
@@ -73,18 +74,21 @@ pub fn admin_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+async fn metrics_text(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let runtime = state.runtime.load();
     let gauges: Vec<_> = runtime.dispatchers.values().map(|d| d.gauges()).collect();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
     let text = state.metrics.render_with_state(
         &gauges,
         crate::rules::filter::cesql_evaluation_errors(),
         runtime.state_gauges(),
+        format,
     );
     (
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            HeaderValue::from_static(format.content_type()),
         )],
         text,
     )

@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod dockerfile;
 pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -10,7 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::series::{Counter, Histogram, Label};
-use super::{LIMIT_REASONS, OUTCOMES};
+use super::{COLD_CAUSES, LIMIT_REASONS, OUTCOMES};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct GatewayLabels {
@@ -21,6 +21,12 @@ struct GatewayLabels {
 struct OutcomeLabels {
     gateway: Label,
     outcome: Label,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CauseLabels {
+    gateway: Label,
+    cause: Label,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -40,6 +46,8 @@ pub(super) struct GatewayFamilies {
     retries: Family<GatewayLabels, Counter>,
     probes: Family<GatewayLabels, Counter>,
     limit_changes: Family<ReasonLabels, Counter>,
+    queue_wait: Family<GatewayLabels, Histogram, fn() -> Histogram>,
+    cold: Family<CauseLabels, Histogram, fn() -> Histogram>,
 }
 
 impl GatewayFamilies {
@@ -53,6 +61,8 @@ impl GatewayFamilies {
             retries: Family::default(),
             probes: Family::default(),
             limit_changes: Family::default(),
+            queue_wait: Family::new_with_constructor(Histogram::waits),
+            cold: Family::new_with_constructor(Histogram::cold),
         };
         registry.register(
             "flowbridge_flow_requests",
@@ -90,6 +100,18 @@ impl GatewayFamilies {
             "Changes of the adaptive concurrency limit, by the reason of the change",
             families.limit_changes.clone(),
         );
+        registry.register_with_unit(
+            "flowbridge_queue_wait",
+            "Time events waited in their gateway's queue: until the Flow request that answered them was sent, or until they expired (connect_timeout), by gateway",
+            Unit::Seconds,
+            families.queue_wait.clone(),
+        );
+        registry.register_with_unit(
+            "flowbridge_gateway_cold_duration",
+            "Time a gateway stayed cold: from the first request it refused to the first it answered (cause=unavailable), or the first request answered after an autoscale gateway was quiet (cause=waking)",
+            Unit::Seconds,
+            families.cold.clone(),
+        );
         families
     }
 
@@ -117,6 +139,13 @@ impl GatewayFamilies {
                     reason: reason.into(),
                 })
             }),
+            queue_wait: self.queue_wait.get_or_create_owned(&labels),
+            cold: COLD_CAUSES.map(|cause| {
+                self.cold.get_or_create_owned(&CauseLabels {
+                    gateway: name.clone(),
+                    cause: cause.into(),
+                })
+            }),
         }
     }
 }
@@ -135,6 +164,11 @@ pub struct GatewayMetrics {
     pub probes: Counter,
     /// Changes of the adaptive concurrency limit, indexed like [`LIMIT_REASONS`].
     pub limit_changes: [Counter; LIMIT_REASONS.len()],
+    /// Seconds from an event entering the queue to the send of the request that answered it,
+    /// or to its expiry.
+    pub queue_wait: Histogram,
+    /// Seconds cold, indexed like [`COLD_CAUSES`].
+    pub cold: [Histogram; COLD_CAUSES.len()],
 }
 
 impl GatewayMetrics {
@@ -148,6 +182,15 @@ impl GatewayMetrics {
             retries: Counter::default(),
             probes: Counter::default(),
             limit_changes: Default::default(),
+            queue_wait: Histogram::waits(),
+            cold: COLD_CAUSES.map(|_| Histogram::cold()),
+        }
+    }
+
+    /// One cold spell of `seconds` ended (`cause` one of [`COLD_CAUSES`]).
+    pub fn cold_ended(&self, cause: &str, seconds: f64) {
+        if let Some(i) = COLD_CAUSES.iter().position(|c| *c == cause) {
+            self.cold[i].observe(seconds);
         }
     }
 

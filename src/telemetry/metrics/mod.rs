@@ -1,9 +1,7 @@
 //! Prometheus metrics: [`Metrics`], every counter, gauge and histogram flowbridge exports, in a
-//! prometheus-client `Registry`, served in the Prometheus text format 0.0.4 ([`CONTENT_TYPE`],
-//! prometheus-client's `prometheus_text` encoder) on `GET /metrics` of the admin listener.
-//! Not OpenMetrics, which the client also encodes: that dialect writes histogram bounds as
-//! floats (`le="1.0"`), so a Prometheus 2 would store other series than the ones it stored
-//! from flowbridge so far (`le="1"`).
+//! prometheus-client `Registry`, served on `GET /metrics` of the admin listener in the format
+//! the scraper asks for ([`Format`]): OpenMetrics 1.0 text (the client's `text` encoder) or the
+//! Prometheus text format 0.0.4 (its `prometheus_text` encoder).
 //!
 //! Used as linkerd2-proxy uses prometheus-client: the registry is built once, at startup
 //! ([`Metrics::new`]), each part registering its families in it (`RouteFamilies::register`,
@@ -27,6 +25,7 @@
 //!
 //! Knows no HTTP server, no config and no ingress: names and reason codes are handed in.
 //!
+//! * `format`: which format a scrape gets ([`Format::negotiate`] on its `Accept` header).
 //! * `series`: the metric types ([`Counter`], [`Histogram`]) and label values.
 //! * `route`: the series of routes ([`RouteMetrics`]).
 //! * `gateway`: the series of gateways updated by their dispatchers ([`GatewayMetrics`]).
@@ -36,6 +35,7 @@
 
 mod collector;
 mod endpoint;
+mod format;
 mod gateway;
 mod route;
 mod series;
@@ -44,12 +44,13 @@ mod server;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text, text};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use collector::{GatewayGauges, LimitGauges, StateGauges};
+pub use format::Format;
 pub use gateway::GatewayMetrics;
 pub use route::RouteMetrics;
 pub use series::{Counter, Histogram};
@@ -60,10 +61,6 @@ use endpoint::Endpoints;
 use gateway::GatewayFamilies;
 use route::RouteFamilies;
 use series::Label;
-
-/// The content type of [`Metrics::render`]'s text: the Prometheus text format 0.0.4 (served
-/// whatever the `Accept` header asks; Prometheus parses by this header).
-pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// The `route` label of events answered before a route was chosen (rejected bodies, unmatched
 /// events). Route names cannot start with `_`, so it never collides with a real route.
@@ -93,6 +90,10 @@ pub const OUTCOMES: [&str; 5] = [
 
 /// Why a gateway's concurrency limit last changed (`reason` label): `dispatch::limit::Reason`.
 pub const LIMIT_REASONS: [&str; 4] = ["start", "latency_near_baseline", "latency_rose", "timeout"];
+
+/// Why a gateway was cold (`cause` label of `flowbridge_gateway_cold_duration_seconds`): it refused
+/// requests (not reachable, 503), or an `autoscale` Flow woke from quiet.
+pub const COLD_CAUSES: [&str; 2] = ["unavailable", "waking"];
 
 /// Where a reply event went (`destination` label).
 pub const DESTINATIONS: [&str; 2] = ["response", "sink"];
@@ -401,19 +402,20 @@ impl Metrics {
         map.get(gateway).cloned()
     }
 
-    /// The whole registry in the Prometheus text format ([`CONTENT_TYPE`]), with the queue
-    /// `gauges` read now and `cesql_errors` from the process-wide counter.
+    /// The whole registry in the Prometheus text format 0.0.4, with the queue gauges read
+    /// from the dispatchers now.
     pub fn render(&self, gauges: &[GatewayGauges], cesql_errors: u64) -> String {
-        self.render_with_state(gauges, cesql_errors, None)
+        self.render_with_state(gauges, cesql_errors, None, Format::Prometheus)
     }
 
-    /// [`Metrics::render`] with the shared state's series (`flowbridge_state_up`,
+    /// [`Metrics::render`] in `format`, with the shared state's series (`flowbridge_state_up`,
     /// `flowbridge_state_errors_total{feature}`) when `state:` is configured.
     pub fn render_with_state(
         &self,
         gauges: &[GatewayGauges],
         cesql_errors: u64,
         state: Option<StateGauges>,
+        format: Format,
     ) -> String {
         self.server.read_tasks();
         let mut out = String::with_capacity(16 << 10);
@@ -424,9 +426,13 @@ impl Metrics {
             state,
         }));
         // Writing to a String does not fail, nor does encoding these values.
-        if let Err(e) = prometheus_text::encode(&mut out, &self.registry)
-            .and_then(|()| prometheus_text::encode(&mut out, &scrape))
-        {
+        let encoded = match format {
+            Format::Prometheus => prometheus_text::encode(&mut out, &self.registry)
+                .and_then(|()| prometheus_text::encode(&mut out, &scrape)),
+            Format::OpenMetrics => text::encode_registry(&mut out, &self.registry)
+                .and_then(|()| text::encode(&mut out, &scrape)),
+        };
+        if let Err(e) = encoded {
             tracing::error!(error = %e, "cannot encode the metrics");
         }
         out

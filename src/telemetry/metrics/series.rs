@@ -26,6 +26,15 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 pub const LATENCY_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
 ];
+/// Seconds an event waited in its gateway's queue (1 ms … 60 s: a batching window is
+/// milliseconds, a cold start or a full Flow up to `connect_timeout`).
+pub const WAIT_BUCKETS: [f64; 15] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Seconds a gateway stayed cold (0.5 s … 10 min: a GPU Flow's cold start is minutes).
+pub const COLD_BUCKETS: [f64; 11] = [
+    0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
 /// Documents or events per Flow request.
 pub const SIZE_BUCKETS: [f64; 11] = [
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
@@ -87,6 +96,16 @@ impl Histogram {
     /// Buckets of [`LATENCY_BUCKETS`].
     pub fn latency() -> Histogram {
         Histogram::new(&LATENCY_BUCKETS)
+    }
+
+    /// Buckets of [`WAIT_BUCKETS`].
+    pub fn waits() -> Histogram {
+        Histogram::new(&WAIT_BUCKETS)
+    }
+
+    /// Buckets of [`COLD_BUCKETS`].
+    pub fn cold() -> Histogram {
+        Histogram::new(&COLD_BUCKETS)
     }
 
     /// Buckets of [`SIZE_BUCKETS`].

@@ -338,7 +338,7 @@ fn state_series_only_with_state() {
         up: false,
         errors: vec![("dedup", 3), ("rate", 0)],
     };
-    let text = m.render_with_state(&[], 0, Some(state));
+    let text = m.render_with_state(&[], 0, Some(state), super::Format::Prometheus);
     assert_eq!(
         value(&text, "flowbridge_state_up").as_deref(),
         Some("0"),
@@ -353,5 +353,39 @@ fn state_series_only_with_state() {
         value(&text, "flowbridge_state_errors_total{feature=\"rate\"}").as_deref(),
         Some("0"),
         "{text}"
+    );
+}
+
+#[test]
+fn openmetrics_has_the_same_families_and_one_eof() {
+    let m = Metrics::new(["r"], ["g"]);
+    let gateway = m.gateway("g").unwrap();
+    gateway.queue_wait.observe(0.002);
+    gateway.cold_ended("waking", 12.0);
+    let prometheus = m.render(&[], 0);
+    let openmetrics = m.render_with_state(&[], 0, None, super::Format::OpenMetrics);
+    assert!(openmetrics.ends_with("# EOF\n"), "{openmetrics}");
+    assert_eq!(openmetrics.matches("# EOF").count(), 1);
+    assert!(!prometheus.contains("# EOF"));
+    for text in [&prometheus, &openmetrics] {
+        assert!(
+            text.contains("flowbridge_queue_wait_seconds_count{gateway=\"g\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "flowbridge_gateway_cold_duration_seconds_sum{gateway=\"g\",cause=\"waking\"} 12"
+            ),
+            "{text}"
+        );
+    }
+    // The one difference a Prometheus 2 stores: integral histogram bounds.
+    assert!(
+        prometheus.contains("flowbridge_queue_wait_seconds_bucket{gateway=\"g\",le=\"1\"}"),
+        "{prometheus}"
+    );
+    assert!(
+        openmetrics.contains("flowbridge_queue_wait_seconds_bucket{le=\"1.0\",gateway=\"g\"}"),
+        "{openmetrics}"
     );
 }

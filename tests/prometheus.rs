@@ -142,6 +142,68 @@ fn a_scrape_passes_promtool_check_metrics() {
     assert!(text.contains("flowbridge_gateway_timeout_seconds{gateway=\"main\"} 20.0"));
     let out = promtool(&["check", "metrics"], Some(&text));
     assert!(!out.contains("problem"), "{out}");
+
+    // Asked as Prometheus asks by default: OpenMetrics, which the Prometheus project's Python
+    // parser (in the jina venv) reads strictly, with the same samples as the 0.0.4 text.
+    let scrape = http_request(
+        bridge.admin_port,
+        "GET",
+        "/metrics",
+        &[("accept", PROMETHEUS_ACCEPT)],
+        b"",
+    );
+    assert_eq!(scrape.status, 200);
+    assert_eq!(
+        scrape.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let openmetrics = scrape.text();
+    assert!(openmetrics.ends_with("# EOF\n"));
+    let parsed = openmetrics_sample_names(&openmetrics);
+    let mut text_samples: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_owned())
+        .collect();
+    text_samples.sort();
+    text_samples.dedup();
+    assert_eq!(parsed, text_samples);
+}
+
+/// Prometheus 2's default scrape `Accept` header.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// The sample names of an OpenMetrics exposition, read by `prometheus_client`'s OpenMetrics
+/// parser (which refuses anything off the spec), sorted.
+fn openmetrics_sample_names(text: &str) -> Vec<String> {
+    let script = "import sys\n\
+                  from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+                  names = {s.name for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples}\n\
+                  print('\\n'.join(sorted(names)))\n";
+    let mut child = Command::new(support::venv_python())
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the OpenMetrics parser refused the scrape: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A `prometheus` server on a free loopback port scraping `targets` every second and loading
@@ -345,6 +407,13 @@ fn dashboard_and_alerts_query_a_real_prometheus() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Prometheus asked for OpenMetrics and got it: a Prometheus 2 keeps its `le="1.0"` (the
+    // 0.0.4 text writes `le="1"`).
+    let bounds = prometheus.query("count by (le) (flowbridge_queue_wait_seconds_bucket)");
+    assert!(
+        bounds.iter().any(|s| s["metric"]["le"] == "1.0"),
+        "{bounds:?}"
+    );
     // The rules loaded into the server too.
     let r = http_request(prometheus.port, "GET", "/api/v1/rules", &[], b"");
     let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # A local Knative cluster with flowbridge and the example Flow on it.
 #
-#   ./scripts/cluster-up.sh [--kafka] [--overlay dev|prod|kafka] [--no-build]
+#   ./scripts/cluster-up.sh [--kafka] [--overlay dev|prod|kafka] [--no-build] [--buildah]
+#                           [--no-monitoring]
 #
 # 1. kind cluster "flowbridge" (Kubernetes v1.35, host ports 80/443 → Kourier)
 # 2. Knative Serving + Kourier, sslip.io domain (127.0.0.1.sslip.io)
 # 3. Knative Eventing (+ the in-memory channel and the MT channel-based Broker)
 # 4. Linkerd (Jina relies on it to balance gRPC across pods), Gateway API CRDs first
 # 5. --kafka: eventing-kafka-broker's KafkaSource (CRDs + controller + source data plane)
-# 6. images: flowbridge (Dockerfile) and the example Flow (examples/heavy-flow), loaded into kind
+# 6. images: flowbridge (Dockerfile; with --buildah scripts/image.sh and `kind load
+#    image-archive`) and the example Flow (examples/heavy-flow), loaded into kind
 # 7. our manifests: kubectl apply -k k8s/overlays/<overlay> (default dev; kafka with --kafka)
+# 8. monitoring (unless --no-monitoring): kubectl apply -k deploy/, Prometheus with flowbridge's
+#    alert rules and Grafana with its dashboard provisioned, in namespace monitoring
 #
 # Idempotent: every step checks or applies declaratively, so running it again converges.
-# Needs docker, kind, kubectl, linkerd (CLI) and curl on PATH.
+# Needs docker, kind, kubectl, linkerd (CLI) and curl on PATH (and buildah with --buildah).
 set -euo pipefail
 
 # Pinned versions (Knative Serving/Kourier/kafka-broker 1.23 and Eventing 1.22 need Kubernetes
@@ -33,6 +37,8 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 kafka=false
 overlay=""
 build=true
+buildah=false
+monitoring=true
 
 say() { echo "cluster-up: $*" >&2; }
 die() {
@@ -41,7 +47,7 @@ die() {
 }
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [[ $# -gt 0 ]]; do
@@ -53,6 +59,8 @@ while [[ $# -gt 0 ]]; do
         shift
         ;;
     --no-build) build=false ;;
+    --buildah) buildah=true ;;
+    --no-monitoring) monitoring=false ;;
     -h | --help)
         usage
         exit 0
@@ -173,12 +181,28 @@ if $kafka; then
 fi
 
 # --- 6. images -----------------------------------------------------------------------------------
-if $build; then
-    say "building $FLOWBRIDGE_IMAGE and $FLOW_IMAGE"
-    docker build --quiet -t "$FLOWBRIDGE_IMAGE" "$repo_root" >/dev/null
-    docker build --quiet -t "$FLOW_IMAGE" "$repo_root/examples/heavy-flow" >/dev/null
+images=("$FLOW_IMAGE")
+if $buildah; then
+    # The same image without the Docker build: a static binary FROM scratch, as an OCI archive.
+    archive="$repo_root/target/image/flowbridge-oci.tar"
+    if $build || [[ ! -f "$archive" ]]; then
+        say "building $FLOWBRIDGE_IMAGE with scripts/image.sh"
+        "$repo_root/scripts/image.sh" --out "$archive" --tag "$FLOWBRIDGE_IMAGE" >/dev/null
+    fi
+    kind load image-archive "$archive" --name "$CLUSTER_NAME" >/dev/null
+else
+    images+=("$FLOWBRIDGE_IMAGE")
 fi
-for image in "$FLOWBRIDGE_IMAGE" "$FLOW_IMAGE"; do
+if $build; then
+    for image in "${images[@]}"; do
+        say "building $image"
+        case "$image" in
+        "$FLOWBRIDGE_IMAGE") docker build --quiet -t "$image" "$repo_root" >/dev/null ;;
+        *) docker build --quiet -t "$image" "$repo_root/examples/heavy-flow" >/dev/null ;;
+        esac
+    done
+fi
+for image in "${images[@]}"; do
     docker image inspect "$image" >/dev/null 2>&1 || die "image $image not found (run without --no-build)"
     kind load docker-image "$image" --name "$CLUSTER_NAME" >/dev/null
 done
@@ -189,6 +213,14 @@ kubectl apply -k "$repo_root/k8s/overlays/$overlay" >/dev/null
 kubectl wait ksvc --all --namespace flowbridge --for=condition=Ready --timeout=600s >/dev/null ||
     die "Knative Services in namespace flowbridge are not Ready: kubectl get ksvc -n flowbridge"
 kubectl wait broker/default --namespace flowbridge --for=condition=Ready --timeout=120s >/dev/null
+
+# --- 8. Prometheus and Grafana -----------------------------------------------------------------
+if $monitoring; then
+    say "applying deploy/: Prometheus (flowbridge's alert rules) and Grafana (its dashboard)"
+    kubectl apply -k "$repo_root/deploy" >/dev/null
+    wait_deployments monitoring
+    say "Grafana: kubectl -n monitoring port-forward svc/grafana 3000:3000, then http://localhost:3000/d/flowbridge"
+fi
 say "ready. Send an event into the Broker:"
 broker_url="$(kubectl get broker default --namespace flowbridge -o jsonpath='{.status.address.url}')"
 cat >&2 <<EOF

@@ -54,7 +54,7 @@ while [[ $# -gt 0 ]]; do
         ;;
     --binary-only) binary_only=true ;;
     -h | --help)
-        sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument: $1 (see --help)" ;;

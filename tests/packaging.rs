@@ -342,6 +342,143 @@ fn every_yaml_document_under_k8s_validates() {
     }
 }
 
+/// The dev monitoring stack (`deploy/kustomization.yaml`, applied by scripts/cluster-up.sh):
+/// every object validates, every ConfigMap a Deployment mounts exists in its namespace, and the
+/// pieces point at each other — Prometheus reads the config file where it is mounted and finds
+/// flowbridge's pods through the headless Service on the admin port; Grafana's data source is
+/// that Prometheus, and its dashboard provider reads the directory where the dashboard is
+/// mounted. (`tests/prometheus.rs` runs `promtool check config` on the Prometheus config.)
+#[test]
+fn the_monitoring_stack_validates_and_is_wired() {
+    let schemas = Schemas::load();
+    let resources = k8s_schema::check_kustomization(&schemas, &root().join("deploy"));
+    for r in &resources {
+        if let Err(errors) = schemas.validate(&r.doc) {
+            panic!("{}: {}", r.file.display(), errors.join("\n"));
+        }
+    }
+    let find = |kind: &str, ns: &str, name: &str| -> &Value {
+        &resources
+            .iter()
+            .find(|r| {
+                r.doc["kind"] == kind
+                    && r.doc["metadata"]["name"] == name
+                    && r.doc["metadata"]["namespace"].as_str().unwrap_or("") == ns
+            })
+            .unwrap_or_else(|| panic!("no {kind} {ns}/{name} in deploy/"))
+            .doc
+    };
+    // Every mounted ConfigMap exists; `mounts` gives a container's mount path of a ConfigMap key.
+    let mounts = |deployment: &str| -> Vec<(String, Value)> {
+        let d = find("Deployment", "monitoring", deployment);
+        let spec = &d["spec"]["template"]["spec"];
+        let mut out = Vec::new();
+        for m in spec["containers"][0]["volumeMounts"].as_array().unwrap() {
+            let v = spec["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == m["name"])
+                .unwrap();
+            if let Some(cm) = v["configMap"]["name"].as_str() {
+                let data = find("ConfigMap", "monitoring", cm)["data"].clone();
+                out.push((m["mountPath"].as_str().unwrap().to_owned(), data));
+            }
+        }
+        out
+    };
+    let file_at = |deployment: &str, path: &str| -> String {
+        let (dir, key) = path.rsplit_once('/').unwrap();
+        mounts(deployment)
+            .into_iter()
+            .find(|(mount, _)| mount == dir)
+            .and_then(|(_, data)| data[key].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("{deployment}: nothing mounted at {path}"))
+    };
+
+    // Prometheus: its config where --config.file says, the rules beside it.
+    let prom = find("Deployment", "monitoring", "prometheus");
+    let args = prom["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap();
+    let config_file = args
+        .iter()
+        .find_map(|a| a.as_str().unwrap().strip_prefix("--config.file="))
+        .unwrap();
+    let config: Value = serde_norway::from_str(&file_at("prometheus", config_file)).unwrap();
+    let dir = config_file.rsplit_once('/').unwrap().0;
+    for rules in config["rule_files"].as_array().unwrap() {
+        file_at("prometheus", &format!("{dir}/{}", rules.as_str().unwrap()));
+    }
+    // It finds flowbridge through the headless Service, on the admin listener's port.
+    let job = &config["scrape_configs"][0];
+    let sd = &job["dns_sd_configs"][0];
+    let metrics = find("Service", "flowbridge", "flowbridge-metrics");
+    assert_eq!(metrics["spec"]["clusterIP"], "None");
+    assert_eq!(
+        sd["names"][0],
+        "flowbridge-metrics.flowbridge.svc.cluster.local"
+    );
+    let admin_port: u16 = flowbridge::config::validate::DEFAULT_ADMIN_LISTEN
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    assert_eq!(sd["port"], admin_port);
+    assert_eq!(metrics["spec"]["ports"][0]["targetPort"], admin_port);
+    let ksvc = flowbridge_ksvc();
+    assert_eq!(
+        ksvc["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"],
+        admin_port.to_string()
+    );
+    assert_eq!(
+        metrics["spec"]["selector"]["serving.knative.dev/service"],
+        ksvc["metadata"]["name"]
+    );
+    // The labels the dashboard and alerts group by.
+    let relabeled: Vec<&str> = job["relabel_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["target_label"].as_str().unwrap())
+        .collect();
+    assert_eq!(relabeled, ["namespace", "service"]);
+
+    // Grafana: the data source is that Prometheus; the provider reads the dashboards' mount.
+    let datasources: Value = serde_norway::from_str(&file_at(
+        "grafana",
+        "/etc/grafana/provisioning/datasources/prometheus.yaml",
+    ))
+    .unwrap();
+    let prom_svc = find("Service", "monitoring", "prometheus");
+    assert_eq!(
+        datasources["datasources"][0]["url"],
+        format!(
+            "http://prometheus.monitoring.svc.cluster.local:{}",
+            prom_svc["spec"]["ports"][0]["port"]
+        )
+    );
+    assert_eq!(
+        prom_svc["spec"]["ports"][0]["targetPort"],
+        prom["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    );
+    let providers: Value = serde_norway::from_str(&file_at(
+        "grafana",
+        "/etc/grafana/provisioning/dashboards/flowbridge.yaml",
+    ))
+    .unwrap();
+    let path = providers["providers"][0]["options"]["path"]
+        .as_str()
+        .unwrap();
+    let dashboard: Value =
+        serde_json::from_str(&file_at("grafana", &format!("{path}/flowbridge.json"))).unwrap();
+    assert_eq!(
+        dashboard,
+        serde_json::from_str::<Value>(&read("deploy/grafana/flowbridge.json")).unwrap()
+    );
+}
+
 #[test]
 fn the_strict_check_catches_a_misspelt_field() {
     // The CRD schemas alone accept unknown fields; our strict walk must not.

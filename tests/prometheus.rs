@@ -4,7 +4,8 @@
 //! silent when it should not), the PrometheusRule carries the same groups, a scrape of
 //! flowbridge in front of the real Flow passes `promtool check metrics`, and a real Prometheus
 //! server scraping that flowbridge answers every Grafana panel (`deploy/grafana/`) and every
-//! alert expression with the series and labels they expect.
+//! alert expression with the series and labels they expect. The dev cluster's Prometheus config
+//! passes `promtool check config`.
 
 // Test code: panicking on a broken fixture is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,9 +20,14 @@ use support::{FlowBridge, http_request, post_event, repo_root, shared_flow, uniq
 /// `promtool ARGS…` in `deploy/prometheus/`, feeding `stdin`; its combined output, or a panic
 /// naming what failed.
 fn promtool(args: &[&str], stdin: Option<&str>) -> String {
+    promtool_in(&repo_root().join("deploy/prometheus"), args, stdin)
+}
+
+/// [`promtool`] in `dir`.
+fn promtool_in(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String {
     let mut child = Command::new("promtool")
         .args(args)
-        .current_dir(repo_root().join("deploy/prometheus"))
+        .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -71,6 +77,25 @@ fn the_rules_are_valid_and_pass_their_unit_tests() {
             );
         }
     }
+}
+
+/// The dev cluster's Prometheus config (`deploy/monitoring/prometheus.yml`), beside the rules
+/// file as `deploy/kustomization.yaml` mounts them, passes `promtool check config` (which also
+/// checks the rules it loads).
+#[test]
+fn the_dev_cluster_prometheus_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to) in [
+        ("deploy/monitoring/prometheus.yml", "prometheus.yml"),
+        (
+            "deploy/prometheus/flowbridge.rules.yml",
+            "flowbridge.rules.yml",
+        ),
+    ] {
+        std::fs::copy(repo_root().join(from), dir.path().join(to)).unwrap();
+    }
+    let text = promtool_in(dir.path(), &["check", "config", "prometheus.yml"], None);
+    assert!(text.contains("SUCCESS: 6 rules found"), "{text}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Validation of Kubernetes/Knative YAML against the schemas in `tests/fixtures/schemas/`
 //! (`mod k8s_schema;` in a test binary): Knative CRD `openAPIV3Schema`s plus a strict
 //! unknown-field check, Kubernetes standalone-strict JSON Schemas, and a kustomize-lite check of
-//! `kustomization.yaml` files (resources exist, patch targets exist, JSON-patch `test`/`replace`
+//! `kustomization.yaml` files (resources exist, `configMapGenerator` files exist under the
+//! kustomization and make valid ConfigMaps, patch targets exist, JSON-patch `test`/`replace`
 //! paths resolve and the patched objects still validate).
 
 // Test code: panicking on a broken fixture is the point.
@@ -257,8 +258,16 @@ pub fn check_kustomization(schemas: &Schemas, dir: &Path) -> Vec<Resource> {
     );
     for key in k.as_object().unwrap().keys() {
         assert!(
-            ["apiVersion", "kind", "resources", "patches"].contains(&key.as_str()),
-            "{}: unexpected key {key} (this check only understands resources and patches)",
+            [
+                "apiVersion",
+                "kind",
+                "resources",
+                "patches",
+                "configMapGenerator"
+            ]
+            .contains(&key.as_str()),
+            "{}: unexpected key {key} (this check only understands resources, patches and \
+             configMapGenerator)",
             path.display()
         );
     }
@@ -287,6 +296,19 @@ pub fn check_kustomization(schemas: &Schemas, dir: &Path) -> Vec<Resource> {
                 });
             }
         }
+    }
+    for (i, g) in k["configMapGenerator"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        resources.push(generated_config_map(
+            schemas,
+            dir,
+            &format!("{} configMapGenerator[{i}]", path.display()),
+            g,
+        ));
     }
     for (i, p) in k["patches"].as_array().into_iter().flatten().enumerate() {
         let here = format!("{} patches[{i}]", path.display());
@@ -362,4 +384,54 @@ pub fn check_kustomization(schemas: &Schemas, dir: &Path) -> Vec<Resource> {
         }
     }
     resources
+}
+
+/// The ConfigMap a `configMapGenerator` entry makes (its `files`, `key=path` or `path`; files
+/// must lie under the kustomization's directory, as kustomize's load restrictor demands),
+/// validated. Its name is the one given: kustomize adds a content hash and rewrites the
+/// references to it.
+fn generated_config_map(schemas: &Schemas, dir: &Path, here: &str, g: &Value) -> Resource {
+    for key in g.as_object().unwrap().keys() {
+        assert!(
+            ["name", "namespace", "files"].contains(&key.as_str()),
+            "{here}: unexpected key {key} (this check only understands name, namespace, files)"
+        );
+    }
+    let mut data = serde_json::Map::new();
+    let mut first = None;
+    for f in g["files"].as_array().unwrap() {
+        let f = f.as_str().unwrap();
+        let (key, rel) = f
+            .split_once('=')
+            .unwrap_or_else(|| (f.rsplit('/').next().unwrap(), f));
+        assert!(
+            !rel.split('/').any(|c| c == ".."),
+            "{here}: {rel} is outside the kustomization's directory (kustomize refuses it)"
+        );
+        let file = dir.join(rel);
+        let text = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{here}: {}: {e}", file.display()));
+        assert!(
+            data.insert(key.to_owned(), Value::from(text)).is_none(),
+            "{here}: key {key} twice"
+        );
+        first.get_or_insert(file);
+    }
+    let mut metadata = serde_json::json!({"name": g["name"]});
+    if let Some(ns) = g.get("namespace") {
+        metadata["namespace"] = ns.clone();
+    }
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata,
+        "data": data,
+    });
+    if let Err(errors) = schemas.validate(&doc) {
+        panic!("{here}: {}", errors.join("\n"));
+    }
+    Resource {
+        file: first.unwrap_or_else(|| panic!("{here}: no files")),
+        doc,
+    }
 }

@@ -23,41 +23,27 @@ pub enum Format {
 const OPENMETRICS: &str = "application/openmetrics-text";
 
 impl Format {
-    /// The format for a scrape whose `Accept` header is `accept` (`None`: no header).
+    /// The format for a scrape whose `Accept` header is `accept` (`None`: no header). Each
+    /// media range is read by `mime` (axum's media-type parser); a range it cannot read, or
+    /// whose `q` is not a number from 0 to 1, counts for nothing.
     pub fn negotiate(accept: Option<&str>) -> Format {
-        let Some(accept) = accept else {
-            return Format::Prometheus;
-        };
         let mut openmetrics = 0.0_f32;
         let mut text = 0.0_f32;
-        for range in accept.split(',') {
-            let mut parts = range.split(';').map(str::trim);
-            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
-            let mut q = 1.0_f32;
-            let mut version = None;
-            let mut valid = true;
-            for param in parts {
-                let (name, value) = param.split_once('=').unwrap_or((param, ""));
-                let value = value.trim().trim_matches('"');
-                match name.trim().to_ascii_lowercase().as_str() {
-                    "q" => match value.parse::<f32>() {
-                        Ok(v) if (0.0..=1.0).contains(&v) => q = v,
-                        _ => valid = false,
-                    },
-                    "version" => version = Some(value.to_owned()),
-                    _ => {}
-                }
-            }
-            if !valid {
+        for range in accept.unwrap_or_default().split(',') {
+            let Ok(media) = range.trim().parse::<mime::Mime>() else {
                 continue;
-            }
-            let version = version.as_deref();
-            match media.as_str() {
-                OPENMETRICS if matches!(version, None | Some("1.0.0" | "0.0.1")) => {
-                    openmetrics = openmetrics.max(q);
-                }
-                "text/plain" if matches!(version, None | Some("0.0.4")) => text = text.max(q),
-                "text/*" | "*/*" => text = text.max(q),
+            };
+            let q = match media.get_param("q") {
+                None => 1.0,
+                Some(q) => match q.as_str().parse::<f32>() {
+                    Ok(q) if (0.0..=1.0).contains(&q) => q,
+                    _ => continue,
+                },
+            };
+            let version = media.get_param("version").map(|v| v.as_str().to_owned());
+            match (media.essence_str(), version.as_deref()) {
+                (OPENMETRICS, None | Some("1.0.0" | "0.0.1")) => openmetrics = openmetrics.max(q),
+                ("text/plain", None | Some("0.0.4")) | ("text/*" | "*/*", _) => text = text.max(q),
                 _ => {}
             }
         }
@@ -86,6 +72,9 @@ mod tests {
         // Prometheus 2.x's default scrape Accept header.
         let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
         assert_eq!(Format::negotiate(Some(prometheus)), OpenMetrics);
+        // Prometheus 3's (content_negotiation docs); our names need no UTF-8 escaping.
+        let prometheus3 = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prometheus3)), OpenMetrics);
         assert_eq!(
             Format::negotiate(Some("Application/OpenMetrics-Text; Version=\"1.0.0\"")),
             OpenMetrics

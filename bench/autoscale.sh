@@ -9,6 +9,7 @@
 #   bench/autoscale.sh --charts docs      # the charts docs/benchmarks.md shows
 #   bench/autoscale.sh bench/autoscale/scenarios/1-seed.yaml   # one scenario
 #   bench/autoscale.sh --no-autoscale     # flowbridge not told the Flow's target and max-scale
+#   bench/autoscale.sh --concurrency '{min: 14}'   # the gateway's `concurrency`, as in the config
 #   bench/autoscale.sh --trust            # the model against the real Flow (needs the Jina venv)
 #
 # 1. cargo build of the simulator (`cargo bench --bench autoscale`, feature test-util).

@@ -12,7 +12,7 @@
 //! `bench/autoscale.sh` runs every scenario and draws the charts; this binary alone:
 //!
 //! ```text
-//! cargo bench --bench autoscale -- [--out DIR] [--concurrency auto|N|auto(MIN..MAX)]
+//! cargo bench --bench autoscale -- [--out DIR] [--concurrency auto|N|{min: N, max: M}]
 //!     [--only direct|flowbridge] [SCENARIO.yaml ...]
 //! ```
 //!
@@ -112,7 +112,12 @@ fn run() -> Result<(), String> {
             serde_norway::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
         scenario.flowbridge.autoscale &= args.autoscale;
         if let Some(c) = &args.concurrency {
-            scenario.flowbridge.concurrency = c.clone();
+            let value: serde_norway::Value =
+                serde_norway::from_str(c).map_err(|e| format!("--concurrency {c:?}: {e}"))?;
+            scenario
+                .flowbridge
+                .gateway
+                .insert("concurrency".into(), value);
         }
         let mut runs = Vec::new();
         for kind in [ClientKind::Direct, ClientKind::Flowbridge] {

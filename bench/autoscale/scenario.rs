@@ -44,36 +44,60 @@ fn one() -> usize {
     1
 }
 
-/// flowbridge's gateway settings (the product's defaults where not given).
+/// flowbridge's side of a scenario: the gateway's entry in flowbridge's config as a user
+/// writes it (`concurrency`, `batch`, `timeout`, …; the product's defaults where not given),
+/// read by flowbridge's own config loader ([`Bridge::spec`]). The simulator fills in `url` and,
+/// unless `autoscale: false`, the Flow's Knative `autoscale: {target, max_scale}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Bridge {
-    /// `auto`, `auto(MIN..MAX)` or a number.
-    pub concurrency: String,
-    pub max_docs: usize,
-    #[serde(with = "super::duration")]
-    pub timeout: Duration,
-    #[serde(with = "super::duration")]
-    pub connect_timeout: Duration,
-    #[serde(with = "super::duration")]
-    pub linger: Duration,
-    pub max_pending: usize,
+    pub gateway: serde_norway::Mapping,
     /// Tell flowbridge the Flow's Knative target and max-scale (`autoscale:`).
     pub autoscale: bool,
 }
 
 impl Default for Bridge {
     fn default() -> Bridge {
-        let spec = flowbridge::model::GatewaySpec::with_defaults("flow", "grpc://flow");
         Bridge {
-            concurrency: "auto".into(),
-            max_docs: spec.batch.max_docs,
-            timeout: spec.timeout,
-            connect_timeout: spec.connect_timeout,
-            linger: spec.batch.linger,
-            max_pending: spec.max_pending,
+            gateway: serde_norway::Mapping::new(),
             autoscale: true,
         }
+    }
+}
+
+impl Bridge {
+    /// The gateway flowbridge's config loader makes of [`Bridge::gateway`] in front of a
+    /// revision with `knative`'s target and max-scale (every error of the entry, as `check`
+    /// prints them).
+    pub fn spec(&self, knative: &KpaSpec) -> Result<flowbridge::model::GatewaySpec, String> {
+        use serde_norway::{Mapping, Value};
+        let mut entry = self.gateway.clone();
+        entry.insert("url".into(), "grpc://127.0.0.1:1".into());
+        if self.autoscale {
+            let mut scale = Mapping::new();
+            scale.insert("target".into(), knative.target.into());
+            scale.insert("max_scale".into(), knative.max_scale.into());
+            entry.insert("autoscale".into(), Value::Mapping(scale));
+        }
+        let mut gateways = Mapping::new();
+        gateways.insert("flow".into(), Value::Mapping(entry));
+        let mut route = Mapping::new();
+        route.insert("name".into(), "sim".into());
+        route.insert("gateway".into(), "flow".into());
+        let mut config = Mapping::new();
+        config.insert("gateways".into(), Value::Mapping(gateways));
+        config.insert(
+            "routes".into(),
+            Value::Sequence(vec![Value::Mapping(route)]),
+        );
+        let text = serde_norway::to_string(&config).map_err(|e| e.to_string())?;
+        let mut config =
+            flowbridge::config::from_yaml(&text, "flowbridge.gateway", &Default::default())
+                .map_err(|e| e.to_string())?;
+        config
+            .gateways
+            .remove("flow")
+            .ok_or_else(|| "the config has no gateway flow".to_owned())
     }
 }
 
@@ -236,30 +260,7 @@ impl Run {
         let dispatcher = match kind {
             ClientKind::Direct => None,
             ClientKind::Flowbridge => {
-                let b = &scenario.flowbridge;
-                let mut spec =
-                    flowbridge::model::GatewaySpec::with_defaults("flow", "model://flow");
-                spec.concurrency = concurrency(&b.concurrency)?;
-                spec.batch.max_docs = b.max_docs;
-                spec.batch.linger = b.linger;
-                spec.timeout = b.timeout;
-                spec.connect_timeout = b.connect_timeout;
-                spec.max_pending = b.max_pending;
-                if b.autoscale {
-                    let scale = flowbridge::model::Autoscale {
-                        target: scenario.knative.target,
-                        max_scale: scenario.knative.max_scale,
-                    };
-                    if b.concurrency == "auto" {
-                        spec.concurrency = flowbridge::model::Concurrency::Auto {
-                            min: 1,
-                            max: scale
-                                .saturation()
-                                .unwrap_or(flowbridge::model::Concurrency::DEFAULT_MAX),
-                        };
-                    }
-                    spec.autoscale = Some(scale);
-                }
+                let spec = scenario.flowbridge.spec(&scenario.knative)?;
                 let gateway = Gateway {
                     revision: Arc::clone(&revision),
                     ledger: Arc::clone(&ledger),
@@ -462,22 +463,4 @@ impl Run {
             }
         }
     }
-}
-
-/// `auto`, `auto(1..64)` or a number.
-fn concurrency(text: &str) -> Result<flowbridge::model::Concurrency, String> {
-    use flowbridge::model::Concurrency;
-    let text = text.trim();
-    if text == "auto" {
-        return Ok(Concurrency::DEFAULT);
-    }
-    if let Some(range) = text.strip_prefix("auto(").and_then(|r| r.strip_suffix(')'))
-        && let Some((min, max)) = range.split_once("..")
-        && let (Ok(min), Ok(max)) = (min.trim().parse(), max.trim().parse())
-    {
-        return Ok(Concurrency::Auto { min, max });
-    }
-    text.parse()
-        .map(Concurrency::Fixed)
-        .map_err(|_| format!("concurrency {text:?}: expected auto, auto(MIN..MAX) or a number"))
 }

@@ -12,8 +12,7 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use support::{FlowBridge, http_request, post_event, repo_root, shared_flow, unique};
 
@@ -25,29 +24,15 @@ fn promtool(args: &[&str], stdin: Option<&str>) -> String {
 
 /// [`promtool`] in `dir`.
 fn promtool_in(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new("promtool")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut cmd = Command::new("promtool");
+    cmd.args(args).current_dir(dir);
+    let out = support::output_with_stdin(&mut cmd, stdin.unwrap_or_default().as_bytes())
         .unwrap_or_else(|e| {
             panic!(
                 "cannot run promtool ({e}); install it (Debian: apt-get install prometheus; \
                  ./scripts/test.sh does)"
             )
         });
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -205,20 +190,11 @@ fn openmetrics_sample_names(text: &str) -> Vec<String> {
                   from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
                   names = {s.name for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples}\n\
                   print('\\n'.join(sorted(names)))\n";
-    let mut child = Command::new(support::venv_python())
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::output_with_stdin(
+        Command::new(support::venv_python()).args(["-c", script]),
+        text.as_bytes(),
+    )
+    .unwrap();
     assert!(
         out.status.success(),
         "the OpenMetrics parser refused the scrape: {}",

@@ -829,20 +829,11 @@ fn explain_prints_the_request_exactly_as_sent() {
     );
 
     // stdin, and an invalid event named with its problem.
-    let mut child = Command::new(flowbridge_bin())
-        .args(["explain", "--config", config.to_str().unwrap(), "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"specversion": "1.0", "id": "", "source": "/s", "type": "t"}"#)
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = support::output_with_stdin(
+        Command::new(flowbridge_bin()).args(["explain", "--config", config.to_str().unwrap(), "-"]),
+        br#"{"specversion": "1.0", "id": "", "source": "/s", "type": "t"}"#,
+    )
+    .unwrap();
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("id"));
 }

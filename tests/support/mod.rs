@@ -995,3 +995,18 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
         rest = &rest[size + 2..];
     }
 }
+
+/// Run `cmd` with `stdin` as its standard input; its output (stdout and stderr captured), or
+/// why it could not start.
+pub fn output_with_stdin(cmd: &mut Command, stdin: &[u8]) -> std::io::Result<std::process::Output> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut pipe = child.stdin.take().unwrap();
+    // A child that exits without reading all of it closes the pipe: that is its answer.
+    let _ = pipe.write_all(stdin);
+    drop(pipe);
+    child.wait_with_output()
+}

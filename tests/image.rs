@@ -6,7 +6,8 @@
 //! dynamic dependency (`ldd`), the files are owned as the Dockerfile's base has them, the
 //! unpacked binary's `check` accepts `config/demo.yaml`, and — where this process may chroot —
 //! the binary runs as the image's user inside the unpacked root filesystem with nothing of the
-//! host, finding its config at the image's default path.
+//! host, finding its config at the image's default path. A second build of the same commit
+//! gives the same manifest digest.
 //!
 //! `./scripts/test.sh` installs buildah, skopeo and umoci (Debian packages) and builds the
 //! static binary once (`FLOWBRIDGE_STATIC_BIN`); without that variable the script builds it.
@@ -65,19 +66,34 @@ fn archive() -> Option<&'static Path> {
                 );
                 return None;
             }
-            let dir = repo_root().join("target/tmp/image");
-            std::fs::create_dir_all(&dir).unwrap();
-            let out = dir.join("flowbridge-oci.tar");
-            let mut cmd = Command::new(repo_root().join("scripts/image.sh"));
-            cmd.arg("--out").arg(&out).args(["--tag", TAG]);
-            if let Some(bin) = std::env::var_os("FLOWBRIDGE_STATIC_BIN") {
-                cmd.arg("--binary").arg(bin);
-            }
-            let built = run(&mut cmd);
-            eprintln!("{}", String::from_utf8_lossy(&built.stderr));
-            Some(out)
+            Some(build("flowbridge-oci.tar"))
         })
         .as_deref()
+}
+
+/// `scripts/image.sh` writing `target/tmp/image/NAME` (with the static binary of
+/// `FLOWBRIDGE_STATIC_BIN` when set).
+fn build(name: &str) -> PathBuf {
+    let dir = repo_root().join("target/tmp/image");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(name);
+    let mut cmd = Command::new(repo_root().join("scripts/image.sh"));
+    cmd.arg("--out").arg(&out).args(["--tag", TAG]);
+    if let Some(bin) = std::env::var_os("FLOWBRIDGE_STATIC_BIN") {
+        cmd.arg("--binary").arg(bin);
+    }
+    let built = run(&mut cmd);
+    eprintln!("{}", String::from_utf8_lossy(&built.stderr));
+    out
+}
+
+/// The archive's `index.json`.
+fn index(archive: &Path) -> Value {
+    let index = run(Command::new("tar")
+        .arg("-xOf")
+        .arg(archive)
+        .arg("index.json"));
+    serde_json::from_slice(&index.stdout).unwrap()
 }
 
 /// The archive unpacked by umoci (through an OCI layout made by skopeo): the bundle directory,
@@ -172,11 +188,7 @@ fn the_archive_carries_the_reference_k8s_runs() {
     let Some(archive) = archive() else {
         return;
     };
-    let index = run(Command::new("tar")
-        .arg("-xOf")
-        .arg(archive)
-        .arg("index.json"));
-    let index: Value = serde_json::from_slice(&index.stdout).unwrap();
+    let index = index(archive);
     let manifests = index["manifests"].as_array().unwrap();
     assert_eq!(manifests.len(), 1, "{index}");
     assert_eq!(
@@ -281,4 +293,17 @@ fn the_binary_runs_inside_the_image_as_its_user() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("ok: 1 route(s)"), "check printed: {text}");
     std::fs::remove_file(&inside).unwrap();
+}
+
+/// Layers carry the last commit's time and sorted, owned entries: building the same commit
+/// again gives the same manifest, byte for byte.
+#[test]
+fn two_builds_of_one_commit_are_the_same_image() {
+    let Some(first) = archive() else {
+        return;
+    };
+    let again = build("flowbridge-oci-again.tar");
+    let digest = |a: &Path| index(a)["manifests"][0]["digest"].clone();
+    assert_eq!(digest(first), digest(&again));
+    std::fs::remove_file(again).unwrap();
 }

@@ -2,10 +2,11 @@
 //! `prometheus` package; `./scripts/test.sh` installs it when missing): the rules file is valid,
 //! every alert passes its unit tests (`flowbridge.rules.test.yml`: fires when it should, stays
 //! silent when it should not), the PrometheusRule carries the same groups, a scrape of
-//! flowbridge in front of the real Flow passes `promtool check metrics`, and a real Prometheus
-//! server scraping that flowbridge answers every Grafana panel (`deploy/grafana/`) and every
-//! alert expression with the series and labels they expect. The dev cluster's Prometheus config
-//! passes `promtool check config`.
+//! flowbridge in front of the real Flow passes `promtool check metrics`, docs/metrics.md names
+//! every family it serves, its OpenMetrics form passes the Prometheus project's Python parser
+//! with the same samples, and a real Prometheus server scraping that flowbridge answers every
+//! Grafana panel (`deploy/grafana/`) and every alert expression with the series and labels they
+//! expect. The dev cluster's Prometheus config passes `promtool check config`.
 
 // Test code: panicking on a broken fixture is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -152,6 +153,15 @@ fn a_scrape_passes_promtool_check_metrics() {
     assert!(text.contains("flowbridge_gateway_timeout_seconds{gateway=\"main\"} 20.0"));
     let out = promtool(&["check", "metrics"], Some(&text));
     assert!(!out.contains("problem"), "{out}");
+    // docs/metrics.md names every family served.
+    let docs = std::fs::read_to_string(repo_root().join("docs/metrics.md")).unwrap();
+    let missing: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .filter(|name| !docs.contains(&format!("`{name}`")))
+        .collect();
+    assert!(missing.is_empty(), "not in docs/metrics.md: {missing:?}");
 
     // Asked as Prometheus asks by default: OpenMetrics, which the Prometheus project's Python
     // parser (in the jina venv) reads strictly, with the same samples as the 0.0.4 text.

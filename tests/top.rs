@@ -81,12 +81,13 @@ fn once_prints_a_table_with_the_live_figures() {
     // Unmatched events carry the route label of no route: `flowbridge_event_count_total` counts
     // them under route "" (shown as an empty name) or not at all — either way not as orders.
     let main = row(&table, "main").unwrap_or_else(|| panic!("no main row:\n{table}"));
-    // REQ/S FLIGHT/LIMIT DOCS/REQ P50 P99 QUEUE COLD REASON
+    // REQ/S FLIGHT/LIMIT DOCS/REQ P50 P99 QUEUE WAIT-P99 COLD REASON
     assert!(main[0].parse::<f64>().unwrap() > 1.0, "{table}");
     assert!(main[1].contains('/'), "{table}");
     assert!(main[2].parse::<f64>().unwrap() >= 1.0, "{table}");
     assert!(main[4].parse::<f64>().unwrap() > 0.0, "{table}");
-    assert_eq!(main[6], "no", "{table}");
+    assert!(main[6].parse::<f64>().unwrap() >= 0.0, "{table}");
+    assert_eq!(main[7], "no", "{table}");
 
     // Nothing to scrape: exit 1 and say why.
     let out = Command::new(flowbridge_bin())

@@ -58,7 +58,8 @@ pub enum Command {
     )]
     Load(LoadArgs),
     /// A live view of a running flowbridge from its /metrics: per route events/s by status
-    /// class, per gateway requests in flight / limit, docs per request, p50/p99, queue, cold.
+    /// class, per gateway requests in flight / limit, docs per request, p50/p99, queue, queue
+    /// wait p99, cold.
     #[command(
         after_help = "Examples:\n  flowbridge top                          # http://127.0.0.1:9095\n  flowbridge top http://10.0.0.7:9095\n  flowbridge top --once | grep orders     # one plain table (two scrapes a second apart)\n\nq, Esc or Ctrl-C quits."
     )]

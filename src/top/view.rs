@@ -33,6 +33,8 @@ pub struct Gateway {
     pub p50: Option<f64>,
     pub p99: Option<f64>,
     pub queued: f64,
+    /// p99 of the time events waited in the queue between the scrapes.
+    pub wait_p99: Option<f64>,
     pub cold: bool,
 }
 
@@ -122,8 +124,9 @@ pub fn build(before: &[Sample], now: &[Sample], seconds: f64) -> View {
         };
         let docs = sum_inc("flowbridge_flow_request_docs_sum");
         let count = sum_inc("flowbridge_flow_request_docs_count");
-        let buckets: Vec<(f64, f64)> =
-            increases("flowbridge_flow_request_duration_seconds_bucket", &old, now)
+        // A histogram's bucket increases as (le, count).
+        let buckets = |name: &str| -> Vec<(f64, f64)> {
+            increases(name, &old, now)
                 .iter()
                 .filter(|(s, _)| of(s))
                 .filter_map(|(s, i)| {
@@ -133,7 +136,9 @@ pub fn build(before: &[Sample], now: &[Sample], seconds: f64) -> View {
                     };
                     Some((le, *i))
                 })
-                .collect();
+                .collect()
+        };
+        let latency = buckets("flowbridge_flow_request_duration_seconds_bucket");
         let reason = now
             .iter()
             .find(|s| {
@@ -148,9 +153,10 @@ pub fn build(before: &[Sample], now: &[Sample], seconds: f64) -> View {
             limit: gauge("flowbridge_gateway_concurrency_limit", &gateway),
             reason,
             docs_per_request: (count > 0.0).then(|| docs / count),
-            p50: quantile(0.5, &buckets),
-            p99: quantile(0.99, &buckets),
+            p50: quantile(0.5, &latency),
+            p99: quantile(0.99, &latency),
             queued: gauge("flowbridge_pending_events", &gateway).unwrap_or(0.0),
+            wait_p99: quantile(0.99, &buckets("flowbridge_queue_wait_seconds_bucket")),
             cold: gauge("flowbridge_gateway_cold", &gateway) == Some(1.0),
             gateway,
         });
@@ -222,7 +228,7 @@ pub fn render(view: &View, source: &str, width: usize) -> String {
     }
     lines.push(String::new());
     lines.push(format!(
-        "{:<16} {:>8} {:>12} {:>9} {:>9} {:>9} {:>7} {:>5}  {}",
+        "{:<16} {:>8} {:>12} {:>9} {:>9} {:>9} {:>7} {:>9} {:>5}  {}",
         "GATEWAY",
         "REQ/S",
         "FLIGHT/LIMIT",
@@ -230,13 +236,14 @@ pub fn render(view: &View, source: &str, width: usize) -> String {
         "P50 MS",
         "P99 MS",
         "QUEUE",
+        "WAIT P99",
         "COLD",
         "LIMIT REASON"
     ));
     for g in &view.gateways {
         let limit = g.limit.map_or("-".into(), |l| format!("{l:.0}"));
         lines.push(format!(
-            "{:<16} {:>8.1} {:>12} {:>9} {:>9} {:>9} {:>7.0} {:>5}  {}",
+            "{:<16} {:>8.1} {:>12} {:>9} {:>9} {:>9} {:>7.0} {:>9} {:>5}  {}",
             g.gateway,
             g.requests_per_second,
             format!("{:.0}/{limit}", g.in_flight),
@@ -244,6 +251,7 @@ pub fn render(view: &View, source: &str, width: usize) -> String {
             ms(g.p50),
             ms(g.p99),
             g.queued,
+            ms(g.wait_p99),
             if g.cold { "yes" } else { "no" },
             g.reason.as_deref().unwrap_or("-")
         ));
@@ -283,6 +291,9 @@ mod tests {
              flowbridge_flow_request_duration_seconds_bucket{gateway=\"g\",le=\"0.1\"} 10\n\
              flowbridge_flow_request_duration_seconds_bucket{gateway=\"g\",le=\"+Inf\"} 10\n\
              flowbridge_pending_events{gateway=\"g\"} 7\n\
+             flowbridge_queue_wait_seconds_bucket{gateway=\"g\",le=\"0.01\"} 8\n\
+             flowbridge_queue_wait_seconds_bucket{gateway=\"g\",le=\"1\"} 10\n\
+             flowbridge_queue_wait_seconds_bucket{gateway=\"g\",le=\"+Inf\"} 10\n\
              flowbridge_gateway_cold{gateway=\"g\"} 0\n",
         )
         .unwrap();
@@ -295,6 +306,8 @@ mod tests {
         assert_eq!(g.docs_per_request, Some(20.0));
         assert_eq!(g.reason.as_deref(), Some("latency_rose"));
         assert!((g.p50.unwrap() - 0.05).abs() < 1e-9);
+        // 8 of 10 waits under 10 ms, 2 between 10 ms and 1 s: p99 inside the second bucket.
+        assert!((g.wait_p99.unwrap() - (0.01 + 0.99 * 0.95)).abs() < 1e-9);
         let text = render(&v, "http://x", 200);
         assert!(text.contains("3/4"), "{text}");
         assert!(

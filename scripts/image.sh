@@ -12,8 +12,9 @@
 #   --binary-only  build the static binary, print its path and stop (no buildah needed)
 #
 # Load it into a kind cluster with `kind load image-archive target/image/flowbridge-oci.tar`
-# (containerd imports OCI archives under their org.opencontainers.image.ref.name), or copy it
-# to a registry with `skopeo copy oci-archive:target/image/flowbridge-oci.tar docker://…`.
+# (containerd's import names the image by its org.opencontainers.image.ref.name, a full
+# reference here), or copy it to a registry with
+# `skopeo copy oci-archive:target/image/flowbridge-oci.tar docker://…`.
 #
 # The binary: musl when the Rust target x86_64-unknown-linux-musl and musl-gcc are installed
 # (the Dockerfile's choice), else glibc with `-C target-feature=+crt-static`. glibc 2.34+ has
@@ -54,7 +55,7 @@ while [[ $# -gt 0 ]]; do
         ;;
     --binary-only) binary_only=true ;;
     -h | --help)
-        sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument: $1 (see --help)" ;;

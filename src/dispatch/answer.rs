@@ -1,8 +1,9 @@
 //! The end of an event's stay in the queue. After a Flow request, every event of the batch gets
 //! its result — its own documents from the Flow's answer ([`batch::split`]), or the request's
 //! error — and the `outcome` label of a failed request is named for the metrics. An event past
-//! its queue deadline gets a 503 that says why ([`expired`]). Either way, how long the event
-//! waited in the queue goes to `flowbridge_queue_wait_seconds`.
+//! its queue deadline gets a 503 that says why ([`expired`]). However an event leaves the
+//! queue (sent, expired, refused for the shared budget, its sender gone), how long it waited
+//! goes to `flowbridge_queue_wait_seconds` ([`waited`]).
 
 use tokio::time::Instant;
 
@@ -35,8 +36,7 @@ pub(super) fn answer(
     metrics: &GatewayMetrics,
 ) {
     for pending in &batch {
-        let waited = sent.saturating_duration_since(pending.enqueued);
-        metrics.queue_wait.observe(waited.as_secs_f64());
+        waited(metrics, pending, sent);
     }
     match result {
         Ok(response) => {
@@ -98,7 +98,12 @@ pub(super) fn expired(shared: &Shared, state: &State, pending: Pending, now: Ins
             spec.rate
         ),
     };
-    let waited = now.saturating_duration_since(pending.enqueued);
-    shared.metrics.queue_wait.observe(waited.as_secs_f64());
+    waited(&shared.metrics, &pending, now);
     let _ = pending.answer.send(Err(shared.client.unavailable(why)));
+}
+
+/// Count how long `pending` waited in the queue: from entering it until `left`.
+pub(super) fn waited(metrics: &GatewayMetrics, pending: &Pending, left: Instant) {
+    let waited = left.saturating_duration_since(pending.enqueued);
+    metrics.queue_wait.observe(waited.as_secs_f64());
 }

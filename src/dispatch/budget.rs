@@ -48,7 +48,9 @@ pub(super) async fn take(shared: &Shared) {
                     state.queue.drain(..).collect()
                 };
                 let message = format!("the shared rate budget is unavailable: {error}");
+                let now = Instant::now();
                 for pending in failed {
+                    super::answer::waited(&shared.metrics, &pending, now);
                     let _ = pending.answer.send(Err(FlowError::StateUnavailable {
                         gateway: shared.client.spec.name.clone(),
                         message: message.clone(),

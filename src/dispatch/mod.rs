@@ -20,7 +20,8 @@
 //!   and the gateway is *cold*: only one request at a time probes it, after a full-jitter
 //!   exponential backoff pause (`retry.initial_backoff` doubling to `retry.max_backoff`), while
 //!   every other event waits in the queue instead of dialling on its own. The first accepted
-//!   request makes it warm again, and the waiting events leave in full batches.
+//!   request makes it warm again, and the waiting events leave in full batches ([`cold`]: the
+//!   state, and the spell's length for the metrics).
 //! * **Deadlines.** An event waits in the queue at most `connect_timeout` (cold start, or no free
 //!   slot), then fails with [`FlowError::Unavailable`] (503) naming the last cause; once sent, the
 //!   request has `timeout` ([`FlowError::Deadline`], 504). An event whose HTTP request went away
@@ -41,6 +42,7 @@ mod answer;
 pub mod batch;
 pub mod bucket;
 mod budget;
+mod cold;
 pub mod dedup;
 pub mod limit;
 pub mod scale;
@@ -61,6 +63,7 @@ use crate::telemetry::metrics::{GatewayGauges, GatewayMetrics};
 use crate::telemetry::trace::{EventSpan, FlowCall, FlowOutcome, FlowSpan};
 use batch::{Candidate, Caps};
 use bucket::TokenBucket;
+use cold::Cold;
 use limit::{Efficiency, Limiter, Outcome};
 
 /// The outcome an event waits for.
@@ -80,16 +83,6 @@ struct Pending {
     span: EventSpan,
     /// What the event needs of the answer: its documents (to build a reply), or only the fact.
     want: Answer,
-}
-
-/// The gateway did not accept the last request.
-struct Cold {
-    /// When the first request it refused was sent.
-    since: Instant,
-    next_probe: Instant,
-    /// A probe request is in flight.
-    probing: bool,
-    cause: String,
 }
 
 struct State {
@@ -367,17 +360,23 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
     }
     // Events past their queue deadline, or whose sender went away, leave the front.
     while let Some(front) = state.queue.front() {
-        if front.answer.is_closed() {
-            state.pop_front();
-        } else if front.deadline <= now {
-            if let Some(expired) = state.pop_front() {
-                answer::expired(shared, state, expired, now);
-            }
-        } else {
+        let gone = front.answer.is_closed();
+        if !gone && front.deadline > now {
             break;
+        }
+        if let Some(left) = state.pop_front() {
+            if gone {
+                answer::waited(&shared.metrics, &left, now);
+            } else {
+                answer::expired(shared, state, left, now);
+            }
         }
     }
     let Some(front) = state.queue.front() else {
+        // Nobody waits for a cold gateway any more: its spell ends unseen.
+        if let Some(cold) = state.cold.as_mut().filter(|_| state.in_flight == 0) {
+            cold.unwatched();
+        }
         return Step::Wait(None);
     };
     let (front_deadline, front_enqueued, front_alone) =
@@ -534,7 +533,8 @@ async fn send(
     }
     let sample = match &result {
         Ok(_) | Err(SendError::Failed(FlowError::Executor { .. })) if waking => {
-            if std::mem::take(&mut state.waking) {
+            // A wake-up that ends a spell of refusals is that spell's end, not a second one.
+            if std::mem::take(&mut state.waking) && state.cold.is_none() {
                 metrics.cold_ended("waking", seconds);
             }
             Outcome::Waking
@@ -559,12 +559,8 @@ async fn send(
             } else {
                 debug!(gateway = %gateway, cause = %cause, retry_in_ms = pause.as_millis() as u64, "gateway still not reachable");
             }
-            state.cold = Some(Cold {
-                since: state.cold.as_ref().map_or(started, |c| c.since),
-                next_probe: Instant::now() + pause,
-                probing: false,
-                cause,
-            });
+            let next_probe = Instant::now() + pause;
+            state.cold = Some(Cold::refused(state.cold.take(), started, next_probe, cause));
             for pending in batch.into_iter().rev() {
                 state.queued_docs += pending.ids.len();
                 state.queue.push_front(pending);
@@ -572,7 +568,7 @@ async fn send(
         }
         other => {
             if let Some(cold) = state.cold.take() {
-                metrics.cold_ended("unavailable", cold.since.elapsed().as_secs_f64());
+                cold.ended(metrics);
                 info!(gateway = %gateway, waiting = state.queue.len(), "gateway reachable again");
             }
             state.backoff.reset();

@@ -366,6 +366,29 @@ async fn a_cold_spell_and_the_queue_waits_are_measured() {
 }
 
 #[tokio::test]
+async fn a_cold_spell_nobody_waited_through_is_not_counted() {
+    let addr = free_port().await;
+    let mut spec = GatewaySpec::with_defaults("fake", &format!("grpc://{addr}"));
+    spec.connect_timeout = Duration::from_millis(300);
+    spec.retry.initial_backoff = Duration::from_millis(20);
+    spec.retry.max_backoff = Duration::from_millis(100);
+    let metrics = Arc::new(GatewayMetrics::new());
+    let d = Dispatcher::with_metrics(FlowClient::new(&spec).unwrap(), metrics.clone());
+    // Refused until its deadline: the event expires and the queue empties while cold.
+    let error = d.submit(event(&["gone"], json!({}))).await.unwrap_err();
+    assert!(matches!(error, FlowError::Unavailable { .. }), "{error:?}");
+    assert_eq!(metrics.queue_wait.count(), 1, "an expired event waited too");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Much later the gateway is up: the next event is answered, and the spell's end was not
+    // seen, so it is not counted (it would hold the idle time).
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let _seen: Arc<Seen> = serve_on(listener, Mode::Echo).await;
+    d.submit(event(&["back"], json!({}))).await.unwrap();
+    assert_eq!(metrics.cold[0].count(), 0);
+    assert_eq!(metrics.queue_wait.count(), 2);
+}
+
+#[tokio::test]
 async fn a_gateway_that_never_appears_fails_after_connect_timeout() {
     let addr = free_port().await;
     let d = dispatcher(addr, |s| s.connect_timeout = Duration::from_millis(300));

@@ -102,13 +102,13 @@ impl GatewayFamilies {
         );
         registry.register_with_unit(
             "flowbridge_queue_wait",
-            "Time events waited in their gateway's queue: until the Flow request that answered them was sent, or until they expired (connect_timeout), by gateway",
+            "Time events waited in their gateway's queue until they left it: the Flow request that answered them was sent, or they expired (connect_timeout), were refused for the shared rate budget, or their sender left; by gateway",
             Unit::Seconds,
             families.queue_wait.clone(),
         );
         registry.register_with_unit(
             "flowbridge_gateway_cold_duration",
-            "Time a gateway stayed cold: from the first request it refused to the first it answered (cause=unavailable), or the first request answered after an autoscale gateway was quiet (cause=waking)",
+            "Time a gateway stayed cold: from the first request it refused to the first it answered (cause=unavailable), or the first request answered after an autoscale gateway was quiet or flowbridge started (cause=waking)",
             Unit::Seconds,
             families.cold.clone(),
         );
@@ -164,8 +164,8 @@ pub struct GatewayMetrics {
     pub probes: Counter,
     /// Changes of the adaptive concurrency limit, indexed like [`LIMIT_REASONS`].
     pub limit_changes: [Counter; LIMIT_REASONS.len()],
-    /// Seconds from an event entering the queue to the send of the request that answered it,
-    /// or to its expiry.
+    /// Seconds from an event entering the queue to leaving it (the send of the request that
+    /// answered it, its expiry, a refusal for the shared budget, its sender gone).
     pub queue_wait: Histogram,
     /// Seconds cold, indexed like [`COLD_CAUSES`].
     pub cold: [Histogram; COLD_CAUSES.len()],

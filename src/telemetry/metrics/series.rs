@@ -26,10 +26,12 @@ use prometheus_client::metrics::{MetricType, TypedMetric};
 pub const LATENCY_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
 ];
-/// Seconds an event waited in its gateway's queue (1 ms … 60 s: a batching window is
-/// milliseconds, a cold start or a full Flow up to `connect_timeout`).
-pub const WAIT_BUCKETS: [f64; 15] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+/// Seconds an event waited in its gateway's queue (100 µs … 10 min: an event that finds a free
+/// slot waits microseconds, a batching window milliseconds, a cold start or a full Flow up to
+/// `connect_timeout`, 2 min by default).
+pub const WAIT_BUCKETS: [f64; 21] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 /// Seconds a gateway stayed cold (0.5 s … 10 min: a GPU Flow's cold start is minutes).
 pub const COLD_BUCKETS: [f64; 11] = [

@@ -86,10 +86,13 @@ async fn metrics_text(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
         format,
     );
     (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(format.content_type()),
-        )],
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            ),
+            (header::VARY, HeaderValue::from_static("accept")),
+        ],
         text,
     )
         .into_response()

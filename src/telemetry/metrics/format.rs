@@ -23,14 +23,19 @@ pub enum Format {
 const OPENMETRICS: &str = "application/openmetrics-text";
 
 impl Format {
-    /// The format for a scrape whose `Accept` header is `accept` (`None`: no header). Each
-    /// media range is read by `mime` (axum's media-type parser); a range it cannot read, or
-    /// whose `q` is not a number from 0 to 1, counts for nothing.
+    /// The format for a scrape whose `Accept` header is `accept` (`None`: no header), as RFC
+    /// 9110 §12.5.1 has it: each format takes the quality of the most specific media range
+    /// that matches it (a `version` it does not write matches nothing), the higher quality
+    /// wins, and at equal quality the more specific match; at a full tie, or when nothing
+    /// matches, the Prometheus text format. Each range is read by `mime` (axum's media-type
+    /// parser) after spaces around `;` are dropped; a range it cannot read, or whose `q` is
+    /// not a number from 0 to 1, counts for nothing.
     pub fn negotiate(accept: Option<&str>) -> Format {
-        let mut openmetrics = 0.0_f32;
-        let mut text = 0.0_f32;
+        // (specificity, quality) of the most specific range matching each format so far.
+        let mut best = [None::<(u8, f32)>; 2];
         for range in accept.unwrap_or_default().split(',') {
-            let Ok(media) = range.trim().parse::<mime::Mime>() else {
+            let range: Vec<&str> = range.split(';').map(str::trim).collect();
+            let Ok(media) = range.join(";").parse::<mime::Mime>() else {
                 continue;
             };
             let q = match media.get_param("q") {
@@ -40,17 +45,46 @@ impl Format {
                     _ => continue,
                 },
             };
-            let version = media.get_param("version").map(|v| v.as_str().to_owned());
-            match (media.essence_str(), version.as_deref()) {
-                (OPENMETRICS, None | Some("1.0.0" | "0.0.1")) => openmetrics = openmetrics.max(q),
-                ("text/plain", None | Some("0.0.4")) | ("text/*" | "*/*", _) => text = text.max(q),
-                _ => {}
+            for (slot, format) in best
+                .iter_mut()
+                .zip([Format::OpenMetrics, Format::Prometheus])
+            {
+                if let Some(specificity) = format.matched_by(&media)
+                    && slot.is_none_or(|(s, old)| specificity > s || (specificity == s && q > old))
+                {
+                    *slot = Some((specificity, q));
+                }
             }
         }
-        if openmetrics > 0.0 && openmetrics >= text {
+        let [openmetrics, text] = best.map(|b| b.unwrap_or((0, 0.0)));
+        let wins = openmetrics.1 > text.1 || (openmetrics.1 == text.1 && openmetrics.0 > text.0);
+        if openmetrics.1 > 0.0 && wins {
             Format::OpenMetrics
         } else {
             Format::Prometheus
+        }
+    }
+
+    /// How specifically `media` names this format (3: its type and version, 2: its type, 1: a
+    /// `type/*`, 0: `*/*`), or `None` when it does not.
+    fn matched_by(self, media: &mime::Mime) -> Option<u8> {
+        let (essence, versions): (&str, &[&str]) = match self {
+            Format::OpenMetrics => (OPENMETRICS, &["1.0.0", "0.0.1"]),
+            Format::Prometheus => ("text/plain", &["0.0.4"]),
+        };
+        let (top, _) = essence.split_once('/')?;
+        let version = media.get_param("version");
+        if media.essence_str() == essence {
+            return match version {
+                None => Some(2),
+                Some(v) if versions.contains(&v.as_str()) => Some(3),
+                Some(_) => None,
+            };
+        }
+        match (media.type_().as_str(), media.subtype().as_str()) {
+            ("*", "*") => Some(0),
+            (t, "*") if t == top => Some(1),
+            _ => None,
         }
     }
 
@@ -100,6 +134,27 @@ mod tests {
         ] {
             assert_eq!(Format::negotiate(accept), Prometheus, "{accept:?}");
         }
+    }
+
+    #[test]
+    fn the_most_specific_range_decides() {
+        // text/plain refused, anything else welcome.
+        assert_eq!(Format::negotiate(Some("text/plain;q=0, */*")), OpenMetrics);
+        // The version we write refused, though the type is welcome.
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0;q=0, application/openmetrics-text"
+            )),
+            Prometheus
+        );
+        assert_eq!(Format::negotiate(Some("application/*")), OpenMetrics);
+        // Spaces before `;`.
+        assert_eq!(
+            Format::negotiate(Some(
+                "text/plain ;q=0.2, application/openmetrics-text ; q=0.9"
+            )),
+            OpenMetrics
+        );
     }
 
     #[test]

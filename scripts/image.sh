@@ -20,11 +20,12 @@
 # (the Dockerfile's choice), else glibc with `-C target-feature=+crt-static`. glibc 2.34+ has
 # its `files` and `dns` name services built in, so a static glibc binary resolves names from
 # /etc/hosts and DNS with no shared library in the image (the image's /etc/nsswitch.conf says
-# `hosts: files dns`). Symbols are stripped.
+# `hosts: files dns`); it reads /dev/urandom, which container runtimes provide. Symbols are
+# stripped.
 #
 # The user, port, entrypoint, command, env and config path are the Dockerfile's final stage
-# (tests/image.rs checks the archive against it). Layer timestamps are the last commit's, so
-# two builds of one commit give the same layer digest.
+# (tests/image.rs checks the archive against it). Layer entries are sorted and stamped with
+# the last commit's time, so packaging one binary twice gives the same image digest.
 #
 # Needs cargo, buildah (Debian: apt-get install buildah) and strip (binutils). Prints the
 # archive's path, its compressed size and the unpacked root filesystem's size.
@@ -55,7 +56,7 @@ while [[ $# -gt 0 ]]; do
         ;;
     --binary-only) binary_only=true ;;
     -h | --help)
-        sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument: $1 (see --help)" ;;
@@ -67,10 +68,14 @@ done
 if [[ -z "$binary" ]]; then
     arch="$(uname -m)"
     musl="$arch-unknown-linux-musl"
-    if rustup target list --installed 2>/dev/null | grep -qx "$musl" && command -v musl-gcc >/dev/null 2>&1; then
+    # grep reads all of rustup's output (no -q), so pipefail never sees a SIGPIPE.
+    if rustup target list --installed 2>/dev/null | grep -x "$musl" >/dev/null &&
+        command -v musl-gcc >/dev/null 2>&1; then
         target="$musl"
         say "building a static musl binary ($target)"
-        (cd "$repo_root" && CC="musl-gcc" cargo build --release --locked --bin flowbridge --target "$target")
+        # musl-gcc for the target's C (ring) only; build scripts stay on the host compiler.
+        (cd "$repo_root" && env "CC_${target//-/_}=musl-gcc" \
+            cargo build --release --locked --bin flowbridge --target "$target")
     else
         target="$arch-unknown-linux-gnu"
         say "the Rust target $musl (or musl-gcc) is not installed: building a static glibc binary ($target, crt-static)"

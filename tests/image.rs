@@ -307,3 +307,78 @@ fn two_builds_of_one_commit_are_the_same_image() {
     assert_eq!(digest(first), digest(&again));
     std::fs::remove_file(again).unwrap();
 }
+
+/// The static glibc binary resolves names with nothing but the image's files: inside the
+/// unpacked root filesystem, as the image's user, `flowbridge send` reaches a name that only the
+/// image's `/etc/hosts` knows (a pod's kubelet-managed hosts file works the same way; DNS goes
+/// through the same built-in name service, by `/etc/nsswitch.conf`).
+#[test]
+fn the_binary_resolves_names_inside_the_image() {
+    let Some(bundle) = unpacked() else {
+        return;
+    };
+    if !is_root() {
+        eprintln!("SKIPPED: this test process is not root (chroot)");
+        return;
+    }
+    let rootfs = bundle.join("rootfs");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap() == 1 {
+            head.push(byte[0]);
+        }
+        conn.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&head).to_lowercase()
+    });
+    let hosts = rootfs.join("etc/hosts");
+    std::fs::write(&hosts, "127.0.0.1 flowbridge-image-test.invalid\n").unwrap();
+    // The device nodes every container runtime gives a container: in the static glibc build
+    // the getrandom crate falls back to /dev/random and /dev/urandom for the event ids (strace
+    // shows it), and without them `send` could not make one.
+    let dev = rootfs.join("dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    for (name, minor) in [
+        ("null", "3"),
+        ("zero", "5"),
+        ("random", "8"),
+        ("urandom", "9"),
+    ] {
+        run(Command::new("mknod")
+            .args(["-m", "666"])
+            .arg(dev.join(name))
+            .args(["c", "1", minor]));
+    }
+    let stage = final_stage();
+    let out = run(Command::new(which("chroot").expect("chroot (coreutils)"))
+        .arg(format!("--userspec={}", instr(&stage, "USER")[0]))
+        .arg(&rootfs)
+        .args([
+            "/flowbridge",
+            "send",
+            "--type",
+            "image.test",
+            "--source",
+            "/image",
+        ])
+        .arg(format!("http://flowbridge-image-test.invalid:{port}/"))
+        .arg("--no-reply")
+        .env_clear());
+    std::fs::remove_file(&hosts).unwrap();
+    std::fs::remove_dir_all(&dev).unwrap();
+    let request = server.join().unwrap();
+    assert!(
+        request.contains("host: flowbridge-image-test.invalid"),
+        "{request}"
+    );
+    assert!(request.contains("ce-type: image.test"), "{request}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("202"), "{said}");
+}

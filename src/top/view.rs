@@ -228,7 +228,7 @@ pub fn render(view: &View, source: &str, width: usize) -> String {
     }
     lines.push(String::new());
     lines.push(format!(
-        "{:<16} {:>8} {:>12} {:>9} {:>9} {:>9} {:>7} {:>9} {:>5}  {}",
+        "{:<16} {:>8} {:>12} {:>9} {:>9} {:>9} {:>7} {:>11} {:>5}  {}",
         "GATEWAY",
         "REQ/S",
         "FLIGHT/LIMIT",
@@ -236,14 +236,14 @@ pub fn render(view: &View, source: &str, width: usize) -> String {
         "P50 MS",
         "P99 MS",
         "QUEUE",
-        "WAIT P99",
+        "WAIT P99 MS",
         "COLD",
         "LIMIT REASON"
     ));
     for g in &view.gateways {
         let limit = g.limit.map_or("-".into(), |l| format!("{l:.0}"));
         lines.push(format!(
-            "{:<16} {:>8.1} {:>12} {:>9} {:>9} {:>9} {:>7.0} {:>9} {:>5}  {}",
+            "{:<16} {:>8.1} {:>12} {:>9} {:>9} {:>9} {:>7.0} {:>11} {:>5}  {}",
             g.gateway,
             g.requests_per_second,
             format!("{:.0}/{limit}", g.in_flight),

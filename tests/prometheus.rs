@@ -99,14 +99,20 @@ fn the_prometheus_rule_has_the_same_groups() {
 }
 
 /// flowbridge in front of the real Flow with a route that answers, one whose executor raises
-/// (both `unmatched: reject`), a dedup window, and a webhook behind a bearer token.
-fn start_bridge() -> FlowBridge {
+/// (both `unmatched: reject`), a dedup window, and a webhook behind a bearer token. Gateway
+/// `late` is the same Flow behind `late_port`, where [`forward_later`] may open a way to it.
+fn start_bridge(late_port: u16) -> FlowBridge {
     let config = support::write_config(&format!(
         r#"
 unmatched: reject
 gateways:
   main: {{url: "{}", timeout: 20s}}
+  late: {{url: "grpc://127.0.0.1:{late_port}", timeout: 20s, connect_timeout: 60s}}
 routes:
+  - name: late
+    gateway: late
+    filters:
+      - exact: {{type: prom.late}}
   - name: ok
     gateway: main
     dedup: 5m
@@ -137,7 +143,7 @@ webhooks:
 
 #[test]
 fn a_scrape_passes_promtool_check_metrics() {
-    let bridge = start_bridge();
+    let bridge = start_bridge(support::free_port());
     let send = |ty: &str| post_event(bridge.port, &unique("prom"), ty, &[]);
     // Events of every outcome: ok, executor error, unmatched, not a CloudEvent (no content type).
     assert_eq!(send("prom.ok"), 202);
@@ -340,12 +346,22 @@ fn dashboard_targets() -> Vec<(String, String, Vec<String>)> {
 }
 
 /// Every dashboard panel and every alert expression, through a real Prometheus scraping
-/// flowbridge in front of the real Flow after events of every outcome: each panel returns series
-/// with the labels of its legend, each alert evaluates, and every metric they read exists.
+/// flowbridge in front of the real Flow after events of every outcome and a cold start (a
+/// gateway that comes up 1.5 s after its event arrived): each panel returns series with the
+/// labels of its legend, each alert evaluates, every metric they read exists, and the cold
+/// start shows as a spell and a queue wait of at least 1.5 s.
 #[test]
 fn dashboard_and_alerts_query_a_real_prometheus() {
-    let bridge = start_bridge();
+    let late_port = support::free_port();
+    let bridge = start_bridge(late_port);
     let prometheus = Prometheus::start(bridge.admin_port);
+    // A cold start: gateway `late` refuses (nothing listens) until the way to the Flow opens
+    // 1.5 s after the event arrived; the event waits in the queue and is answered then.
+    let port = bridge.port;
+    let late = std::thread::spawn(move || post_event(port, &unique("late"), "prom.late", &[]));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    forward_later(late_port, shared_flow().port);
+    assert_eq!(late.join().unwrap(), 202);
     let send = |ty: &str, id: &str| post_event(bridge.port, id, ty, &[]);
     // Every outcome: ok, a redelivery answered from the dedup window, an executor error,
     // unmatched, not a CloudEvent, and a webhook call without its token.
@@ -419,6 +435,17 @@ fn dashboard_and_alerts_query_a_real_prometheus() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The cold start shows: one spell of at least the 1.5 s, and the queue wait it caused.
+    let spell = prometheus.query(
+        "flowbridge_gateway_cold_duration_seconds_sum{gateway=\"late\",cause=\"unavailable\"}",
+    );
+    let seconds: f64 = spell[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(seconds >= 1.4, "{spell:?}");
+    let waited = prometheus.query(
+        "histogram_quantile(1, sum by (le) (flowbridge_queue_wait_seconds_bucket{gateway=\"late\"}))",
+    );
+    let seconds: f64 = waited[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(seconds >= 1.4, "{waited:?}");
     // Prometheus asked for OpenMetrics and got it: a Prometheus 2 (Debian's is 2.42) keeps its
     // `le="1.0"`, where the 0.0.4 text writes `le="1"`. (A Prometheus 3 writes `1.0` for both,
     // and this check would prove nothing there.)
@@ -452,4 +479,28 @@ fn metric_names(expr: &str) -> Vec<String> {
         i = end;
     }
     names
+}
+
+/// From now on, connections to `127.0.0.1:from` reach `127.0.0.1:to` (a gateway that comes up
+/// late, as a Flow scaled to zero does). The forwarding threads live until the test process
+/// ends.
+fn forward_later(from: u16, to: u16) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", from)).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(inbound) = conn else { continue };
+            let Ok(outbound) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                (outbound, inbound),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
 }

@@ -257,16 +257,21 @@ fn the_unpacked_binary_is_static_and_checks_the_demo_config() {
     assert!(text.contains("ok: 1 route(s)"), "check printed: {text}");
 }
 
+/// The unpacked root filesystem, when this process may chroot into it (root).
+fn chroot_rootfs() -> Option<PathBuf> {
+    let bundle = unpacked()?;
+    if !is_root() {
+        eprintln!("SKIPPED: chroot needs root, and this test process is not root");
+        return None;
+    }
+    Some(bundle.join("rootfs"))
+}
+
 #[test]
 fn the_binary_runs_inside_the_image_as_its_user() {
-    let Some(bundle) = unpacked() else {
+    let Some(rootfs) = chroot_rootfs() else {
         return;
     };
-    if !is_root() {
-        eprintln!("SKIPPED the chroot part: this test process is not root");
-        return;
-    }
-    let rootfs = bundle.join("rootfs");
     let stage = final_stage();
     let env = dockerfile::env(&stage);
     let config_path = &env
@@ -314,14 +319,9 @@ fn two_builds_of_one_commit_are_the_same_image() {
 /// through the same built-in name service, by `/etc/nsswitch.conf`).
 #[test]
 fn the_binary_resolves_names_inside_the_image() {
-    let Some(bundle) = unpacked() else {
+    let Some(rootfs) = chroot_rootfs() else {
         return;
     };
-    if !is_root() {
-        eprintln!("SKIPPED: this test process is not root (chroot)");
-        return;
-    }
-    let rootfs = bundle.join("rootfs");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {

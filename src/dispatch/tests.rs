@@ -327,18 +327,27 @@ async fn events_for_a_cold_gateway_wait_and_leave_together_when_it_appears() {
     );
 }
 
-#[tokio::test]
-async fn a_cold_spell_and_the_queue_waits_are_measured() {
-    let addr = free_port().await;
+/// A dispatcher for `addr` (short backoff, `connect_timeout`) and the metrics it records.
+fn measured(
+    addr: std::net::SocketAddr,
+    connect_timeout: Duration,
+) -> (Arc<Dispatcher>, Arc<GatewayMetrics>) {
     let mut spec = GatewaySpec::with_defaults("fake", &format!("grpc://{addr}"));
-    spec.connect_timeout = Duration::from_secs(10);
+    spec.connect_timeout = connect_timeout;
     spec.retry.initial_backoff = Duration::from_millis(20);
     spec.retry.max_backoff = Duration::from_millis(100);
     let metrics = Arc::new(GatewayMetrics::new());
-    let d = Arc::new(Dispatcher::with_metrics(
-        FlowClient::new(&spec).unwrap(),
-        metrics.clone(),
-    ));
+    let client = FlowClient::new(&spec).unwrap();
+    (
+        Arc::new(Dispatcher::with_metrics(client, metrics.clone())),
+        metrics,
+    )
+}
+
+#[tokio::test]
+async fn a_cold_spell_and_the_queue_waits_are_measured() {
+    let addr = free_port().await;
+    let (d, metrics) = measured(addr, Duration::from_secs(10));
     let tasks: Vec<_> = (0..3)
         .map(|i| spawn_submit(&d, event(&[&format!("w{i}")], json!({}))))
         .collect();
@@ -368,12 +377,7 @@ async fn a_cold_spell_and_the_queue_waits_are_measured() {
 #[tokio::test]
 async fn a_cold_spell_nobody_waited_through_is_not_counted() {
     let addr = free_port().await;
-    let mut spec = GatewaySpec::with_defaults("fake", &format!("grpc://{addr}"));
-    spec.connect_timeout = Duration::from_millis(300);
-    spec.retry.initial_backoff = Duration::from_millis(20);
-    spec.retry.max_backoff = Duration::from_millis(100);
-    let metrics = Arc::new(GatewayMetrics::new());
-    let d = Dispatcher::with_metrics(FlowClient::new(&spec).unwrap(), metrics.clone());
+    let (d, metrics) = measured(addr, Duration::from_millis(300));
     // Refused until its deadline: the event expires and the queue empties while cold.
     let error = d.submit(event(&["gone"], json!({}))).await.unwrap_err();
     assert!(matches!(error, FlowError::Unavailable { .. }), "{error:?}");

@@ -42,11 +42,7 @@ pub(super) async fn take(shared: &Shared) {
                 }
             }
             Policy::Closed => {
-                let failed: Vec<_> = {
-                    let mut state = shared.lock();
-                    state.queued_docs = 0;
-                    state.queue.drain(..).collect()
-                };
+                let failed = shared.lock().queue.take_all();
                 let message = format!("the shared rate budget is unavailable: {error}");
                 let now = Instant::now();
                 for pending in failed {

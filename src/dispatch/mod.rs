@@ -1,8 +1,9 @@
 //! Delivery to one gateway: the per-gateway queue between ingress and the Flow client, with
 //! adaptive micro-batching, limits, cold-start handling and per-event results.
 //!
-//! Every event's Flow request is [`Dispatcher::submit`]ted and waits in the gateway's queue. A
-//! driver task per gateway sends from the front of the queue:
+//! Every event's Flow request is [`Dispatcher::submit`]ted and waits in the gateway's queue
+//! (`queue`, which counts its documents as it changes). A driver task per gateway sends from its
+//! front:
 //!
 //! * **Adaptive batching.** While fewer than `concurrency` requests are in flight, the front
 //!   event leaves at once, together with whatever else is waiting with the same batch key
@@ -45,10 +46,10 @@ mod budget;
 mod cold;
 pub mod dedup;
 pub mod limit;
+mod queue;
 pub mod scale;
 pub mod window;
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, oneshot};
@@ -65,6 +66,7 @@ use batch::{Candidate, Caps};
 use bucket::TokenBucket;
 use cold::Cold;
 use limit::{Efficiency, Limiter, Outcome};
+use queue::Queue;
 
 /// The outcome an event waits for.
 type EventResult = Result<FlowResponse, FlowError>;
@@ -86,9 +88,7 @@ struct Pending {
 }
 
 struct State {
-    queue: VecDeque<Pending>,
-    /// Documents of the events in `queue`.
-    queued_docs: usize,
+    queue: Queue,
     /// When the last request in flight ended (`None`: none yet).
     quiet_since: Option<Instant>,
     /// An autoscaled Flow may be waking from zero: no request answered since it was quiet.
@@ -182,8 +182,7 @@ impl Dispatcher {
         let now = Instant::now();
         let spec = &client.spec;
         let state = State {
-            queue: VecDeque::new(),
-            queued_docs: 0,
+            queue: Queue::default(),
             quiet_since: None,
             waking: false,
             in_flight: 0,
@@ -281,7 +280,6 @@ impl Dispatcher {
                     max_pending: spec.max_pending,
                 });
             }
-            state.queued_docs += ids.len();
             state.queue.push_back(Pending {
                 key,
                 head,
@@ -341,14 +339,8 @@ impl State {
             &self.limiter,
             efficiency,
             self.in_flight,
-            self.queued_docs,
+            self.queue.docs(),
         )
-    }
-
-    fn pop_front(&mut self) -> Option<Pending> {
-        let p = self.queue.pop_front()?;
-        self.queued_docs -= p.ids.len();
-        Some(p)
     }
 }
 
@@ -364,7 +356,7 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
         if !gone && front.deadline > now {
             break;
         }
-        if let Some(left) = state.pop_front() {
+        if let Some(left) = state.queue.pop_front() {
             if gone {
                 answer::waited(&shared.metrics, &left, now);
             } else {
@@ -401,7 +393,7 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
         caps.max_docs = scale::share(
             efficiency,
             allowed - state.in_flight,
-            state.queued_docs,
+            state.queue.docs(),
             caps.max_docs,
         );
     }
@@ -438,7 +430,6 @@ fn plan(shared: &Shared, state: &mut State, now: Instant) -> Step {
     let mut batch = Vec::with_capacity(chosen.len());
     for index in chosen.into_iter().rev() {
         if let Some(p) = state.queue.remove(index) {
-            state.queued_docs -= p.ids.len();
             batch.push(p);
         }
     }
@@ -562,7 +553,6 @@ async fn send(
             let next_probe = Instant::now() + pause;
             state.cold = Some(Cold::refused(state.cold.take(), started, next_probe, cause));
             for pending in batch.into_iter().rev() {
-                state.queued_docs += pending.ids.len();
                 state.queue.push_front(pending);
             }
         }

@@ -183,6 +183,28 @@ pub(super) fn show(value: &Value) -> String {
         .unwrap_or_else(|_| format!("{value:?}"))
 }
 
+/// Report every key of `m` that is not in `allowed`, at its path, as "unknown key; `takes`";
+/// whether there was none.
+pub(super) fn only_keys(
+    m: &serde_norway::Mapping,
+    allowed: &[&str],
+    takes: &str,
+    path: &Path,
+    report: &mut Report,
+) -> bool {
+    let mut ok = true;
+    for key in m.keys() {
+        if !key.as_str().is_some_and(|k| allowed.contains(&k)) {
+            report.error(
+                path.key(key.as_str().unwrap_or("?")),
+                format!("unknown key; {takes}"),
+            );
+            ok = false;
+        }
+    }
+    ok
+}
+
 /// A whole number in `1..=max`.
 pub(super) fn count(value: &Value, max: u64, path: &Path, report: &mut Report) -> Option<usize> {
     match value.as_u64() {

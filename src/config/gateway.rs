@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
-use super::check::{NAME_RULE, count, duration, is_valid_name, show, size};
+use super::check::{NAME_RULE, count, duration, is_valid_name, only_keys, show, size};
 use super::path::{Path, Report};
 use super::raw::{RawBatch, RawGateway, RawRetry};
 use crate::model::{
@@ -209,16 +209,13 @@ fn concurrency(
             max: default_max,
         }),
         Value::Mapping(m) => {
-            let mut ok = true;
-            for key in m.keys() {
-                if !matches!(key.as_str(), Some("min" | "max")) {
-                    report.error(
-                        path.key(key.as_str().unwrap_or("?")),
-                        "unknown key; an adaptive concurrency takes min and max",
-                    );
-                    ok = false;
-                }
-            }
+            let ok = only_keys(
+                m,
+                &["min", "max"],
+                "an adaptive concurrency takes min and max",
+                path,
+                report,
+            );
             let bound = |key: &str, default: usize, report: &mut Report| match m.get(key) {
                 None => Some(default),
                 Some(v) => count(v, MAX_CONCURRENCY, &path.key(key), report),
@@ -261,16 +258,13 @@ fn autoscale(value: &Value, path: &Path, report: &mut Report) -> Option<Autoscal
         );
         return None;
     };
-    let mut ok = true;
-    for key in m.keys() {
-        if !matches!(key.as_str(), Some("target" | "max_scale")) {
-            report.error(
-                path.key(key.as_str().unwrap_or("?")),
-                "unknown key; autoscale takes target and max_scale",
-            );
-            ok = false;
-        }
-    }
+    let ok = only_keys(
+        m,
+        &["target", "max_scale"],
+        "autoscale takes target and max_scale",
+        path,
+        report,
+    );
     let target = match m.get("target") {
         None => {
             report.error(
